@@ -1,0 +1,46 @@
+import torch
+
+from trainer.config import ELIGIBLE_PARAMS, PRESETS
+from trainer.model import GPT, apply_rope, count_parameters, count_parameters_for, reference_attention, rope_tables
+
+
+def test_blueberry_151m_has_upstream_parameter_count():
+    cfg = PRESETS["blueberry-151m"]
+    assert count_parameters_for(cfg) == 151_032_320
+    with torch.device("meta"):
+        model = GPT(cfg)
+    assert count_parameters(model) == 151_032_320
+    hidden = sum(p.numel() for n, p in model.named_parameters() if p.ndim == 2 and "embed" not in n)
+    assert hidden == 125_829_120  # "125.8M in 2-D hidden matrices"
+
+
+def test_eligible_presets_in_leaderboard_range():
+    lo, hi = ELIGIBLE_PARAMS
+    for cfg in PRESETS.values():
+        assert count_parameters_for(cfg) == count_parameters(GPT(cfg)) if cfg.name != "blueberry-151m" else True
+        if cfg.leaderboard_eligible:
+            assert lo <= count_parameters_for(cfg) <= hi
+
+
+def test_tied_embeddings_and_init():
+    torch.manual_seed(0)
+    model = GPT(PRESETS["tiny"])
+    assert model.embed.weight.std().item() == __import__("pytest").approx(0.02, rel=0.05)
+    logits = model(torch.randint(0, 100, (2, 8)))
+    assert logits.shape == (2, 8, PRESETS["tiny"].vocab_size)
+
+
+def test_rope_rotates_adjacent_pairs():
+    cos, sin = rope_tables(4, 4, 10000.0)
+    x = torch.tensor([1.0, 0.0, 1.0, 0.0]).view(1, 1, 1, 4).expand(1, 1, 4, 4).contiguous()
+    y = apply_rope(x, cos, sin)
+    # position 1, pair 0 rotates by angle 1 rad: (cos 1, sin 1)
+    assert torch.allclose(y[0, 0, 1, :2], torch.tensor([torch.cos(torch.tensor(1.0)), torch.sin(torch.tensor(1.0))]))
+    assert torch.allclose(y.norm(dim=-1), x.norm(dim=-1))
+
+
+def test_sdpa_gqa_matches_reference_attention():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 8, 16, 8), torch.randn(2, 4, 16, 8), torch.randn(2, 4, 16, 8)
+    fast = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert torch.allclose(fast, reference_attention(q, k, v), atol=1e-5)

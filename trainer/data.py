@@ -1,0 +1,821 @@
+"""Training and validation tokens: data sources, the tokenizer, and a tokenize-once uint16 cache.
+
+A data source (``DataConfig.train``) is one of
+
+* a name from :data:`SOURCES`: ``sample`` (the small corpus shipped in ``trainer/assets``) or ``offline``
+  (the full offline corpus, found as described in :func:`find_offline_root`);
+* a file, a glob, or several of either separated by commas (``.jsonl``, ``.jsonl.zst``, ``.json``,
+  ``.json.zst``; one JSON object per document with a ``text`` field, or for ``.json`` a JSON array of such
+  objects);
+* a folder laid out like the offline corpus (``val.jsonl.zst`` plus ``*/train-*.jsonl.zst``), read like
+  ``offline``; any other folder is handed to ``datasets.load_dataset`` (a local Hugging Face dataset);
+* a Hugging Face dataset name (``owner/name``), loaded with ``datasets.load_dataset``.
+
+The validation set (``DataConfig.val``) is the source's own when empty: the sample's and the offline
+corpus's held-out files, a Hugging Face dataset's ``validation`` split, and otherwise the documents whose
+``md5(text) % 100 == 0``, which are then left out of training. It can also be named like a train source.
+
+:func:`load_tokens` encodes every document with ``add_special_tokens=False`` and appends one EOS
+(``<|endoftext|>``, id 0 for SmolLM2), so documents are separated, and stores the train and val streams as
+flat uint16 files under the cache folder. Later calls memory-map them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zstandard
+from tokenizers import Tokenizer
+
+from trainer.config import ConfigError, DataConfig
+
+try:  # POSIX only; without it two builders of one cache both tokenize, which is wasteful but still safe
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+# Bump when the token layout or the document rules change, so old caches are not reused.
+FORMAT_VERSION = 1
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SOURCES: dict[str, str] = {
+    "sample": "the corpus sample shipped in trainer/assets (about 1.76M train and 138k val tokens)",
+    "offline": "the full offline corpus ($BLUEBERRY_DATA or shared/data: */train-*.jsonl.zst, val.jsonl.zst)",
+}
+
+EOS_TOKEN = "<|endoftext|>"
+DATA_SUFFIXES = (".jsonl", ".jsonl.zst", ".json", ".json.zst")
+HOLDOUT_MODULUS = 100  # md5(text) % 100 == 0 goes to validation: a stable 1%, whatever the file order
+
+# Documents per encode_batch call. Large enough to keep all cores of a 16-core host busy, small enough that
+# a batch's text (~10 MB for Wikipedia) and its token lists stay modest in memory.
+BATCH_DOCS = 1000
+BATCH_BYTES = 8 << 20
+# Compressed bytes read from a file at a time. Small, because interleaving several files switches files on
+# these boundaries: 16 KB of zstd input is ~60 KB of text, a handful of documents.
+READ_CHUNK = 1 << 14
+MAX_INTERLEAVED_FILES = 256  # beyond this many files, read them one after another (bounded open files)
+
+_HOLDOUT_DESCRIPTION = f"md5(text) % {HOLDOUT_MODULUS} == 0 held out of train"
+
+_HF_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class TokenData:
+    train: np.ndarray  # uint16, memory-mapped, whole train stream
+    val: np.ndarray  # uint16, memory-mapped
+    vocab_size: int
+    eos_id: int  # 0 for SmolLM2
+    fingerprint: str  # cache key
+    source: str  # human description
+    n_train_docs: int
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+def _looks_like_hf_name(spec: str) -> bool:
+    return bool(_HF_NAME.match(spec)) and not spec.endswith(DATA_SUFFIXES + (".zst", ".txt"))
+
+
+def load_tokenizer(spec: str = "") -> Tokenizer:
+    """The tokenizer: empty = the shipped SmolLM2 ``tokenizer.json.zst``; a path to a ``tokenizer.json``
+    (optionally ``.zst``, or a folder holding one); else a Hugging Face name (``Tokenizer.from_pretrained``).
+
+    Truncation and padding are switched off: a tokenizer that truncates would silently cut documents.
+    """
+    path = ASSETS / "tokenizer.json.zst" if not spec else Path(spec).expanduser()
+    if path.is_dir():
+        path = next((path / n for n in ("tokenizer.json", "tokenizer.json.zst") if (path / n).is_file()),
+                    path / "tokenizer.json")
+    if path.is_file():
+        try:
+            blob = path.read_bytes()
+            if path.name.endswith(".zst"):
+                blob = zstandard.ZstdDecompressor().decompress(blob)
+            tok = Tokenizer.from_str(blob.decode("utf-8"))
+        except Exception as e:  # zstd, UTF-8 and tokenizer parse errors all mean "not a tokenizer file"
+            raise ConfigError(f"{path}: not a valid tokenizer.json ({_first_line(e)})") from None
+    elif spec and _looks_like_hf_name(spec):
+        try:
+            tok = Tokenizer.from_pretrained(spec)
+        except Exception as e:
+            raise ConfigError(f"could not load tokenizer {spec!r} from the Hugging Face hub ({_first_line(e)}); "
+                              f"pass a tokenizer.json path in data.tokenizer instead") from None
+    else:
+        raise ConfigError(f"tokenizer not found: {path} (data.tokenizer takes a tokenizer.json path, "
+                          f"optionally .zst, or a Hugging Face name)")
+    if tok.truncation is not None:
+        tok.no_truncation()
+    if tok.padding is not None:
+        tok.no_padding()
+    return tok
+
+
+def tokenizer_fingerprint(tok: Tokenizer) -> str:
+    """Short sha256 of the tokenizer's canonical JSON: equal for equal tokenizers wherever they came from."""
+    return hashlib.sha256(tok.to_str().encode("utf-8")).hexdigest()[:16]
+
+
+def _eos_id(tok: Tokenizer) -> int:
+    eos = tok.token_to_id(EOS_TOKEN)
+    if eos is None:
+        logger.warning("tokenizer has no %s token; separating documents with id 0 (%r)", EOS_TOKEN,
+                       tok.id_to_token(0))
+        return 0
+    return eos
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sources
+
+
+@dataclass(frozen=True)
+class _Files:
+    """Local data files, read by this module (streamed, interleaved)."""
+
+    paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class _HFDataset:
+    """A Hugging Face dataset: a hub name or a local folder that ``datasets.load_dataset`` understands."""
+
+    name: str
+    split: str
+    optional: bool = False  # a missing split means "hold documents out of train instead"
+
+
+_Source = _Files | _HFDataset
+
+
+@dataclass(frozen=True)
+class _Plan:
+    train: _Source
+    val: _Source | None  # None: hold documents out of train by the md5 rule
+    description: str
+    val_description: str
+
+
+def find_offline_root() -> Path:
+    """The offline corpus folder: ``$BLUEBERRY_DATA`` if set, else the first existing of
+    ``<repo root>/../shared/data``, ``<cwd>/../shared/data``, ``<cwd>/shared/data``, ``<cwd>/data/offline``."""
+    env = os.environ.get("BLUEBERRY_DATA")
+    if env:
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"BLUEBERRY_DATA={env} is not a folder; point it at the offline corpus "
+                              f"(the folder with val.jsonl.zst and */train-*.jsonl.zst)")
+        return root.resolve()
+    cwd = Path.cwd()
+    candidates = [REPO_ROOT.parent / "shared" / "data", cwd.parent / "shared" / "data", cwd / "shared" / "data",
+                  cwd / "data" / "offline"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise ConfigError(f"offline corpus not found; looked in {', '.join(str(c) for c in candidates)}; "
+                      f"set it with --data <folder> or BLUEBERRY_DATA=<folder>")
+
+
+def _is_offline_layout(root: Path) -> bool:
+    return (root / "val.jsonl.zst").is_file() and any(root.glob("*/train-*.jsonl.zst"))
+
+
+def _offline(root: Path) -> tuple[_Files, _Files]:
+    train = tuple(sorted(p.resolve() for p in root.glob("*/train-*.jsonl.zst")))
+    if not train:
+        raise ConfigError(f"offline corpus {root} has no */train-*.jsonl.zst files")
+    val = root / "val.jsonl.zst"
+    if not val.is_file():
+        raise ConfigError(f"offline corpus {root} has no val.jsonl.zst")
+    return _Files(train), _Files((val.resolve(),))
+
+
+def _sample() -> tuple[_Files, _Files]:
+    train, val = ASSETS / "sample-train.jsonl.zst", ASSETS / "sample-val.jsonl.zst"
+    for path in (train, val):
+        if not path.is_file():
+            raise ConfigError(f"shipped sample file missing: {path} (regenerate it with scripts/make_sample.py)")
+    return _Files((train,)), _Files((val,))
+
+
+def _expand_files(spec: str) -> tuple[Path, ...]:
+    """Files named by a comma-separated list of paths and globs: sorted, without duplicates."""
+    found: set[Path] = set()
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        expanded = os.path.expanduser(item)
+        if glob.has_magic(expanded):
+            matches = [Path(m) for m in glob.glob(expanded, recursive=True) if Path(m).is_file()]
+            if not matches:
+                raise ConfigError(f"no files match {item!r}")
+        else:
+            path = Path(expanded)
+            if not path.exists():
+                raise ConfigError(f"data file not found: {item} (a data source is one of {', '.join(SOURCES)}, "
+                                  f"files or globs, a folder, or a Hugging Face dataset name)")
+            if path.is_dir():
+                raise ConfigError(f"{item} is a folder; list it on its own (a folder is read as a dataset) "
+                                  f"or name its files with a glob such as {item}/*.jsonl")
+            matches = [path]
+        for match in matches:
+            if not match.name.endswith(DATA_SUFFIXES):
+                raise ConfigError(f"{match}: unsupported file type; data files must end in "
+                                  f"{', '.join(DATA_SUFFIXES)}")
+            found.add(match.resolve())
+    if not found:
+        raise ConfigError(f"no data files in {spec!r}")
+    return tuple(sorted(found))
+
+
+def _resolve(spec: str, *, split: str) -> tuple[_Source, _Source | None, str]:
+    """A source spec as (documents, its own validation source or None for the hold-out rule, description).
+
+    ``split`` is the Hugging Face split to read: ``train`` for training, ``validation`` for DataConfig.val.
+    """
+    spec = spec.strip()
+    if spec == "sample":
+        train, val = _sample()
+        return train, val, "sample (trainer/assets)"
+    if spec == "offline":
+        root = find_offline_root()
+        train, val = _offline(root)
+        return train, val, f"offline ({root})"
+    single = "," not in spec
+    path = Path(spec).expanduser()
+    if single and path.is_dir():
+        if _is_offline_layout(path):
+            train, val = _offline(path)
+            return train, val, f"offline layout ({path.resolve()})"
+        return _HFDataset(str(path.resolve()), split), None, f"local dataset {path.resolve()}"
+    if single and not glob.has_magic(spec) and not path.exists() and _looks_like_hf_name(spec):
+        return _HFDataset(spec, split), None, f"Hugging Face dataset {spec}"
+    files = _expand_files(spec)
+    names = ", ".join(p.name for p in files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
+    return _Files(files), None, names
+
+
+def _plan(data: DataConfig) -> _Plan:
+    train, own_val, description = _resolve(data.train, split="train")
+    if data.val.strip():
+        val_source, val_own, val_description = _resolve(data.val, split="validation")
+        # A source with its own validation files (sample, offline) given as val means those files.
+        return _Plan(train, val_own or val_source, description, val_description)
+    if own_val is not None:
+        return _Plan(train, own_val, description, "its held-out file")
+    if isinstance(train, _HFDataset):
+        # Whether the dataset has a validation split is only found out when it is loaded, i.e. when the cache
+        # is built: checking here would load (or download) it on every cache hit too.
+        return _Plan(train, _HFDataset(train.name, "validation", optional=True), description,
+                     "its validation split, else the md5 hold-out")
+    return _Plan(train, None, description, _HOLDOUT_DESCRIPTION)
+
+
+def _source_key(source: _Source | None) -> Any:
+    """What identifies a source's content for the cache: files by path, size and mtime."""
+    if source is None:
+        return ["holdout-md5", HOLDOUT_MODULUS]
+    if isinstance(source, _Files):
+        return [["file", str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in source.paths]
+    key: list[Any] = ["hf", source.name, source.split, source.optional]
+    local = Path(source.name)
+    if local.is_dir():  # a local dataset changes when its files do; hub datasets are keyed by name only
+        key.append([[str(p.relative_to(local)), p.stat().st_size, p.stat().st_mtime_ns]
+                    for p in sorted(local.rglob("*")) if p.is_file()])
+    return key
+
+
+def _cache_key(plan: _Plan, tok_fingerprint: str, text_field: str) -> str:
+    payload = {
+        "format": FORMAT_VERSION,
+        "train": _source_key(plan.train),
+        "val": _source_key(plan.val),
+        "tokenizer": tok_fingerprint,
+        "text_field": text_field,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()[:24]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reading documents
+
+
+class _DocFile:
+    """One data file, read document by document; ``consumed`` is how many bytes of the file were read."""
+
+    def __init__(self, path: Path, text_field: str) -> None:
+        self.path = path
+        self.text_field = text_field
+        self.size = path.stat().st_size
+        self.consumed = 0
+
+    @property
+    def fraction(self) -> float:
+        return self.consumed / self.size if self.size else 1.0
+
+    def _chunks(self) -> Iterator[bytes]:
+        """The file's (decompressed) bytes in chunks. zstd files may hold several frames."""
+        compressed = self.path.name.endswith(".zst")
+        try:
+            with self.path.open("rb") as fh:
+                dobj = zstandard.ZstdDecompressor().decompressobj() if compressed else None
+                in_frame = False  # bytes of an unfinished frame were fed
+                while raw := fh.read(READ_CHUNK):
+                    self.consumed = fh.tell()
+                    if dobj is None:
+                        yield raw
+                        continue
+                    while raw:
+                        out = dobj.decompress(raw)
+                        in_frame = True
+                        if out:
+                            yield out
+                        if dobj.eof:  # frame finished; what follows it is the next frame
+                            raw = dobj.unused_data
+                            dobj = zstandard.ZstdDecompressor().decompressobj()
+                            in_frame = False
+                        else:
+                            raw = b""
+                if in_frame:
+                    raise ConfigError(f"{self.path}: truncated zstd file (it ends inside a frame)")
+        except zstandard.ZstdError as e:
+            raise ConfigError(f"{self.path}: corrupt zstd data ({_first_line(e)})") from None
+        except OSError as e:
+            raise ConfigError(f"{self.path}: cannot read ({e.strerror or e})") from None
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        pending = b""
+        lineno = 0
+        for chunk in self._chunks():
+            pending += chunk
+            if b"\n" not in chunk:
+                continue
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                lineno += 1
+                yield lineno, line
+        if pending:
+            yield lineno + 1, pending
+
+    def _text(self, doc: Any, where: str) -> str | None:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{where}: expected a JSON object with a {self.text_field!r} field, "
+                              f"got {type(doc).__name__}")
+        if self.text_field not in doc:
+            fields = ", ".join(map(str, list(doc)[:8])) or "none"
+            raise ConfigError(f"{where}: no {self.text_field!r} field (fields: {fields}); "
+                              f"set data.text_field to the field that holds the text")
+        text = doc[self.text_field]
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}: field {self.text_field!r} is {type(text).__name__}, not a string")
+        return text or None  # empty documents would only add a lone EOS
+
+    def texts(self) -> Iterator[str]:
+        if self.path.name.endswith((".json", ".json.zst")):
+            # A .json file is either one JSON array of documents or JSON lines; tell them apart by the first
+            # character. Arrays cannot be streamed, so a .json file is read whole.
+            blob = b"".join(self._chunks())
+            if blob.lstrip()[:1] == b"[":
+                try:
+                    docs = json.loads(blob)
+                except ValueError as e:
+                    raise ConfigError(f"{self.path}: invalid JSON ({_first_line(e)})") from None
+                for i, doc in enumerate(docs):
+                    if (text := self._text(doc, f"{self.path}: item {i}")) is not None:
+                        yield text
+                return
+            lines: Iterable[tuple[int, bytes]] = enumerate(blob.split(b"\n"), start=1)
+        else:
+            lines = self._lines()
+        for lineno, line in lines:
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+                raise ConfigError(f"{self.path}:{lineno}: invalid JSON ({_first_line(e)})") from None
+            if (text := self._text(doc, f"{self.path}:{lineno}")) is not None:
+                yield text
+
+
+class _FileStream:
+    """Documents of several files, interleaved in proportion to file size.
+
+    The next document always comes from the file that is least far through (by bytes read), so every
+    stretch of the stream mixes the files as the whole does. Concatenating them instead would make the start
+    of the offline train stream 4.5M tokens of textbooks and then only Wikipedia.
+    """
+
+    def __init__(self, files: _Files, text_field: str) -> None:
+        self.files = [_DocFile(p, text_field) for p in files.paths]
+        self.total = sum(f.size for f in self.files)
+
+    @property
+    def consumed(self) -> int:
+        return sum(f.consumed for f in self.files)
+
+    def __iter__(self) -> Iterator[str]:
+        if len(self.files) > MAX_INTERLEAVED_FILES:
+            logger.info("%d files: reading them one after another instead of interleaving", len(self.files))
+            for f in self.files:
+                yield from f.texts()
+            return
+        streams = [f.texts() for f in self.files]
+        active = list(range(len(self.files)))
+        try:
+            while active:
+                i = min(active, key=lambda k: (self.files[k].fraction, k))
+                text = next(streams[i], None)
+                if text is None:
+                    active.remove(i)
+                    continue
+                yield text
+        finally:
+            for stream in streams:
+                stream.close()
+
+
+class _UnknownSplit(ConfigError):
+    pass
+
+
+def _hf_load(name: str, split: str) -> Any:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        raise ConfigError(f"{name!r} looks like a Hugging Face dataset but `datasets` is not installed") from None
+    try:
+        return datasets.load_dataset(name, split=split, streaming=False)
+    except ValueError as e:
+        if "Unknown split" in str(e):
+            raise _UnknownSplit(f"dataset {name!r} has no {split!r} split ({_first_line(e)})") from None
+        raise ConfigError(f"could not load dataset {name!r} split {split!r}: {_first_line(e)}") from None
+    except Exception as e:
+        raise ConfigError(f"could not load dataset {name!r} split {split!r}: {_first_line(e)}") from None
+
+
+class _HFStream:
+    """The text column of a Hugging Face dataset split (memory-mapped Arrow, read in batches)."""
+
+    def __init__(self, source: _HFDataset, text_field: str) -> None:
+        self.source = source
+        self.text_field = text_field
+        self.dataset = _hf_load(source.name, source.split)
+        self.total = len(self.dataset)
+        self.consumed = 0
+        if text_field not in self.dataset.column_names:
+            raise ConfigError(f"dataset {source.name!r} split {source.split!r} has no {text_field!r} column "
+                              f"(columns: {', '.join(self.dataset.column_names)}); set data.text_field")
+
+    def __iter__(self) -> Iterator[str]:
+        for batch in self.dataset.iter(batch_size=BATCH_DOCS):
+            for text in batch[self.text_field]:
+                self.consumed += 1
+                if not isinstance(text, str):
+                    raise ConfigError(f"dataset {self.source.name!r} row {self.consumed - 1}: "
+                                      f"{self.text_field!r} is {type(text).__name__}, not a string")
+                if text:
+                    yield text
+
+
+def _open(source: _Source, text_field: str) -> _FileStream | _HFStream:
+    return _FileStream(source, text_field) if isinstance(source, _Files) else _HFStream(source, text_field)
+
+
+def _is_holdout(text: str) -> bool:
+    digest = hashlib.md5(text.encode("utf-8"), usedforsecurity=False).digest()
+    return int.from_bytes(digest, "big") % HOLDOUT_MODULUS == 0
+
+
+@dataclass
+class _Batch:
+    texts: list[str]
+    to_val: list[bool]
+    progress: int  # input read so far, in the progress bar's unit
+
+
+@dataclass
+class _Reader:
+    batches: Iterator[_Batch]
+    total: int  # for the progress bar; 0 when unknown
+    unit: str  # "B" (bytes of files) or "doc"
+    val_description: str  # what the validation set turned out to be
+
+
+def _reader(plan: _Plan, text_field: str) -> _Reader:
+    """Batches of documents over the whole plan, each document marked for train or val."""
+    train = _open(plan.train, text_field)
+    val: _FileStream | _HFStream | None = None
+    val_description = plan.val_description
+    if plan.val is not None:
+        try:
+            val = _open(plan.val, text_field)
+        except _UnknownSplit:
+            if not (isinstance(plan.val, _HFDataset) and plan.val.optional):
+                raise
+            val_description = _HOLDOUT_DESCRIPTION
+    holdout = val is None
+    streams = [(train, False)] + ([(val, True)] if val is not None else [])
+    # Files report bytes read, datasets rows: show a byte bar when all inputs are files, else count docs.
+    by_bytes = all(isinstance(s, _FileStream) for s, _ in streams)
+    total = sum(s.total for s, _ in streams) if by_bytes or all(isinstance(s, _HFStream) for s, _ in streams) else 0
+
+    def generate() -> Iterator[_Batch]:
+        done = 0  # progress of the streams already finished
+        n_docs = 0
+        for stream, to_val in streams:
+            texts: list[str] = []
+            flags: list[bool] = []
+            size = 0
+            for text in stream:
+                texts.append(text)
+                flags.append(_is_holdout(text) if holdout else to_val)
+                size += len(text)
+                if len(texts) >= BATCH_DOCS or size >= BATCH_BYTES:
+                    n_docs += len(texts)
+                    yield _Batch(texts, flags, done + stream.consumed if by_bytes else n_docs)
+                    texts, flags, size = [], [], 0
+            if texts:
+                n_docs += len(texts)
+                yield _Batch(texts, flags, done + stream.consumed if by_bytes else n_docs)
+            done += stream.consumed
+
+    return _Reader(generate(), total, "B" if by_bytes else "doc", val_description)
+
+
+_END = object()
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``items`` in a background thread, ``depth`` items ahead.
+
+    The tokenizer releases the GIL while encoding, so reading and parsing the next batch, encoding one and
+    writing the previous one overlap. Exceptions are re-raised in the consumer; closing the consumer stops the
+    producer.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            with contextlib.closing(items) if hasattr(items, "close") else contextlib.nullcontext():
+                for item in items:
+                    if not put(item):
+                        return
+            put(_END)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            put(_Failure(e))
+
+    thread = threading.Thread(target=work, name="blueberry-data-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The cache
+
+
+def cache_root(data: DataConfig) -> Path:
+    """``DataConfig.cache_dir``, else ``$BLUEBERRY_CACHE``, else ``~/.cache/blueberry-tune``."""
+    root = data.cache_dir or os.environ.get("BLUEBERRY_CACHE") or "~/.cache/blueberry-tune"
+    return Path(root).expanduser()
+
+
+def _read_meta(folder: Path, key: str) -> dict[str, Any] | None:
+    """The sidecar of a complete cache entry, or None. The token files must have the recorded sizes."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        complete = (meta.get("key") == key
+                    and (folder / "train.u16").stat().st_size == 2 * meta["train_tokens"]
+                    and (folder / "val.u16").stat().st_size == 2 * meta["val_tokens"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta if complete else None
+
+
+def _token_data(folder: Path, meta: dict[str, Any]) -> TokenData:
+    return TokenData(
+        train=np.memmap(folder / "train.u16", dtype=np.uint16, mode="r"),
+        val=np.memmap(folder / "val.u16", dtype=np.uint16, mode="r"),
+        vocab_size=meta["vocab_size"],
+        eos_id=meta["eos_id"],
+        fingerprint=meta["key"],
+        source=meta["source"],
+        n_train_docs=meta["train_docs"],
+    )
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """Serialise builders of one cache entry, so parallel trials on one host tokenize once, not N times."""
+    if fcntl is None:
+        yield
+        return
+    with (folder / ".lock").open("a") as fh:
+        locked = True
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another process is tokenizing into %s; waiting for it", folder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:  # file systems without flock (some network mounts): go on unlocked, still safe
+            locked = False
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path, key: str,
+           progress: bool) -> dict[str, Any]:
+    """Tokenize the plan into folder/train.u16 and folder/val.u16; return the sidecar's contents.
+
+    Tokens go to uniquely named temporary files that are renamed into place only when complete, and the
+    sidecar is written last: a reader sees a whole cache entry or none, even with several builders at once.
+    """
+    start = time.perf_counter()
+    reader = _reader(plan, text_field)
+    description = f"{plan.description}; val: {reader.val_description}"
+    encode: Callable[..., list[Any]] = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no offsets: faster
+    suffix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    tmp = {"train": folder / f"train.u16.{suffix}", "val": folder / f"val.u16.{suffix}"}
+    tokens = {"train": 0, "val": 0}
+    docs = {"train": 0, "val": 0}
+    # Imported here: tqdm is only needed when building.
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=reader.total or None, unit=reader.unit, unit_scale=reader.unit == "B", desc="tokenizing",
+               disable=not progress or not sys.stderr.isatty(), leave=False)
+    # Three stages in three threads: read + parse, encode (in Rust, all cores), flatten + write (here).
+    read = _prefetch(reader.batches)
+    encoded = _prefetch((b, encode(b.texts, add_special_tokens=False)) for b in read)
+    try:
+        with tmp["train"].open("wb") as f_train, tmp["val"].open("wb") as f_val:
+            out = {"train": f_train, "val": f_val}
+            for batch, encodings in encoded:
+                flat: dict[str, list[int]] = {"train": [], "val": []}
+                for enc, to_val in zip(encodings, batch.to_val):
+                    split = "val" if to_val else "train"
+                    flat[split].extend(enc.ids)
+                    flat[split].append(eos)
+                    docs[split] += 1
+                for split, ids in flat.items():
+                    if ids:
+                        np.asarray(ids, dtype=np.uint16).tofile(out[split])
+                        tokens[split] += len(ids)
+                bar.update(batch.progress - bar.n)
+                bar.set_postfix_str(f"{docs['train'] + docs['val']:,} docs, {tokens['train'] + tokens['val']:,} tokens",
+                                    refresh=False)
+            for fh in out.values():  # durable before the rename makes them visible
+                fh.flush()
+                os.fsync(fh.fileno())
+        for split in ("train", "val"):
+            if tokens[split] == 0:
+                hint = (" (the md5 hold-out picked no documents; name a validation set with data.val)"
+                        if split == "val" and plan.val is None else "")
+                raise ConfigError(f"empty {split} set: {description} has no {split} documents{hint}")
+        os.replace(tmp["train"], folder / "train.u16")
+        os.replace(tmp["val"], folder / "val.u16")
+    finally:
+        encoded.close()  # stops and joins the encoding thread first: it is the one reading from `read`
+        read.close()
+        bar.close()
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    n_tokens = tokens["train"] + tokens["val"]
+    logger.info("tokenized %s: %s train docs / %s tokens, %s val docs / %s tokens in %.1f s (%.2fM tokens/s)",
+                description, f"{docs['train']:,}", f"{tokens['train']:,}", f"{docs['val']:,}",
+                f"{tokens['val']:,}", seconds, n_tokens / max(seconds, 1e-9) / 1e6)
+    meta = {
+        "format": FORMAT_VERSION,
+        "key": key,
+        "source": description,
+        "train_tokens": tokens["train"],
+        "val_tokens": tokens["val"],
+        "train_docs": docs["train"],
+        "val_docs": docs["val"],
+        "vocab_size": tok.get_vocab_size(with_added_tokens=True),
+        "eos_id": eos,
+        "text_field": text_field,
+        "tokenizer": tokenizer_fingerprint(tok),
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(n_tokens / max(seconds, 1e-9)),
+    }
+    _write_atomically(folder / "meta.json", json.dumps(meta, indent=1))
+    return meta
+
+
+def load_tokens(data: DataConfig, *, progress: bool = True) -> TokenData:
+    """The train and val token streams of ``data``, tokenized once and memory-mapped from the cache.
+
+    The cache entry is keyed by the source files (paths, sizes, mtimes) or dataset name, the tokenizer's
+    fingerprint, the text field and the format version; a hit only opens the memmaps.
+    """
+    tok = load_tokenizer(data.tokenizer)
+    vocab_size = tok.get_vocab_size(with_added_tokens=True)
+    if vocab_size > np.iinfo(np.uint16).max + 1:
+        raise ConfigError(f"tokenizer vocabulary has {vocab_size:,} tokens; token ids are cached as uint16, "
+                          f"so at most 65,536 are supported")
+    plan = _plan(data)
+    key = _cache_key(plan, tokenizer_fingerprint(tok), data.text_field)
+    folder = cache_root(data) / "tokens" / key
+    if (meta := _read_meta(folder, key)) is not None:
+        return _token_data(folder, meta)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the token cache {folder} ({e.strerror or e}); "
+                          f"set data.cache_dir or BLUEBERRY_CACHE to a writable folder") from None
+    with _build_lock(folder):
+        meta = _read_meta(folder, key)  # another process may have built it while we waited for the lock
+        if meta is None:
+            meta = _build(plan, tok, _eos_id(tok), data.text_field, folder, key, progress)
+    return _token_data(folder, meta)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation windows
+
+
+def val_windows(val: np.ndarray, seq_len: int, n_tokens: int) -> np.ndarray:
+    """The fixed validation set: the first ``max(1, n_tokens // seq_len)`` non-overlapping ``seq_len``-token
+    windows of the val stream, as int64 ``[n_windows, seq_len]``.
+
+    It depends only on the val stream, ``seq_len`` and ``n_tokens`` (never on a run's budget), so every run
+    of a track is scored on the same tokens. If the stream holds fewer windows, all it holds are used.
+    """
+    if seq_len < 1:
+        raise ConfigError(f"seq_len must be >= 1, got {seq_len}")
+    available = len(val) // seq_len
+    if available == 0:
+        raise ConfigError(f"the validation stream has {len(val):,} tokens, fewer than one window of "
+                          f"seq_len={seq_len}; use a larger validation set or a shorter seq_len")
+    n_windows = max(1, n_tokens // seq_len)
+    if n_windows > available:
+        logger.warning("validation set: asked for %d windows of %d tokens, the stream holds %d; using %d",
+                       n_windows, seq_len, available, available)
+        n_windows = available
+    return np.asarray(val[: n_windows * seq_len], dtype=np.int64).reshape(n_windows, seq_len)

@@ -1,0 +1,178 @@
+"""The Blueberry-Nano GPT, readable top to bottom.
+
+Decoder-only; RMSNorm pre-norm; GQA attention with RMSNorm on queries and keys (QK-norm) and rotary
+embeddings on adjacent pairs (torchtune's layout) applied after the QK-norm; SwiGLU MLP; no biases; tied
+input/output embeddings; token embeddings scaled by sqrt(d_model); every Linear and the embedding start
+from normal(0, 0.02). With the default config this is 151,032,320 parameters, as upstream.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+def rope_tables(seq_len: int, head_dim: int, base: float, device: torch.device | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of shape [seq_len, head_dim // 2] in fp32."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (x[2i], x[2i+1]) of the last dim; x is [B, H, T, D]."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, reference: bool = False
+                ) -> torch.Tensor:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q = apply_rope(self.q_norm(q), cos, sin)
+        k = apply_rope(self.k_norm(k), cos, sin)
+        if reference:
+            y = reference_attention(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Plain causal attention with K/V heads repeated: the obviously-correct version SDPA must match."""
+    groups = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(groups, dim=1)
+    v = v.repeat_interleave(groups, dim=1)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    T = q.shape[2]
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.up_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.down_proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, reference: bool = False
+                ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, reference)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.embed_scale = math.sqrt(cfg.d_model)
+        self._rope_len = 0
+        self.register_buffer("rope_cos", torch.empty(0), persistent=False)
+        self.register_buffer("rope_sin", torch.empty(0), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=self.cfg.init_std)
+            elif isinstance(module, RMSNorm):
+                nn.init.ones_(module.weight)
+
+    def _rope(self, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._rope_len < T or self.rope_cos.device != device:
+            cos, sin = rope_tables(T, self.cfg.head_dim, self.cfg.rope_base, device)
+            self.rope_cos, self.rope_sin, self._rope_len = cos, sin, T
+        return self.rope_cos[:T], self.rope_sin[:T]
+
+    def hidden(self, tokens: torch.Tensor, reference: bool = False) -> torch.Tensor:
+        """Final-norm hidden states [B, T, d_model] for input tokens [B, T]."""
+        cos, sin = self._rope(tokens.shape[1], tokens.device)
+        x = self.embed(tokens) * self.embed_scale
+        for block in self.blocks:
+            x = block(x, cos, sin, reference)
+        return self.final_norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [B, T, vocab] (tied output head)."""
+        return self.hidden(tokens) @ self.embed.weight.t()
+
+
+def next_token_loss(model: GPT, window: torch.Tensor, reference: bool = False) -> torch.Tensor:
+    """Mean cross-entropy of predicting window[:, 1:] from window[:, :-1] context.
+
+    The model reads the whole window; the last position has no target and is dropped before the
+    vocabulary projection (the most expensive matmul), so T-1 positions of each window count.
+    """
+    h = model.hidden(window, reference)[:, :-1]
+    logits = (h @ model.embed.weight.t()).float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_parameters_for(cfg: ModelConfig) -> int:
+    """Parameter count from the config alone (no allocation), matching ``count_parameters(GPT(cfg))``."""
+    d, hd = cfg.d_model, cfg.head_dim
+    attn = d * (cfg.n_heads * hd) * 2 + d * (cfg.n_kv_heads * hd) * 2 + 2 * hd
+    mlp = 3 * d * cfg.d_ff
+    per_block = attn + mlp + 2 * d
+    return cfg.vocab_size * d + cfg.n_layers * per_block + d
+
+
+def flops_per_token(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
+    """Training FLOPs per token: the 6·N rule (N = all parameters, as the leaderboard counts them) and the
+    causal attention term it leaves out (QK^T and AV: 2·2·T·d per layer forward, half of it masked,
+    times 3 for forward + backward)."""
+    n = count_parameters_for(cfg)
+    attention = 3 * 2 * cfg.n_layers * seq_len * cfg.d_model  # 12·L·T·d / 2 for causal
+    return {"six_n": 6.0 * n, "attention": float(attention), "total": 6.0 * n + attention}

@@ -1,0 +1,131 @@
+"""Optimizers: Muon on the hidden 2-D matrices, AdamW on embeddings and norms.
+
+The partition is by role and shape, never by parameter-name substrings: every ``nn.Linear`` weight inside
+a transformer block is a hidden matrix (Muon); the token embedding (also the tied output head) and every
+norm weight go to AdamW. ``partition`` asserts that the two sets cover every parameter exactly once.
+
+Muon (as upstream): momentum buffer ``buf = lerp(buf, g, 1 - m)``, Nesterov ``u = lerp(g, buf, m)``,
+orthogonalised by 5 Newton-Schulz quintic steps (3.4445, -4.7750, 2.0315) on the Frobenius-normalised
+update, applied as ``p -= lr * max(1, rows / cols) ** 0.5 * u``. No weight decay on Muon matrices.
+
+The fast path stacks all matrices of one shape and runs Newton-Schulz once per shape as a batched matmul
+(4 shapes in the 151M model instead of 224 separate calls); ``reference=True`` is the plain per-matrix
+loop in fp32 that the fast path is tested against.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from trainer.model import GPT, Block, RMSNorm
+
+NS_COEFFS = (3.4445, -4.7750, 2.0315)
+
+
+def partition(model: GPT) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(hidden matrices for Muon, embeddings and norms for AdamW), checked to cover every parameter once."""
+    hidden: list[nn.Parameter] = []
+    other: list[nn.Parameter] = []
+    for block in model.modules():
+        if isinstance(block, Block):
+            for module in block.modules():
+                if isinstance(module, nn.Linear):
+                    assert module.weight.ndim == 2
+                    hidden.append(module.weight)
+    for module in model.modules():
+        if isinstance(module, nn.Embedding | RMSNorm):
+            other.append(module.weight)
+    seen = [id(p) for p in hidden + other]
+    every = {id(p) for p in model.parameters()}
+    assert len(seen) == len(set(seen)), "a parameter is in both optimizer groups"
+    assert set(seen) == every, (f"optimizer groups miss {len(every - set(seen))} parameter(s): "
+                                "every parameter must be a block Linear, an embedding or a norm")
+    return hidden, other
+
+
+def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """Approximately orthogonalise G (or a batch [n, rows, cols] of same-shape matrices)."""
+    a, b, c = NS_COEFFS
+    X = G.to(dtype)
+    transpose = G.size(-2) > G.size(-1)
+    if transpose:
+        X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    for _ in range(steps):
+        A = X @ X.mT
+        B = b * A + c * (A @ A)
+        X = a * X + B @ X
+    return X.mT if transpose else X
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon over groups of same-shape matrices, Newton-Schulz batched per shape."""
+
+    def __init__(self, params: list[nn.Parameter], lr: float, momentum: float = 0.95, ns_steps: int = 5,
+                 ns_dtype: torch.dtype = torch.float16, reference: bool = False,
+                 compile_ns: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
+        self.ns_dtype = ns_dtype
+        self.reference = reference
+        self._ns: Callable[..., torch.Tensor] = torch.compile(newton_schulz, dynamic=False) if compile_ns \
+            else newton_schulz
+        by_shape: dict[tuple[int, ...], list[nn.Parameter]] = defaultdict(list)
+        for group in self.param_groups:
+            for p in group["params"]:
+                by_shape[tuple(p.shape)].append(p)
+        self.shape_groups = list(by_shape.values())
+        self._buffers: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        group = self.param_groups[0]
+        lr, m, steps = group["lr"], group["momentum"], group["ns_steps"]
+        if self.reference:
+            self._reference_step(lr, m, steps)
+            return
+        if self._buffers is None:
+            self._buffers = [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device, dtype=ps[0].dtype)
+                             for ps in self.shape_groups]
+        for params, buf in zip(self.shape_groups, self._buffers):
+            g = torch.stack([p.grad for p in params])
+            buf.lerp_(g, 1 - m)
+            g.lerp_(buf, m)
+            update = self._ns(g, steps, self.ns_dtype).to(params[0].dtype)
+            rows, cols = params[0].shape
+            torch._foreach_add_(params, list(update.unbind(0)), alpha=-lr * max(1.0, rows / cols) ** 0.5)
+
+    def _reference_step(self, lr: float, m: float, steps: int) -> None:
+        for p in self.param_groups[0]["params"]:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            buf = state["momentum_buffer"]
+            buf.mul_(m).add_(p.grad, alpha=1 - m)
+            g = p.grad * (1 - m) + buf * m
+            update = newton_schulz(g, steps, torch.float32)
+            p.add_(update, alpha=-lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
+
+
+def build_optimizers(model: GPT, *, muon_lr: float, adamw_lr: float, muon_momentum: float, weight_decay: float,
+                     fast: bool, ns_dtype: torch.dtype, compile_ns: bool = False
+                     ) -> tuple[Muon, torch.optim.AdamW]:
+    hidden, other = partition(model)
+    muon = Muon(hidden, lr=muon_lr, momentum=muon_momentum, ns_dtype=ns_dtype, reference=not fast,
+                compile_ns=compile_ns)
+    on_cuda = other[0].is_cuda
+    adamw = torch.optim.AdamW(other, lr=adamw_lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay,
+                              fused=on_cuda and fast, foreach=None if on_cuda and fast else False)
+    for opt in (muon, adamw):
+        for g in opt.param_groups:
+            g["peak_lr"] = g["lr"]
+    return muon, adamw
+
+
+def set_lr(optimizers: tuple[torch.optim.Optimizer, ...], multiplier: float) -> None:
+    for opt in optimizers:
+        for g in opt.param_groups:
+            g["lr"] = g["peak_lr"] * multiplier
