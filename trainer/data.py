@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -67,10 +68,11 @@ EOS_TOKEN = "<|endoftext|>"
 DATA_SUFFIXES = (".jsonl", ".jsonl.zst", ".json", ".json.zst")
 HOLDOUT_MODULUS = 100  # md5(text) % 100 == 0 goes to validation: a stable 1%, whatever the file order
 
-# Documents per encode_batch call. Large enough to keep all cores of a 16-core host busy, small enough that
-# a batch's text (~10 MB for Wikipedia) and its token lists stay modest in memory.
+# Documents per encode_batch call: at most 1000 documents or 4 MB of text (~1M tokens, ~450 Wikipedia
+# articles), enough to keep 16 cores busy. The byte cap bounds memory: the tokenizer's Encoding objects
+# take ~100 bytes per token, and up to three batches are in flight.
 BATCH_DOCS = 1000
-BATCH_BYTES = 8 << 20
+BATCH_BYTES = 4 << 20
 # Compressed bytes read from a file at a time. Small, because interleaving several files switches files on
 # these boundaries: 16 KB of zstd input is ~60 KB of text, a handful of documents.
 READ_CHUNK = 1 << 14
@@ -372,18 +374,19 @@ class _DocFile:
             raise ConfigError(f"{self.path}: cannot read ({e.strerror or e})") from None
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
-        pending = b""
+        parts: list[bytes] = []  # the unfinished line, in pieces: a long line is joined once, not per chunk
         lineno = 0
         for chunk in self._chunks():
-            pending += chunk
+            parts.append(chunk)
             if b"\n" not in chunk:
                 continue
-            *lines, pending = pending.split(b"\n")
+            *lines, rest = b"".join(parts).split(b"\n")
+            parts = [rest]
             for line in lines:
                 lineno += 1
                 yield lineno, line
-        if pending:
-            yield lineno + 1, pending
+        if rest := b"".join(parts):
+            yield lineno + 1, rest
 
     def _text(self, doc: Any, where: str) -> str | None:
         if not isinstance(doc, dict):
@@ -449,14 +452,15 @@ class _FileStream:
                 yield from f.texts()
             return
         streams = [f.texts() for f in self.files]
-        active = list(range(len(self.files)))
+        # Only the file just read from moves, so a heap of (fraction read, file index) finds the next one.
+        heap = [(0.0, i) for i in range(len(self.files))]
         try:
-            while active:
-                i = min(active, key=lambda k: (self.files[k].fraction, k))
+            while heap:
+                _, i = heapq.heappop(heap)
                 text = next(streams[i], None)
                 if text is None:
-                    active.remove(i)
                     continue
+                heapq.heappush(heap, (self.files[i].fraction, i))
                 yield text
         finally:
             for stream in streams:
@@ -488,12 +492,13 @@ class _HFStream:
     def __init__(self, source: _HFDataset, text_field: str) -> None:
         self.source = source
         self.text_field = text_field
-        self.dataset = _hf_load(source.name, source.split)
+        dataset = _hf_load(source.name, source.split)
+        if text_field not in dataset.column_names:
+            raise ConfigError(f"dataset {source.name!r} split {source.split!r} has no {text_field!r} column "
+                              f"(columns: {', '.join(dataset.column_names)}); set data.text_field")
+        self.dataset = dataset.select_columns([text_field])  # read only the text from the Arrow files
         self.total = len(self.dataset)
         self.consumed = 0
-        if text_field not in self.dataset.column_names:
-            raise ConfigError(f"dataset {source.name!r} split {source.split!r} has no {text_field!r} column "
-                              f"(columns: {', '.join(self.dataset.column_names)}); set data.text_field")
 
     def __iter__(self) -> Iterator[str]:
         for batch in self.dataset.iter(batch_size=BATCH_DOCS):
@@ -710,7 +715,7 @@ def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path,
                disable=not progress or not sys.stderr.isatty(), leave=False)
     # Three stages in three threads: read + parse, encode (in Rust, all cores), flatten + write (here).
     read = _prefetch(reader.batches)
-    encoded = _prefetch((b, encode(b.texts, add_special_tokens=False)) for b in read)
+    encoded = _prefetch(((b, encode(b.texts, add_special_tokens=False)) for b in read), depth=1)
     try:
         with tmp["train"].open("wb") as f_train, tmp["val"].open("wb") as f_val:
             out = {"train": f_train, "val": f_val}

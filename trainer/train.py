@@ -25,7 +25,7 @@ import torch
 
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, RunConfig
-from trainer.model import GPT, count_parameters, flops_per_token, next_token_loss
+from trainer.model import GPT, compile_regions, count_parameters, flops_per_token, next_token_loss
 from trainer.optim import build_optimizers, set_lr
 from trainer.schedule import multiplier_for
 
@@ -179,7 +179,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     def loss_of(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=not fast)
 
-    loss_fn = torch.compile(loss_of) if do_compile else loss_of
+    if do_compile:
+        compile_regions(model)
+    loss_fn = loss_of
     ns_dtype = torch.float16 if on_cuda else torch.float32
 
     def make_optimizers():

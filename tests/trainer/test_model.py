@@ -1,7 +1,14 @@
 import torch
 
 from trainer.config import ELIGIBLE_PARAMS, PRESETS
-from trainer.model import GPT, apply_rope, count_parameters, count_parameters_for, reference_attention, rope_tables
+from trainer.model import (
+    GPT,
+    apply_rope,
+    count_parameters,
+    count_parameters_for,
+    reference_attention,
+    rope_tables,
+)
 
 
 def test_blueberry_151m_has_upstream_parameter_count():

@@ -1,0 +1,363 @@
+"""Write the HTML reports: a search's pages, a transfer run's page, the records' leaderboard.
+
+Pages are written one by one, each atomically, beside one shared plotly.min.js, so a report can be
+regenerated while a search is still running and opened from disk with no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from . import _html
+from ._data import ReportInputError, RunData, load, load_records
+from ._html import esc, figure_div, note, page, write_atomic, write_plotly_js
+from ._style import (
+    STATUS_MEANING,
+    final_loss,
+    format_duration,
+    format_number,
+    objective_values,
+    ordered_statuses,
+    plural,
+    status_colour,
+)
+from .leaderboard import leaderboard_html, leaderboard_markdown
+from .loss_curves import _get_loss_curves_info, plot_loss_curves
+from .optimization_history import plot_optimization_history
+from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
+from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
+from .slice import plot_slice
+from .time_to_target import _get_time_to_target_info, plot_time_to_target
+from .transfer import _get_transfer_info, plot_rank_change, plot_transfer_scatter
+from .trials_table import trials_table_html
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Page:
+    file: str
+    label: str
+    title: str
+    about: str  # how to read it, and the choices made (shown under the title)
+    build: Callable[[RunData], tuple[list[go.Figure], list[str], str]]  # figures, notes, extra html
+    about_budget: str = ""  # the same for a budget track (no target, nothing censored), where it differs
+
+
+def _history_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    if run.trials.empty:
+        return [], ["no trials yet"], ""
+    return [plot_optimization_history(run)], [], ""
+
+
+def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    info = _get_loss_curves_info(run)
+    if not info["curves"]:
+        return [], ["No trial has reported a loss yet (history.parquet is missing or empty)."], ""
+    notes = []
+    if info["missing_history"]:
+        notes.append(f"{plural(len(info['missing_history']), 'trial')} without history (errored before a first report, "
+                     f"or not reported yet), not drawn: trials {', '.join(map(str, info['missing_history'][:20]))}"
+                     + (" …" if len(info["missing_history"]) > 20 else ""))
+    if not info["rungs"]:
+        notes.append("settings.json names no ASHA rungs: none are drawn.")
+    return [plot_loss_curves(run)], notes, ""
+
+
+def _parallel_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    if not run.param_columns:
+        return [], ["The trials table has no param_* columns."], ""
+    info = _get_parallel_coordinate_info(run)
+    if len(info["numbers"]) < 2:
+        return [], ["Fewer than two trials have a result to draw yet."], ""
+    return [plot_parallel_coordinate(run)], [info["note"]] if info["note"] else [], ""
+
+
+def _importance_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    if not run.param_columns:
+        return [], ["The trials table has no param_* columns."], ""
+    info = _get_param_importances_info(run)
+    rows = [[(esc(p["param"]), p["param"], ""),
+             (format_number(p["importance"], 3), "" if np.isnan(p["importance"]) else p["importance"], "num"),
+             (format_number(p["p_value"], 2), "" if np.isnan(p["p_value"]) else p["p_value"], "num"),
+             (format_number(p["spearman"], 3), "" if p["spearman"] is None else p["spearman"], "num"),
+             (str(p["groups"] or ""), p["groups"], "num"), (str(p["n"]), p["n"], "num"), (esc(p["reason"] or ""), "", "")]
+            for p in info["params"]]
+    table = _html.table([("param", "parameter"), ("importance", "η²_H"), ("p_value", "p-value (Kruskal–Wallis)"),
+                         ("spearman", "Spearman ρ"), ("groups", "groups"), ("n", "trials"), ("reason", "not rated because")],
+                        rows, table_id="importance")
+    if not any(np.isfinite(p["importance"]) for p in info["params"]):
+        return [], [f"Not enough finished trials to rate parameters yet ({info['n_trials']} with a result)."], table
+    return [plot_param_importances(run)], [], table
+
+
+def _slice_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    if not run.param_columns:
+        return [], ["The trials table has no param_* columns."], ""
+    if objective_values(run).isna().all() and final_loss(run.trials)[0].isna().all():
+        return [], ["No trial has a result or a loss to plot yet."], ""
+    return [plot_slice(run)], [], ""
+
+
+def _time_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    if run.is_budget_track:
+        return [], ["This track has no target (a fixed token budget): there is no time to target."], ""
+    info = _get_time_to_target_info(run)
+    rows = [[(esc(r["rule"]), r["rule"], ""), (str(r["reached"]), r["reached"], "num"),
+             (format_duration(r["best_s"]), r["best_s"] or "", "num"),
+             (format_duration(r["median_s"]), r["median_s"] or "", "num"),
+             (format_duration(r["record_s"]), r["record_s"] or "", "num")] for r in info["by_rule"]]
+    table = ("<h2>Every crossing rule</h2>"
+             + _html.table([("rule", "rule"), ("reached", "trials that reached"), ("best", "best time"),
+                            ("median", "median time"), ("record", f"record settings (trial {info['record']['number'] if info['record'] else '–'})")],
+                           rows, table_id="rules"))
+    if info["n_reached"] == 0:
+        return [], [f"No trial has reached the target by the {info['rule']} rule yet."], table
+    return [plot_time_to_target(run)], [], table
+
+
+def _trials_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
+    if run.trials.empty:
+        return [], ["no trials yet"], ""
+    return [], [], trials_table_html(run)
+
+
+SEARCH_PAGES = (
+    Page("history.html", "History", "Optimisation history",
+         "One point per trial, by trial number, in up to three panels. Top: trials that reached the target, by "
+         "their time to target, with the best so far as a black step line. The search objective is censored (a "
+         "trial that missed the target gets about 1e6 + its loss, only to rank it behind the others), so those "
+         "trials are shown in the middle panel by their final smoothed train loss instead (open circles). Bottom: "
+         "trials with no number at all (errored, or diverged before a loss) as crosses. Gold star: the record's "
+         "settings.", _history_page,
+         "One point per trial, by trial number: its objective (a loss: this track has a fixed token budget and "
+         "no target, so nothing is censored), with the best so far as a black step line. Trials with no number "
+         "(errored, or diverged before a loss) are crosses in the strip below. Gold star: the record's settings."),
+    Page("curves.html", "Loss curves", "Loss against tokens",
+         "Every trial's loss as it trained, coloured by status; the menu switches between smoothed train loss, "
+         "per-step train loss and validation loss. Dotted vertical lines are the ASHA rungs (where ASHA compares "
+         "trials); trials it stopped are dashed and end in a cross. The dashed horizontal line is the target. "
+         "The best trial and the record's settings are drawn thick on top.", _curves_page),
+    Page("parallel.html", "Parallel coordinates", "Parallel coordinates",
+         "One line per trial with a result, through each searched parameter to the objective; drag along an "
+         "axis to filter. Categorical parameters are coded with their names as ticks; learning rates are on a "
+         "log10 axis labelled with their values.", _parallel_page),
+    Page("importance.html", "Importance", "Parameter importance",
+         f"Method: {METHOD}. η²_H near 0: the parameter does not change how trials rank; "
+         "larger: it explains more of the ranking (with k groups it tops out near 1 − 1/k², 0.96 for 5 bins). Ranks make the censored objective usable as it is and grouping catches U-shaped effects "
+         "(an optimal learning rate inside the range), which a correlation misses. Spearman ρ gives the direction "
+         "for monotone effects. Small searches give noisy estimates: read the p-values.", _importance_page),
+    Page("slice.html", "Slices", "Slice plots",
+         "The result of every trial against each parameter. Top rows: time to target of trials that reached it; "
+         "bottom rows: final smoothed loss of those that did not. Learning rates are on log axes.", _slice_page,
+         "The objective (a loss) of every trial against each parameter. Learning rates are on log axes."),
+    Page("time_to_target.html", "Time to target", "Time to target",
+         "Time to target by the search's rule for every trial that reached it; the gold line and star are the "
+         "record's settings (the search's first trial). Right: tokens against time; a trial below the others "
+         "learns more per token, one to the left processes tokens faster.", _time_page),
+    Page("trials.html", "Trials", "All trials",
+         "Click a header to sort (blank cells last); trials.html#sort=<column> opens the page sorted. The "
+         "objective column is the search's censored value: values near 1e6 are trials that did not reach the "
+         "target.", _trials_page),
+)
+
+
+def _facts(items: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in items if v not in (None, ""))
+    return f'<dl class="facts">{cells}</dl>'
+
+
+def _status_counts(run: RunData) -> str:
+    counts = run.trials["status"].value_counts()
+    return " ".join(f'<span class="status" style="background:{status_colour(s)}" title="{esc(STATUS_MEANING.get(s, s))}">'
+                    f"{int(counts[s])} {esc(s)}</span>" for s in ordered_statuses(counts.index))
+
+
+def _best_section(run: RunData) -> str:
+    values = objective_values(run)
+    if values.isna().all():
+        return "<h2>Best trial</h2>" + note("No trial has reached the target yet." if not run.is_budget_track
+                                            else "No trial has finished yet.")
+    row = run.trials.loc[values.idxmin()]
+    params = {c.removeprefix("param_"): row[c] for c in run.param_columns}
+    items = [("trial", f"{int(row['number'])} ({esc(row['trial_id'])})"),
+             ("objective", esc(format_number(values.min()))),
+             ("parameters", esc(", ".join(f"{k}={format_number(v)}" for k, v in params.items())))]
+    body = "<h2>Best trial</h2>" + _facts(items)
+    best = run.best or {}
+    command = best.get("command") if isinstance(best.get("command"), str) else None
+    if command:
+        body += f"<p>Rerun it:</p><pre>{esc(command)}</pre>"
+    elif run.best is None:
+        body += '<p class="muted">best.json is not written yet (the search writes it when it ends).</p>'
+    return body
+
+
+def _nav(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [("index.html", "Overview"), *pages]
+
+
+def write_search_report(run: RunData, out_dir: Path) -> Path:
+    """Write the search report's pages into `out_dir`; returns the path of index.html."""
+    if run.trials.empty:
+        reasons = "; ".join(run.notes)
+        raise ReportInputError(f"{run.path}: the run has no trials yet" + (f" ({reasons})" if reasons else "")
+                               + "; rerun when a trial has reported")
+    write_plotly_js(out_dir)
+    nav = _nav([(p.file, p.label) for p in SEARCH_PAGES])
+    summaries = []
+    for spec in SEARCH_PAGES:
+        try:
+            figures, notes, extra = spec.build(run)
+        except Exception as exc:  # one plot must never take the whole report down
+            log.exception("page %s failed", spec.file)
+            figures, notes, extra = [], [f"This page could not be drawn: {type(exc).__name__}: {exc}"], ""
+        about = spec.about_budget if run.is_budget_track and spec.about_budget else spec.about
+        body = f"<p class=lead>{esc(about)}</p>" + "".join(note(n) for n in notes)
+        body += "".join(figure_div(fig, f"plot-{spec.file.removesuffix('.html')}-{i}") for i, fig in enumerate(figures))
+        body += extra
+        write_atomic(out_dir / spec.file, page(f"{spec.title} · {run.name}", body, nav=nav, here=spec.file,
+                                               plots=len(figures)))
+        summaries.append((spec, figures, notes))
+    write_atomic(out_dir / "index.html", _search_index(run, summaries, nav))
+    return out_dir / "index.html"
+
+
+def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]],
+                  nav: list[tuple[str, str]]) -> str:
+    s, trials = run.settings, run.trials
+    running = int((trials["status"] == "running").sum())
+    asha_text = ", ".join(f"{k.replace('_', ' ')} {format_number(v)}" for k, v in
+                          (s.get("asha") if isinstance(s.get("asha"), dict) else {}).items() if k != "rungs")
+    failed = trials["status"].isin(["errored", "diverged"])
+    banners = []
+    if failed.all():
+        banners.append(note(f"All {len(trials)} trials failed ({int((trials['status'] == 'errored').sum())} errored, "
+                            f"{int((trials['status'] == 'diverged').sum())} diverged): there is nothing to optimise "
+                            "over. The Trials page lists their errors.", error=True))
+    if running:
+        banners.append(note(f"{plural(running, 'trial')} still running: this report shows what was on disk when it was "
+                            "made. Rerun python -m reports to refresh it."))
+    banners += [note(n) for n in run.notes]
+    target = run.target
+    facts = [("kind", esc(run.kind)), ("space", esc(s.get("space"))), ("track", esc(s.get("track"))),
+             ("preset", esc(s.get("preset"))), ("objective", esc(s.get("objective"))),
+             ("search rule", esc(run.search_rule)), ("target", esc(f"loss ≤ {target:g}") if target is not None else ""),
+             ("trials", f"{len(trials)} of {esc(s.get('num_trials', '?'))} &nbsp; {_status_counts(run)}"),
+             ("sampler", esc(s.get("sampler"))), ("seed", esc(s.get("seed"))),
+             ("ASHA", esc(asha_text)), ("ASHA rungs (tokens)", esc(", ".join(format_number(r) for r in run.rungs))),
+             ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
+             ("directory", f"<code>{esc(run.path)}</code>")]
+    links = []
+    for spec, figures, notes in summaries:
+        extra = f' <span class="muted">— {esc(notes[0])}</span>' if notes and not figures and spec.file != "trials.html" else ""
+        links.append(f'<li><a href="{spec.file}">{esc(spec.title)}</a>{extra}</li>')
+    body = "".join(banners) + _facts(facts) + "<h2>Pages</h2><ul class=pages>" + "".join(links) + "</ul>"
+    body += _best_section(run)
+    if s:
+        body += ("<details><summary>settings.json</summary><pre>"
+                 + esc(json.dumps(s, indent=2, default=str)) + "</pre></details>")
+    body += f'<p class="muted">Made {datetime.now().strftime("%Y-%m-%d %H:%M:%S")} from the files on disk.</p>'
+    return page(f"Search report · {run.name}", body, nav=nav, here="index.html")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Transfer runs and records
+
+
+def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]:
+    info = _get_transfer_info(transfer)
+    if not info["rows"]:
+        return note(f"{label}: transfer.json holds no candidate with a short and a long result yet."), 0
+    stats_rows = [[(esc(k), k, ""), (format_number(v, 3), v, "num")] for k, v in info["statistics"].items()]
+    body = ""
+    if stats_rows:
+        body += _html.table([("statistic", "statistic"), ("value", "value")], stats_rows, sortable=False)
+    elif info["computed"]:
+        body += "<p class=muted>computed here from the ranks: " + esc(", ".join(
+            f"{k} {v:.3f}" for k, v in info["computed"].items())) + "</p>"
+    figures = [plot_transfer_scatter(transfer), plot_rank_change(transfer)]
+    body += "".join(figure_div(f, f"{prefix}-{i}") for i, f in enumerate(figures))
+    return body, len(figures)
+
+
+def write_transfer_report(run: RunData, out_dir: Path) -> Path:
+    if run.transfer is None:
+        raise ReportInputError(f"{run.path}: a transfer run without a readable transfer.json yet")
+    write_plotly_js(out_dir)
+    section, plots = _transfer_section(run.transfer, run.name, "plot-transfer")
+    body = "".join(note(n) for n in run.notes) + _TRANSFER_ABOUT + section
+    if not run.trials.empty:
+        body += "<h2>Runs</h2>" + trials_table_html(run)
+    write_atomic(out_dir / "index.html", page(f"Transfer · {run.name}", body, plots=plots))
+    return out_dir / "index.html"
+
+
+_TRANSFER_ABOUT = ("<p class=lead>How well does a candidate's result on the short track predict its result on the "
+                   "long track? First, each candidate's short-track against long-track result (or rank when results "
+                   "are missing); then the rank change of each candidate from the short to the long track.</p>")
+
+
+def find_transfer_runs(records_dir: Path, extra: list[Path]) -> list[Path]:
+    """Transfer runs: given ones, any under records/, and any in a `runs/` beside records/."""
+    candidates = [*extra, *(p.parent for p in records_dir.rglob("settings.json"))]
+    runs_dir = records_dir.resolve().parent / "runs"
+    if runs_dir.is_dir():
+        candidates += [p.parent for p in runs_dir.glob("*/settings.json")]
+    found = []
+    for path in dict.fromkeys(candidates):
+        try:
+            settings = json.loads((path / "settings.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            settings = {}
+        if (path / "transfer.json").exists() and (path in extra or (isinstance(settings, dict)
+                                                                    and settings.get("kind") == "transfer")):
+            found.append(path)
+    return sorted(found, key=lambda p: (p / "transfer.json").stat().st_mtime, reverse=True)
+
+
+def write_records_report(records_dir: Path, out_dir: Path, transfer_dirs: list[Path] | None = None) -> Path:
+    records = load_records(records_dir)
+    if records.empty:
+        raise ReportInputError(f"{records_dir}: no record JSON files found (expected records/<track>/<id>.json)")
+    transfers = find_transfer_runs(records_dir, list(transfer_dirs or []))
+    nav = [("index.html", "Leaderboard")] + ([("transfer.html", "Transfer")] if transfers else [])
+    markdown = leaderboard_markdown(records)
+    notes = "".join(note(n) for n in records.attrs.get("notes", []))
+    n_candidates = int((records["status"] != "baseline").sum())
+    body = (notes + f"<p class=lead>{len(records)} records ({n_candidates} candidates) from <code>{esc(records_dir)}</code>. "
+            "Ranked rows are accepted entries (baselines and candidates whose verdict is beats_record); other "
+            "candidates are listed unranked, in italics, with their verdict.</p>" + leaderboard_html(records)
+            + "<details><summary>Markdown (for the README)</summary><pre>" + html.escape(markdown) + "</pre></details>")
+    write_atomic(out_dir / "leaderboard.md", markdown)
+    if transfers:
+        write_plotly_js(out_dir)
+        sections, plots = [], 0
+        for i, run_dir in enumerate(transfers):
+            run = load(run_dir)
+            section, n = _transfer_section(run.transfer, run.name, f"plot-transfer-{i}")
+            sections.append(f"<h2>{esc(run.name)} <span class=muted>{esc(run_dir)}</span></h2>" + section)
+            plots += n
+        write_atomic(out_dir / "transfer.html", page("Transfer: short track against long track",
+                                                     _TRANSFER_ABOUT + "".join(sections), nav=nav, here="transfer.html",
+                                                     plots=plots))
+    write_atomic(out_dir / "index.html", page("Leaderboard", body, nav=nav, here="index.html"))
+    return out_dir / "index.html"
+
+
+def is_records_dir(path: Path) -> bool:
+    try:
+        return not load_records(path).empty
+    except ReportInputError:
+        return False
+

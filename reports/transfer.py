@@ -1,0 +1,165 @@
+"""Transfer: does a candidate's short-run rank predict its long-run (marathon) rank?
+
+`transfer.json` is read tolerantly: a list of candidate rows, or an object holding one (`candidates`,
+`results`, `rows` or `entries`; a list, or a mapping id -> row), or columns (`short_rank`, `long_rank` as
+lists beside `id`, or as mappings id -> rank). A row's id is `id`, `name`, `record` or `label`; its
+result on each side is its first other numeric `short_*` / `long_*` field (say `short_time_s`,
+`long_val_loss`); ranks missing on a side are computed from those results (lower is better). Numeric
+fields elsewhere at the top level or under `correlations` / `statistics` are shown as statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ._style import LAYOUT, none_if_nan
+
+_ROW_KEYS = ("candidates", "results", "rows", "entries", "records")
+_ID_KEYS = ("id", "name", "record", "label", "candidate")
+_STAT_KEYS = ("correlations", "statistics", "stats", "summary")
+
+
+def _rows_of(transfer: Any) -> list[dict[str, Any]]:
+    if isinstance(transfer, list):
+        return [r for r in transfer if isinstance(r, dict)]
+    if not isinstance(transfer, dict):
+        return []
+    for key in _ROW_KEYS:
+        value = transfer.get(key)
+        if isinstance(value, list) and any(isinstance(r, dict) for r in value):
+            return [r for r in value if isinstance(r, dict)]
+        if isinstance(value, dict) and value and all(isinstance(r, dict) for r in value.values()):
+            return [{"id": k, **r} for k, r in value.items()]
+    short, long = transfer.get("short_rank"), transfer.get("long_rank")
+    if isinstance(short, dict) and isinstance(long, dict):
+        return [{"id": k, "short_rank": short.get(k), "long_rank": long.get(k)} for k in dict.fromkeys([*short, *long])]
+    if isinstance(short, list) and isinstance(long, list):
+        ids = next((transfer[k] for k in ("id", "ids", "names", "candidates") if isinstance(transfer.get(k), list)),
+                   [f"#{i + 1}" for i in range(len(short))])
+        return [{"id": i, "short_rank": s, "long_rank": lr} for i, s, lr in zip(ids, short, long)]
+    return []
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _statistics(transfer: Any) -> dict[str, float]:
+    """Numbers at the top level and one level down (`spearman.rho`); `correlations`/`statistics` unwrapped."""
+    out: dict[str, float] = {}
+
+    def take(prefix: str, mapping: dict[str, Any], depth: int) -> None:
+        for key, value in mapping.items():
+            if isinstance(value, bool) or key in ("short_rank", "long_rank", *_ROW_KEYS):
+                continue
+            number = _number(value)
+            if number is not None:
+                out[prefix + key] = number
+            elif isinstance(value, dict) and depth < 2:
+                take(prefix if key in _STAT_KEYS else f"{prefix}{key}.", value, depth + 1)
+
+    if isinstance(transfer, dict):
+        take("", transfer, 0)
+    return out
+
+
+def _side_value(row: dict[str, Any], side: str) -> tuple[float | None, str | None]:
+    for key, value in row.items():
+        if key.startswith(f"{side}_") and key != f"{side}_rank" and _number(value) is not None:
+            return _number(value), key
+    return None, None
+
+
+def _get_transfer_info(transfer: Any) -> dict[str, Any]:
+    rows, labels = [], {"short": None, "long": None}
+    for i, row in enumerate(_rows_of(transfer)):
+        ident = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"#{i + 1}")
+        entry: dict[str, Any] = {"id": ident}
+        for side in ("short", "long"):
+            entry[f"{side}_rank"] = _number(row.get(f"{side}_rank"))
+            entry[f"{side}_value"], key = _side_value(row, side)
+            labels[side] = labels[side] or key
+        rows.append(entry)
+    df = pd.DataFrame(rows, columns=["id", "short_rank", "long_rank", "short_value", "long_value"])
+    for side in ("short", "long"):
+        missing = df[f"{side}_rank"].isna()
+        if missing.all() and df[f"{side}_value"].notna().any():
+            df[f"{side}_rank"] = df[f"{side}_value"].rank(method="min")
+    both = df.dropna(subset=["short_rank", "long_rank"])
+    computed = {}
+    if len(both) >= 3 and both["short_rank"].nunique() > 1 and both["long_rank"].nunique() > 1:
+        from scipy import stats  # lazily: scipy.stats takes a second to import
+
+        computed = {"spearman": float(stats.spearmanr(both["short_rank"], both["long_rank"]).statistic),
+                    "kendall": float(stats.kendalltau(both["short_rank"], both["long_rank"]).statistic)}
+    return {
+        "rows": [{k: none_if_nan(v) for k, v in r.items()} for r in df.to_dict("records")],
+        "short_label": labels["short"] or "short_rank",
+        "long_label": labels["long"] or "long_rank",
+        "uses_values": bool(df["short_value"].notna().any() and df["long_value"].notna().any()),
+        "statistics": _statistics(transfer),
+        "computed": computed,
+    }
+
+
+def plot_transfer_scatter(transfer: Any) -> go.Figure:
+    info = _get_transfer_info(transfer)
+    key = "value" if info["uses_values"] else "rank"
+    rows = [r for r in info["rows"] if r[f"short_{key}"] is not None and r[f"long_{key}"] is not None]
+    x, y = [r[f"short_{key}"] for r in rows], [r[f"long_{key}"] for r in rows]
+    fig = go.Figure(go.Scatter(x=x, y=y, text=[r["id"] for r in rows], mode="markers+text", textposition="top center",
+                               marker=dict(size=11, color="#4c78a8", line=dict(width=1, color="white")),
+                               name="candidates", hovertemplate="%{text}<br>short %{x:.4g}<br>long %{y:.4g}<extra></extra>"))
+    if key == "rank" and rows:
+        top = max(x + y)
+        fig.add_trace(go.Scatter(x=[1, top], y=[1, top], mode="lines", name="same rank",
+                                 line=dict(color="#999", dash="dot"), hoverinfo="skip"))
+        fig.update_xaxes(autorange="reversed")
+        fig.update_yaxes(autorange="reversed")
+    stat = info["statistics"] or info["computed"]
+    sub = ", ".join(f"{k} {v:.3g}" for k, v in list(stat.items())[:6])
+    fig.update_layout(**LAYOUT, title="Short-track against long-track result" + (f"<br><sup>{sub}</sup>" if sub else ""),
+                      height=560, showlegend=key == "rank")
+    fig.update_xaxes(title_text=_axis_title(info["short_label"] if key == "value" else "short-track rank (1 = best)"))
+    fig.update_yaxes(title_text=_axis_title(info["long_label"] if key == "value" else "long-track rank (1 = best)"))
+    return fig
+
+
+def _axis_title(key: str) -> str:
+    side, _, rest = key.partition("_")
+    if side in ("short", "long") and rest:
+        return f"{side} track: {_axis_title(rest)}"
+    words = key.replace("_", " ")
+    if key.endswith("_s"):
+        return words.removesuffix(" s") + " (seconds)"
+    if "loss" in key:
+        return words + " (nats)"
+    return words
+
+
+def plot_rank_change(transfer: Any) -> go.Figure:
+    info = _get_transfer_info(transfer)
+    fig = go.Figure()
+    rows = [r for r in info["rows"] if r["short_rank"] is not None and r["long_rank"] is not None]
+    for r in rows:
+        change = r["long_rank"] - r["short_rank"]
+        colour = "#2e8b57" if change < 0 else ("#c62828" if change > 0 else "#8a8a8a")
+        fig.add_trace(go.Scatter(x=[0, 1], y=[r["short_rank"], r["long_rank"]], cliponaxis=False,
+                                 mode="lines+markers+text", text=[r["id"], r["id"]], textposition=["middle left", "middle right"],
+                                 line=dict(color=colour, width=2.5), marker=dict(size=10, color=colour), name=r["id"],
+                                 showlegend=False, hovertemplate=f"{r['id']}: rank %{{y}}<extra></extra>"))
+    fig.update_xaxes(tickvals=[0, 1], ticktext=["short track", "long track"], range=[-0.45, 1.45], showgrid=False,
+                     zeroline=False)
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=80, r=80, t=90, b=60)},
+                      title="Rank change from short to long track<br><sup>green: better on the long track, red: worse</sup>",
+                      height=max(420, 60 * len(rows) + 160))
+    fig.update_yaxes(autorange="reversed", title_text="rank (1 = best)", dtick=1)
+    return fig

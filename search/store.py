@@ -1,0 +1,111 @@
+"""A search's results on disk (docs/run_directory.md), written so that nothing finished is ever lost.
+
+Each finished trial is one small JSON file under ``trials/`` written atomically the moment it ends; the
+tables (``trials.parquet`` / ``.csv``, ``history.parquet``, ``best.json``) are rebuilt from those files,
+also atomically. A driver killed at any moment loses at most the trials that were still running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from search.objective import CENSORED
+from trainer.config import CROSSING_RULES
+from trainer.io import atomic_write_json
+
+STATUSES = ("completed", "stopped", "diverged", "errored", "running")
+
+
+class TrialStore:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.trial_dir = self.run_dir / "trials"
+        self.trial_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- per trial -------------------------------------------------------------------------------------
+    def write_trial(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.trial_dir / f"{record['trial_id']}.json", record)
+
+    def finished(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted(self.trial_dir.glob("*.json")):
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if rec.get("status") != "running":
+                out.append(rec)
+        return sorted(out, key=lambda r: r.get("number", 0))
+
+    def all_records(self) -> list[dict[str, Any]]:
+        recs = []
+        for path in sorted(self.trial_dir.glob("*.json")):
+            try:
+                recs.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+        return sorted(recs, key=lambda r: r.get("number", 0))
+
+    # -- tables ------------------------------------------------------------------------------------------
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rows, hist = [], []
+        for rec in self.all_records():
+            row = {k: v for k, v in rec.items() if k not in ("history", "params", "overrides")}
+            for name, value in rec.get("params", {}).items():
+                row[f"param_{name}"] = value
+            rows.append(row)
+            for h in rec.get("history", []):
+                hist.append({"trial_id": rec["trial_id"], **h})
+        trials = pd.DataFrame(rows)
+        if not trials.empty:
+            for rule in CROSSING_RULES:
+                for col in (f"time_to_target_{rule}_s", f"tokens_to_target_{rule}"):
+                    if col not in trials:
+                        trials[col] = math.nan
+            trials = trials.sort_values("number").reset_index(drop=True)
+        history = pd.DataFrame(hist, columns=["trial_id", "tokens", "step", "train_loss", "smoothed_loss",
+                                              "val_loss", "clock_s", "objective", "tokens_per_s"])
+        return trials, history
+
+    def write_tables(self) -> pd.DataFrame:
+        trials, history = self.tables()
+        _atomic_df(trials, self.run_dir / "trials.parquet")
+        _atomic_df(trials, self.run_dir / "trials.csv")
+        _atomic_df(history, self.run_dir / "history.parquet")
+        best = best_trial(trials)
+        if best is not None:
+            atomic_write_json(self.run_dir / "best.json", best)
+        return trials
+
+
+def best_trial(trials: pd.DataFrame) -> dict[str, Any] | None:
+    if trials.empty or "objective" not in trials:
+        return None
+    ok = trials[trials["status"].isin(["completed", "stopped"]) & trials["objective"].notna()]
+    if ok.empty:
+        return None
+    row = ok.sort_values(["objective", "number"]).iloc[0]
+    out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.to_dict().items()}
+    out["reached"] = bool(row["objective"] < CENSORED)
+    return out
+
+
+def _atomic_df(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

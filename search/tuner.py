@@ -1,0 +1,235 @@
+"""Ray Tune plumbing: the trainable, the searcher (Optuna), the scheduler (ASHA) and the results callback.
+
+Resuming: a search killed at any moment (SIGKILL included) continues with ``--resume``. Ray's own
+``Tuner.restore`` depends on when its last experiment snapshot was taken and can lose the searcher's
+history, so resuming is ours and uses the two things that are always current on disk:
+- the Optuna study (SQLite in the run directory, told at every trial's end): the new searcher loads it, so
+  TPE keeps every finished trial's history; trials the kill left RUNNING are marked FAIL;
+- the finished trials' records (``trials/*.json``): their histories are replayed into a fresh ASHA's rungs,
+  so the cut-offs are where they were.
+Then a new Ray experiment (``ray/session-<k>``) runs the trials still owed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.objective import objective
+from search.store import TrialStore
+from spaces import Space
+from trainer.config import RunConfig, apply_overrides
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "qmc")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The trainable: one Ray trial = one process running trainer.train.
+
+
+class TuneReporter:
+    """trainer's Reporter, implemented with ``tune.report``; adds the objective to every report."""
+
+    def __init__(self, rule: str, target: float | None, extra: dict[str, Any]) -> None:
+        self.rule, self.target, self.extra = rule, target, extra
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        m = {k: (float("nan") if v is None else v) for k, v in metrics.items()}
+        m["objective"] = objective(metrics, self.rule, self.target)
+        tune.report({**m, **self.extra})
+
+
+def trainable(trial_config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0) -> None:
+    import torch
+
+    from trainer.train import train
+
+    if cpu_threads:
+        torch.set_num_threads(cpu_threads)
+    overrides = {k: v for k, v in trial_config.items() if not k.startswith("_")}
+    config = apply_overrides(RunConfig.from_dict(base), overrides)
+    extra = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+    train(config, TuneReporter(rule, config.track.target, extra))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Searcher and scheduler
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, group=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.QMCSampler(seed=seed)
+
+
+def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
+
+
+def mark_stale_trials_failed(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    """Trials a killed driver left RUNNING in the study will never finish: mark them FAIL."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    n = 0
+    for t in storage.get_all_trials(study_id, deepcopy=False):
+        if t.state == optuna.trial.TrialState.RUNNING:
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            n += 1
+    return n
+
+
+def make_searcher(space: Space, base_hyper, *, run_dir: Path, sampler: str, seed: int, resuming: bool,
+                  fixed: dict[str, Any]) -> OptunaSearch:
+    storage = study_storage(run_dir)
+    n_done = 0
+    if resuming:
+        mark_stale_trials_failed(storage, "search")
+        n_done = len(optuna.load_study(study_name="search", storage=storage).trials)
+
+    def define_by_run(trial: optuna.Trial) -> dict[str, Any]:
+        overrides = space.sample(trial, base_hyper)
+        derived = {k: v for k, v in overrides.items() if k not in trial.params}
+        return {**derived, **fixed}
+
+    record = space.record_point(base_hyper)
+    return OptunaSearch(
+        space=define_by_run, metric="objective", mode="min",
+        points_to_evaluate=None if n_done else [record],
+        sampler=make_sampler(sampler, seed + n_done), study_name="search", storage=storage,
+    )
+
+
+class ResumableASHA(ASHAScheduler):
+    """ASHA whose rungs can be refilled from the histories of trials finished before a restart."""
+
+    def replay(self, histories: dict[str, list[dict[str, Any]]], metric: str) -> int:
+        n = 0
+        for bracket in self._brackets:
+            for milestone, recorded in bracket._rungs:
+                for trial_id, hist in histories.items():
+                    at = [h for h in hist if h.get("tokens", 0) >= milestone and _finite(h.get(metric))]
+                    if at:
+                        recorded[trial_id] = self._metric_op * at[0][metric]
+                        n += 1
+        return n
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and x == x and abs(x) != float("inf")
+
+
+def rungs(grace: int, reduction: float, max_t: int) -> list[int]:
+    out, r = [], grace
+    while r < max_t:
+        out.append(int(r))
+        r *= reduction
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The results callback: records each trial the moment it ends
+
+
+class ResultsCallback(tune.Callback):
+    def __init__(self, store: TrialStore, first_number: int, progress=None) -> None:
+        self.store = store
+        self.next_number = first_number
+        self.numbers: dict[str, int] = {}
+        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.last: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, float] = {}
+        self.progress = progress
+
+    def _number(self, trial) -> int:
+        if trial.trial_id not in self.numbers:
+            self.numbers[trial.trial_id] = self.next_number
+            self.next_number += 1
+        return self.numbers[trial.trial_id]
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._number(trial)
+        self.started[trial.trial_id] = time.time()
+        self.store.write_trial(self._record(trial, "running"))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        keep = ("tokens", "step", "train_loss", "smoothed_loss", "val_loss", "clock_s", "objective", "tokens_per_s")
+        self.history.setdefault(trial.trial_id, []).append({k: result.get(k) for k in keep})
+        self.last[trial.trial_id] = dict(result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        last = self.last.get(trial.trial_id, {})
+        if last.get("done"):
+            status = "diverged" if last.get("status") == "diverged" else (
+                "errored" if last.get("status") == "failed" else "completed")
+        else:
+            status = "stopped"  # ended by ASHA before the trainer finished
+        self._finish(trial, status)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, "errored")
+
+    def _finish(self, trial, status: str) -> None:
+        self.store.write_trial(self._record(trial, status))
+        self.store.write_tables()
+        if self.progress is not None:
+            self.progress.update(1)
+            last = self.last.get(trial.trial_id, {})
+            self.progress.set_postfix_str(f"last: {status}, objective {last.get('objective', float('nan')):.4g}")
+
+    def _record(self, trial, status: str) -> dict[str, Any]:
+        last = self.last.get(trial.trial_id, {})
+        params = {k: v for k, v in trial.config.items() if not k.startswith("_")}
+        error = ""
+        if status == "errored":
+            error = last.get("error", "") or _error_text(trial)
+        rec: dict[str, Any] = {
+            "trial_id": trial.trial_id, "number": self._number(trial), "status": status,
+            "params": params, "objective": last.get("objective"),
+            "tokens": last.get("tokens", 0), "steps": last.get("step", 0), "clock_s": last.get("clock_s"),
+            "final_train_loss": last.get("train_loss"), "final_smoothed_loss": last.get("smoothed_loss"),
+            "final_val_loss": last.get("val_loss"), "best_val_loss": last.get("best_val_loss"),
+            "tokens_per_s": last.get("tokens_per_s"), "startup_s": last.get("startup_s"),
+            "device": last.get("device", ""), "cuda_visible_devices": last.get("cuda_visible_devices", ""),
+            "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
+            "error": error, "history": self.history.get(trial.trial_id, []),
+        }
+        for key, value in last.items():
+            if key.startswith(("time_to_target_", "tokens_to_target_")):
+                rec[key] = value
+        return rec
+
+
+def _error_text(trial) -> str:
+    path = getattr(trial, "error_file", None) or ""
+    try:
+        text = Path(path).read_text() if path else ""
+    except OSError:
+        text = ""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "trial raised an error (see Ray's logs)"
+
+
+def init_ray(address: str | None, num_cpus: int | None) -> None:
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
+                              "logging_level": logging.WARNING}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, object_store_memory=256 * 1024**2, **kwargs)

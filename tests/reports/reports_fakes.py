@@ -1,0 +1,231 @@
+"""Synthetic run and record directories in the documented on-disk format (docs/run_directory.md).
+
+`make_fake_run` writes a search whose time to target is driven by `muon_lr` alone (a U shape around the
+record's 0.015), with `weight_decay` as pure noise, so importance tests know the right answer. Trial 0
+has the record's settings; the others include completed (reached and not), stopped, diverged, errored and
+running trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = 4.5
+REPORT_EVERY = 250_000
+MAX_T = 8_000_000
+RUNGS = [1_000_000, 2_000_000, 4_000_000]
+TOKENS_PER_STEP = 8192
+RECORD_PARAMS = {"muon_lr": 0.015, "adamw_lr": 0.001, "warmup_ratio": 0.0, "schedule": "constant", "weight_decay": 0.2}
+SCHEDULES = ["constant", "cosine", "linear", "wsd"]
+ERRORED, DIVERGED = 3, 5  # trial numbers with those fates (when the run has that many trials)
+
+
+def _params(rng: np.random.Generator, number: int) -> dict[str, Any]:
+    if number == 0:
+        return dict(RECORD_PARAMS)
+    params = {
+        "muon_lr": float(10 ** rng.uniform(math.log10(0.004), math.log10(0.08))),
+        "adamw_lr": float(10 ** rng.uniform(-4, -2)),
+        "warmup_ratio": float(rng.uniform(0, 0.2)),
+        "schedule": str(rng.choice(SCHEDULES)),
+        "weight_decay": float(rng.uniform(0, 0.3)),
+    }
+    if number == DIVERGED:
+        params["muon_lr"] = 0.09
+    return params
+
+
+def _curve(tokens: np.ndarray, tokens_to_target: float, floor: float) -> np.ndarray:
+    """Loss falling from ~11 to `floor`, crossing TARGET at `tokens_to_target` when floor < TARGET."""
+    scale = tokens_to_target / math.log((11.0 - floor) / (TARGET - floor)) if floor < TARGET else tokens_to_target / 2.5
+    return floor + (11.0 - floor) * np.exp(-tokens / scale)
+
+
+def _trial(rng: np.random.Generator, number: int, n_trials: int, running: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    params = _params(rng, number)
+    tokens_per_s = 30_000.0 * float(rng.uniform(0.95, 1.05))
+    quality = 1 + 6 * math.log10(params["muon_lr"] / 0.022) ** 2  # the only driver of speed
+    ideal_tokens = 3_000_000 * quality * float(rng.uniform(0.98, 1.02))
+    floor = 4.0 if ideal_tokens < MAX_T else 4.6  # a trial too slow for the budget never gets there
+    status = "completed"
+    end = MAX_T
+    if number == ERRORED and n_trials > ERRORED:
+        status = "errored"
+    elif number == DIVERGED and n_trials > DIVERGED:
+        status = "diverged"
+        end = 1_500_000
+    elif number >= n_trials - running:
+        status = "running"
+        end = 1_250_000
+    elif floor > TARGET and number % 2 == 1:
+        status = "stopped"
+        end = RUNGS[number % 3 // 2]  # ASHA stops it at its first or second rung
+
+    row: dict[str, Any] = {"trial_id": f"fake_{number:05d}", "number": number, "status": status,
+                           **{f"param_{k}": v for k, v in params.items()}}
+    empty_metrics = {"objective": math.nan, "reached": False, "tokens": 0, "steps": 0, "clock_s": 0.0,
+                     "final_train_loss": math.nan, "final_smoothed_loss": math.nan, "best_val_loss": math.nan,
+                     "final_val_loss": math.nan, "tokens_per_s": math.nan, "startup_s": 12.0, "device": "cpu",
+                     "error": ""}
+    for rule in ("first_step", "smoothed", "val"):
+        empty_metrics[f"time_to_target_{rule}_s"] = math.nan
+        empty_metrics[f"tokens_to_target_{rule}"] = math.nan
+    row.update(empty_metrics)
+    if status == "errored":
+        row["error"] = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
+        return row, pd.DataFrame()
+
+    tokens = np.arange(REPORT_EVERY, MAX_T + 1, REPORT_EVERY, dtype=np.int64)
+    smoothed = _curve(tokens, ideal_tokens, floor)
+    train = smoothed + rng.normal(0, 0.05, len(tokens))
+    crossed = np.nonzero(smoothed <= TARGET)[0]
+    if status == "completed" and len(crossed):
+        end = int(tokens[crossed[0]])  # the run stops at the target
+    keep = tokens <= end
+    tokens, smoothed, train = tokens[keep], smoothed[keep], train[keep]
+    if status == "diverged":
+        train[-2:] = [25.0, math.nan]
+        smoothed[-1] = math.nan
+    clock = tokens / tokens_per_s
+    val = np.where(tokens % 1_000_000 == 0, smoothed + 0.05, math.nan)
+    history = pd.DataFrame({
+        "trial_id": row["trial_id"], "tokens": tokens, "step": tokens // TOKENS_PER_STEP, "train_loss": train,
+        "smoothed_loss": smoothed, "val_loss": val, "clock_s": clock, "objective": 1e6 + smoothed,
+        "tokens_per_s": tokens_per_s,
+    })
+    row.update(tokens=int(tokens[-1]), steps=int(tokens[-1] // TOKENS_PER_STEP), clock_s=float(clock[-1]),
+               final_train_loss=float(train[-1]), final_smoothed_loss=float(smoothed[-1]),
+               best_val_loss=float(np.nanmin(val)) if np.isfinite(val).any() else math.nan,
+               final_val_loss=float(val[np.isfinite(val)][-1]) if np.isfinite(val).any() else math.nan,
+               tokens_per_s=tokens_per_s)
+    for rule, series in (("smoothed", smoothed), ("first_step", train), ("val", val)):
+        hit = np.nonzero(series <= TARGET)[0]
+        if len(hit):
+            row[f"time_to_target_{rule}_s"] = float(clock[hit[0]])
+            row[f"tokens_to_target_{rule}"] = int(tokens[hit[0]])
+    row["reached"] = bool(np.isfinite(row["time_to_target_smoothed_s"]))
+    if row["reached"]:
+        row["objective"] = row["time_to_target_smoothed_s"]
+    elif status in ("completed", "stopped"):
+        row["objective"] = 1e6 + row["final_smoothed_loss"]
+    if status == "diverged":
+        row["final_smoothed_loss"] = math.nan
+        row["error"] = "loss became nan"
+    return row, history
+
+
+def settings(name: str = "fake", n_trials: int = 24) -> dict[str, Any]:
+    return {
+        "kind": "search", "name": name, "space": "lr_sched", "track": "tiny-speedrun", "preset": "tiny",
+        "objective": "time_to_target_smoothed_s", "num_trials": n_trials, "seed": 0, "sampler": "tpe",
+        "set": {}, "asha": {"grace_period": RUNGS[0], "reduction_factor": 2, "max_t": MAX_T, "rungs": RUNGS},
+        "target": TARGET, "record_params": RECORD_PARAMS, "created": "2025-12-20T10:00:00",
+        "command": f"python -m search.run --space lr_sched --name {name}", "git": {"commit": "abc123", "dirty": False},
+    }
+
+
+def make_fake_trials(n_trials: int = 24, *, seed: int = 0, running: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    rows, histories = [], []
+    for number in range(n_trials):
+        row, history = _trial(rng, number, n_trials, running)
+        rows.append(row)
+        histories.append(history)
+    history = pd.concat([h for h in histories if len(h)] or [pd.DataFrame()], ignore_index=True)
+    return pd.DataFrame(rows), history
+
+
+def make_fake_run(tmp_path: Path, n_trials: int = 24, *, name: str = "fake", seed: int = 0, running: int = 1,
+                  formats: tuple[str, ...] = ("parquet", "csv"), history: bool = True, best: bool = True,
+                  settings_overrides: dict[str, Any] | None = None) -> Path:
+    """A search run directory `tmp_path/runs/<name>` with `n_trials` trials; returns its path."""
+    run_dir = Path(tmp_path) / "runs" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trials, hist = make_fake_trials(n_trials, seed=seed, running=running)
+    (run_dir / "settings.json").write_text(json.dumps({**settings(name, n_trials), **(settings_overrides or {})},
+                                                      indent=2))
+    if "parquet" in formats:
+        trials.to_parquet(run_dir / "trials.parquet", index=False)
+    if "csv" in formats:
+        trials.to_csv(run_dir / "trials.csv", index=False)
+    if history and len(hist):
+        hist.to_parquet(run_dir / "history.parquet", index=False)
+    reached = trials[trials["reached"]]
+    if best and len(reached):
+        row = reached.loc[reached["objective"].idxmin()]
+        overrides = {k.removeprefix("param_"): row[k] for k in trials.columns if k.startswith("param_")}
+        (run_dir / "best.json").write_text(json.dumps({
+            "trial": json.loads(row.to_json()), "overrides": overrides,
+            "command": "python -m trainer --track tiny-speedrun "
+                       + " ".join(f"--set {k}={v}" for k, v in overrides.items())}, indent=2))
+    return run_dir
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Records and transfer runs
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def make_fake_records(tmp_path: Path) -> Path:
+    """records/ with the seed leaderboard's three baselines and three speedrun-4.5 candidates."""
+    root = Path(tmp_path) / "records"
+    user = "[Vuk Rosić](https://x.com/VukRosic99)"
+    notes = "Optimized Config (LR 0.015, Warmup 0, Constant, GradAcc 1) + [Per-step check]"
+    _write(root / "baseline" / "speedrun-4.5.json", {"id": "seed-4.5", "track": "speedrun-4.5", "target": 4.5,
+                                                     "rule": "first_step", "status": "baseline", "date": "2025-12-18",
+                                                     "user": user, "notes": notes, "time_s": 182, "tokens": 6_086_656})
+    _write(root / "baseline" / "speedrun-3.5.json", {"id": "seed-3.5", "track": "speedrun-3.5", "target": 3.5,
+                                                     "rule": "first_step", "status": "baseline", "date": "2025-12-18",
+                                                     "user": user, "notes": notes, "time_s": 547, "tokens": 18_767_872})
+    _write(root / "baseline" / "marathon.json", {"id": "seed-marathon", "track": "marathon", "status": "baseline",
+                                                 "date": "2025-12-17", "user": user, "notes": "Final Milestone Record",
+                                                 "val_loss": 3.194, "time_s": 9420})
+
+    def candidate(ident: str, times: list[float], verdict: str | None, p: float | None) -> None:
+        results = [{"seed": s, "time_to_target_s": t, "tokens_to_target": int(t * 33_000)} for s, t in enumerate(times)]
+        data: dict[str, Any] = {"id": ident, "track": "speedrun-4.5", "target": 4.5, "rule": "first_step",
+                                "status": "candidate", "date": "2025-12-21", "user": "search.promote",
+                                "notes": f"from runs/fake ({ident})", "config": {"muon_lr": 0.02},
+                                "seeds": list(range(len(times))), "results": results,
+                                "mean_time_s": float(np.mean(times)), "std_time_s": float(np.std(times, ddof=1)),
+                                "mean_tokens": float(np.mean([r["tokens_to_target"] for r in results])),
+                                "relative_to_control": float(np.mean(times)) / 182, "gpu": "NVIDIA H100 80GB HBM3",
+                                "command": f"python -m trainer --track speedrun-4.5 --set muon_lr=0.02  # {ident}"}
+        if verdict:
+            data.update(verdict=verdict, p_value=p)
+        _write(root / "speedrun-4.5" / f"{ident}.json", data)
+
+    candidate("cand-fast", [150.0, 152.0, 149.0], "beats_record", 0.002)
+    candidate("cand-close", [178.0, 190.0, 175.0], "not_significant", 0.41)
+    # written by a promotion still in progress: no verdict yet, one seed, results only
+    _write(root / "speedrun-4.5" / "cand-partial.json", {"id": "cand-partial", "track": "speedrun-4.5",
+                                                        "status": "candidate",
+                                                        "results": [{"seed": 0, "time_to_target_s": 160.0}]})
+    return root
+
+
+def make_fake_transfer(tmp_path: Path, name: str = "transfer") -> Path:
+    run_dir = Path(tmp_path) / "runs" / name
+    _write(run_dir / "settings.json", {"kind": "transfer", "name": name, "track": "marathon",
+                                       "short_track": "speedrun-4.5"})
+    _write(run_dir / "transfer.json", {
+        "candidates": [
+            {"id": "baseline", "short_rank": 3, "long_rank": 2, "short_time_s": 182.0, "long_val_loss": 3.30},
+            {"id": "cand-fast", "short_rank": 1, "long_rank": 3, "short_time_s": 150.0, "long_val_loss": 3.35},
+            {"id": "cand-close", "short_rank": 2, "long_rank": 1, "short_time_s": 181.0, "long_val_loss": 3.25},
+            {"id": "fast+close", "short_rank": 4, "long_rank": 4, "short_time_s": 185.0, "long_val_loss": 3.40},
+        ],
+        "correlations": {"spearman": 0.2, "kendall": 0.0}, "regret": 0.10,
+    })
+    return run_dir

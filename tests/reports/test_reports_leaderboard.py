@@ -1,0 +1,97 @@
+"""Leaderboard (seed style) and transfer numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from reports_fakes import make_fake_records
+
+import reports
+from reports._style import format_duration, format_tokens
+from reports.leaderboard import _get_leaderboard_info
+from reports.transfer import _get_transfer_info
+
+
+@pytest.fixture
+def records(tmp_path):
+    return reports.load_records(make_fake_records(tmp_path))
+
+
+def test_formats_match_the_seed_leaderboard():
+    assert format_duration(182) == "3m 2s" and format_duration(547) == "9m 7s"
+    assert format_duration(9420) == "2h 37m" and format_duration(45.26) == "45.3s"
+    assert format_duration(None) == format_duration(float("nan")) == "–"
+    assert format_tokens(6_086_656) == "6,086,656" and format_tokens(18767872.0) == "18,767,872"
+
+
+def test_leaderboard_info_ranks_accepted_entries_only(records):
+    tracks = _get_leaderboard_info(records)
+    assert [t["track"] for t in tracks] == ["speedrun-4.5", "speedrun-3.5", "marathon"]
+    fast = tracks[0]
+    ranks = [(r["id"], r["rank"]) for r in fast["rows"]]
+    # the significant candidate takes first place; the others are listed unranked
+    assert ranks == [("cand-fast", 1), ("seed-4.5", 2), ("cand-partial", None), ("cand-close", None)]
+    assert fast["title"] == "Fastest To 4.5 Train Loss" and not fast["budget"]
+    marathon = tracks[2]
+    assert marathon["budget"] and marathon["rows"][0]["val_loss"] == pytest.approx(3.194)
+
+
+def test_leaderboard_markdown_in_the_seed_style(records):
+    text = reports.leaderboard_markdown(records)
+    assert text.startswith("# Blueberry-Nano Speedrun Leaderboard")
+    assert text.index("## Fastest To 4.5 Train Loss") < text.index("## Fastest To 3.5 Train Loss") < text.index(
+        "## The Marathon")
+    assert "*Goal: Fastest Time to Reach Loss ≤ 4.5*" in text
+    assert text.count("| # | Date | Time | Tokens Used | User | Notes |") == 2
+    assert "| # | Date | Val Loss | Time | User | Notes |" in text
+    lines = text.splitlines()
+    first = next(line for line in lines if line.startswith("| **1** | 2025-12-21"))
+    assert "**2m 30s ± 1.5s**" in first and "`beats_record`" in first and "p = 0.002" in first
+    assert "| 2 | 2025-12-18 | 3m 2s | 6,086,656 | [Vuk Rosić](https://x.com/VukRosic99) |" in text
+    close = next(line for line in lines if "cand-close" in line)
+    assert close.startswith("| – |") and "`not_significant`" in close and "*candidate*" in close
+    assert "| **1** | 2025-12-17 | 3.1940 | 2h 37m |" in text
+    assert "| **1** | 2025-12-18 | **9m 7s** | **18,767,872** |" in text
+
+
+def test_leaderboard_of_nothing():
+    assert "No records yet" in reports.leaderboard_markdown(pd.DataFrame(columns=reports.RECORD_COLUMNS))
+
+
+def test_leaderboard_html_marks_candidates(records):
+    html = reports.leaderboard_html(records)
+    assert html.count('class="candidate"') == 3
+    assert '<a href="https://x.com/VukRosic99">Vuk Rosić</a>' in html
+    assert 'class="verdict good">beats_record' in html and 'class="verdict meh">not_significant' in html
+
+
+ROWS = [{"id": "a", "short_rank": 1, "long_rank": 2, "short_time_s": 150.0, "long_val_loss": 3.3},
+        {"id": "b", "short_rank": 2, "long_rank": 1, "short_time_s": 160.0, "long_val_loss": 3.2},
+        {"id": "c", "short_rank": 3, "long_rank": 3, "short_time_s": 170.0, "long_val_loss": 3.4}]
+
+
+@pytest.mark.parametrize("transfer", [
+    ROWS,
+    {"candidates": ROWS, "correlations": {"spearman": 0.5, "kendall": 0.33}, "regret": 0.1},
+    {"results": {r["id"]: {k: v for k, v in r.items() if k != "id"} for r in ROWS}},
+    {"short_rank": {"a": 1, "b": 2, "c": 3}, "long_rank": {"a": 2, "b": 1, "c": 3}},
+    {"id": ["a", "b", "c"], "short_rank": [1, 2, 3], "long_rank": [2, 1, 3]},
+])
+def test_transfer_info_reads_every_shape(transfer):
+    info = _get_transfer_info(transfer)
+    assert [(r["id"], r["short_rank"], r["long_rank"]) for r in info["rows"]] == [("a", 1, 2), ("b", 2, 1), ("c", 3, 3)]
+    assert info["computed"]["spearman"] == pytest.approx(0.5)
+    assert info["computed"]["kendall"] == pytest.approx(1 / 3)
+    if isinstance(transfer, dict) and "correlations" in transfer:
+        assert info["statistics"] == {"spearman": 0.5, "kendall": 0.33, "regret": 0.1}
+    fig = reports.plot_rank_change(transfer)
+    assert len(fig.data) == 3
+
+
+def test_transfer_ranks_from_values_and_junk():
+    info = _get_transfer_info([{"name": "x", "short_time_s": 3.0, "long_val_loss": 1.0},
+                               {"name": "y", "short_time_s": 1.0, "long_val_loss": 2.0}])
+    assert [(r["id"], r["short_rank"], r["long_rank"]) for r in info["rows"]] == [("x", 2, 1), ("y", 1, 2)]
+    assert info["uses_values"] and info["short_label"] == "short_time_s"
+    for junk in (None, "text", 3, {"nothing": "here"}, []):
+        assert _get_transfer_info(junk)["rows"] == []

@@ -1,0 +1,104 @@
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from trainer.config import make_config
+from trainer.train import train
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def _cfg(cache_dir, **over):
+    base = {"cache_dir": cache_dir, "max_tokens": 10 * 8 * 64, "seq_len": 64, "micro_batch_size": 8,
+            "stop_rule": "never", "eval_every_tokens": 10**9, "dtype": "fp32"}
+    return make_config("tiny-speedrun", overrides={**base, **over})
+
+
+def test_fast_path_matches_reference_step(cache_dir):
+    """fp32 on CPU: SDPA + batched Newton-Schulz vs plain attention + per-matrix Muon, first 10 losses."""
+    fast = train(_cfg(cache_dir))
+    ref = train(_cfg(cache_dir, reference=True))
+    a = [h["train_loss"] for h in fast.history]
+    b = [h["train_loss"] for h in ref.history]
+    assert len(a) == len(b) == 10
+    for x, y in zip(a, b):
+        assert abs(x - y) <= 1e-4 * abs(y), (a, b)
+    assert a[-1] < a[0] - 0.2  # and it learns
+
+
+def test_grad_accum_counts_tokens_and_averages(cache_dir):
+    r = train(_cfg(cache_dir, micro_batch_size=4, grad_accum_steps=2))
+    assert r.steps == 10 and r.tokens == 10 * 8 * 64
+    one = train(_cfg(cache_dir))
+    # same windows in the same order, same effective batch: the same first loss
+    assert r.history[0]["train_loss"] == pytest.approx(one.history[0]["train_loss"], rel=1e-5)
+
+
+def test_result_has_crossings_and_reports(cache_dir):
+    seen = []
+
+    class Rec:
+        def report(self, m):
+            seen.append(m)
+
+    cfg = _cfg(cache_dir, max_tokens=30 * 8 * 64, report_every_tokens=5 * 8 * 64, eval_every_tokens=10 * 8 * 64,
+               stop_rule="first_step")
+    from dataclasses import replace
+
+    cfg = replace(cfg, track=replace(cfg.track, target=9.5))
+    r = train(cfg, Rec())
+    assert r.status == "reached"
+    c = r.crossings["first_step"]
+    assert c is not None and c["loss"] <= 9.5 and c["tokens"] == c["step"] * 512
+    assert r.steps >= c["step"]
+    assert seen[-1]["done"] and seen[-1]["status"] == "reached"
+    assert all(m["tokens"] % 2560 == 0 for m in seen[:-1])
+    assert [v["tokens"] for v in r.val_history][0] == 0
+
+
+def test_divergence_stops_at_once(cache_dir):
+    r = train(_cfg(cache_dir, muon_lr=1e6, adamw_lr=1e6, grad_clip=0.0, max_tokens=40 * 8 * 64))
+    assert r.status == "diverged"
+    assert not math.isfinite(r.history[-1]["train_loss"])
+    assert r.steps < 40
+
+
+def test_validation_set_is_fixed_whatever_the_budget(cache_dir):
+    a = train(_cfg(cache_dir, max_tokens=2 * 512))
+    b = train(_cfg(cache_dir, max_tokens=4 * 512))
+    assert a.val_history[0]["val_loss"] == b.val_history[0]["val_loss"]
+
+
+@pytest.mark.slow
+def test_cli_reaches_tiny_target_in_under_a_minute(tmp_path, cache_dir):
+    out = tmp_path / "run"
+    env = {**__import__("os").environ, "BLUEBERRY_CACHE": cache_dir}
+    p = subprocess.run([sys.executable, "-m", "trainer", "--quiet", "--out", str(out)], capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "reached"
+    assert result["crossings"]["first_step"]["time_s"] < 60
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--track", "nope"], "unknown track 'nope'"),
+    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--set", "schedule=exp"], "schedule must be one of"),
+    (["--set", "grad_accum_steps=0"], "grad_accum_steps must be an integer >= 1"),
+    (["--set", "warp=9"], "unknown setting 'warp'"),
+    (["--data", "/nonexistent/file.jsonl"], "/nonexistent/file.jsonl"),
+    (["--record", "/nonexistent.json"], "does not exist"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
+    p = subprocess.run([sys.executable, "-m", "trainer", "--quiet", "--out", str(tmp_path / "o"), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
