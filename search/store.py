@@ -70,6 +70,8 @@ class TrialStore:
                     if col not in trials:
                         trials[col] = math.nan
             trials = trials.sort_values("number").reset_index(drop=True)
+            trials["reached"] = trials["objective"].lt(CENSORED) & trials["time_to_target_smoothed_s"].notna() \
+                if "objective" in trials else False
         history = pd.DataFrame(hist, columns=["trial_id", "tokens", "step", "train_loss", "smoothed_loss",
                                               "val_loss", "clock_s", "objective", "tokens_per_s"])
         return trials, history

@@ -57,7 +57,11 @@ def trainable(trial_config: dict[str, Any], *, base: dict[str, Any], rule: str, 
 
     if cpu_threads:
         torch.set_num_threads(cpu_threads)
-    overrides = {k: v for k, v in trial_config.items() if not k.startswith("_")}
+    from trainer.config import override_keys
+
+    keys = override_keys()
+    # space-only parameters (effective_batch) are not settings: their derived values are in the config too
+    overrides = {k: v for k, v in trial_config.items() if k in keys}
     config = apply_overrides(RunConfig.from_dict(base), overrides)
     extra = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     train(config, TuneReporter(rule, config.track.target, extra))
@@ -101,17 +105,26 @@ def make_searcher(space: Space, base_hyper, *, run_dir: Path, sampler: str, seed
         mark_stale_trials_failed(storage, "search")
         n_done = len(optuna.load_study(study_name="search", storage=storage).trials)
 
-    def define_by_run(trial: optuna.Trial) -> dict[str, Any]:
-        overrides = space.sample(trial, base_hyper)
-        derived = {k: v for k, v in overrides.items() if k not in trial.params}
-        return {**derived, **fixed}
-
+    define_by_run = DefineByRun(space, base_hyper, fixed)
     record = space.record_point(base_hyper)
     return OptunaSearch(
         space=define_by_run, metric="objective", mode="min",
         points_to_evaluate=None if n_done else [record],
         sampler=make_sampler(sampler, seed + n_done), study_name="search", storage=storage,
     )
+
+
+class DefineByRun:
+    """Ray's define-by-run callable (picklable, since Ray checkpoints the searcher): the space suggests its
+    parameters on the trial; derived settings and fixed overrides are returned as constants."""
+
+    def __init__(self, space: Space, base_hyper, fixed: dict[str, Any]) -> None:
+        self.space, self.base_hyper, self.fixed = space, base_hyper, fixed
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        overrides = self.space.sample(trial, self.base_hyper)
+        derived = {k: v for k, v in overrides.items() if k not in trial.params}
+        return {**derived, **self.fixed}
 
 
 class ResumableASHA(ASHAScheduler):
@@ -173,7 +186,7 @@ class ResultsCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         last = self.last.get(trial.trial_id, {})
-        if last.get("done"):
+        if last.get("final"):
             status = "diverged" if last.get("status") == "diverged" else (
                 "errored" if last.get("status") == "failed" else "completed")
         else:

@@ -12,6 +12,7 @@ Imports only optuna and trainer.config (a test checks it).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -139,10 +140,7 @@ def get_space(name: str) -> Space:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"grad_accum:N needs a positive integer effective batch, got {arg!r}") from None
-
-        def fixed(trial: optuna.Trial, base: Hyper) -> dict[str, Any]:
-            return grad_accum(trial, base, effective)
-
+        fixed = functools.partial(grad_accum, effective_batch=effective)
         return Space(name, f"micro-batch x grad-accum at effective batch {effective}, LRs", fixed,
                      (*_RATE, "grad_accum_steps"))
     if name not in SPACES:

@@ -207,10 +207,10 @@ class Track:
 
 
 # CPU tracks: the 49,152-token vocabulary makes every token cost the same whatever the model, so the tiny
-# tracks take small steps (4 x 128 tokens): early progress is counted in steps, not tokens.
+# tracks take small steps (4 x 64 tokens): early progress is counted in steps, not tokens.
 _TINY: dict[str, Any] = dict(
-    smoothing_tokens=8_192, eval_every_tokens=16_384, val_tokens=8_192, report_every_tokens=4_096,
-    hyper={"micro_batch_size": 4, "seq_len": 128, "muon_lr": 0.02, "adamw_lr": 0.01},
+    smoothing_tokens=4_096, eval_every_tokens=8_192, val_tokens=8_192, report_every_tokens=2_048,
+    hyper={"micro_batch_size": 4, "seq_len": 64, "muon_lr": 0.02, "adamw_lr": 0.01},
 )
 
 TRACKS: dict[str, Track] = {
@@ -229,19 +229,19 @@ TRACKS: dict[str, Track] = {
         Track(
             name="marathon", preset="blueberry-151m", data="offline", target=None,
             description="best val loss after a fixed token budget (one epoch of the offline corpus)",
-            budget_tokens=79_000_000, max_tokens=79_000_000, eval_every_tokens=5_000_000,
+            budget_tokens=79_434_684, max_tokens=79_434_684, eval_every_tokens=5_000_000,
             report_every_tokens=1_000_000,
         ),
         # CPU tracks on the shipped sample: the tiny model gets there in well under a minute on 2 cores.
         Track(
             name="tiny-speedrun", preset="tiny", data="sample", target=7.5,
             description="CPU: tiny model to train loss 7.5 on the shipped sample",
-            budget_tokens=65_536, max_tokens=65_536, **_TINY,
+            budget_tokens=49_152, max_tokens=49_152, **_TINY,
         ),
         Track(
             name="tiny-marathon", preset="tiny", data="sample", target=None,
-            description="CPU: tiny model, best val loss after 65,536 tokens of the shipped sample",
-            budget_tokens=65_536, max_tokens=65_536, **_TINY,
+            description="CPU: tiny model, best val loss after 49,152 tokens of the shipped sample",
+            budget_tokens=49_152, max_tokens=49_152, **_TINY,
         ),
     )
 }
@@ -274,6 +274,7 @@ class Runtime:
     device: str = "auto"
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     compile: bool | None = None  # None: compile on CUDA, not on CPU
+    cudagraphs: bool | None = None  # compiled blocks replayed as CUDA graphs; None: on when compiling on CUDA
     stop_rule: str = ""  # "" -> the track's record rule (speedruns) / never (budget tracks)
     max_tokens: int = 0  # 0 -> the track's cap; lower it for quick runs
     eval_every_tokens: int = 0  # 0 -> the track's

@@ -179,8 +179,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     def loss_of(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=not fast)
 
+    cudagraphs = do_compile and on_cuda and config.runtime.cudagraphs is not False
     if do_compile:
-        compile_regions(model)
+        compile_regions(model, cudagraphs)
     loss_fn = loss_of
     ns_dtype = torch.float16 if on_cuda else torch.float32
 
@@ -194,6 +195,8 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
 
     def train_step(next_batch, tokens_after: int) -> torch.Tensor:
         set_lr(optimizers, multiplier_for(hp, tokens_after, config.horizon_tokens))
+        if cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         loss_sum = torch.zeros((), device=device)
         for _ in range(hp.grad_accum_steps):
             window = next_batch()
@@ -212,6 +215,8 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     def evaluate() -> float:
         total = torch.zeros((), device=device)
         for i in range(0, len(val), eval_batch):
+            if cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast:
                 total += loss_fn(val[i: i + eval_batch]).float()
         return (total / math.ceil(len(val) / eval_batch)).item()
@@ -277,7 +282,8 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     def metrics(step: int, tokens: int, clock_s: float, done: bool = False) -> dict[str, Any]:
         m: dict[str, Any] = {"tokens": tokens, "step": step, "train_loss": state["last_loss"],
                              "smoothed_loss": state["smoothed"], "val_loss": state["val"], "clock_s": clock_s,
-                             "tokens_per_s": tokens / clock_s if clock_s > 0 else 0.0, "done": done}
+                             "tokens_per_s": tokens / clock_s if clock_s > 0 else 0.0, "final": done,
+                             "startup_s": startup_s}
         for rule in CROSSING_RULES:
             c = crossings[rule]
             m[f"time_to_target_{rule}_s"] = c["time_s"] if c else None
@@ -386,7 +392,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
         startup_s=startup_s, warmup_s=warmup_s, n_parameters=n_params, device=name, error=error,
         history=history, val_history=val_history, config=config.to_dict(),
     )
-    reporter.report({**metrics(done_steps, done_tokens, clock_s, done=True), "status": status})
+    reporter.report({**metrics(done_steps, done_tokens, clock_s, done=True), "status": status,
+                     "best_val_loss": result.best_val_loss, "warmup_s": warmup_s,
+                     "device": name, "error": error})
     log.info("%s: %s after %d steps, %s tokens, %.1f s clocked, %.0f tokens/s", track.name, status, done_steps,
              f"{done_tokens:,}", clock_s, tps)
     return result

@@ -57,7 +57,7 @@ def test_result_has_crossings_and_reports(cache_dir):
     c = r.crossings["first_step"]
     assert c is not None and c["loss"] <= 9.5 and c["tokens"] == c["step"] * 512
     assert r.steps >= c["step"]
-    assert seen[-1]["done"] and seen[-1]["status"] == "reached"
+    assert seen[-1]["final"] and seen[-1]["status"] == "reached"
     assert all(m["tokens"] % 2560 == 0 for m in seen[:-1])
     assert [v["tokens"] for v in r.val_history][0] == 0
 

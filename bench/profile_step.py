@@ -1,0 +1,93 @@
+"""Where a training step's time goes: phase timings with CUDA events and a torch.profiler kernel table.
+
+    python bench/profile_step.py --batch 4 --out bench/results/profile
+
+Builds the step exactly as trainer.train does (regional compile, Muon with batched Newton-Schulz, fused AdamW,
+bf16 autocast, grad clip) on random tokens, warms up, then times each phase over 20 steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from trainer.config import PRESETS
+from trainer.model import GPT, compile_regions, next_token_loss
+from trainer.optim import build_optimizers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = GPT(PRESETS["blueberry-151m"]).to(dev)
+    compile_regions(model)
+    opts = build_optimizers(model, muon_lr=0.015, adamw_lr=0.001, muon_momentum=0.95, weight_decay=0.2, fast=True,
+                            ns_dtype=torch.float16, compile_ns=True)
+    params = list(model.parameters())
+    x = torch.randint(0, 49152, (args.batch, 2048), device=dev)
+
+    phases = ("fwd_bwd", "clip", "muon", "adamw")
+
+    def step(events=None):
+        def mark(i):
+            if events is not None:
+                events[i].record()
+        mark(0)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = next_token_loss(model, x)
+        loss.backward()
+        mark(1)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        mark(2)
+        opts[0].step()
+        opts[0].zero_grad(set_to_none=True)
+        mark(3)
+        opts[1].step()
+        opts[1].zero_grad(set_to_none=True)
+        mark(4)
+        return loss
+
+    for _ in range(5):
+        step()
+    torch.cuda.synchronize()
+    totals = dict.fromkeys(phases, 0.0)
+    for _ in range(args.steps):
+        ev = [torch.cuda.Event(enable_timing=True) for _ in range(5)]
+        step(ev)
+        torch.cuda.synchronize()
+        for i, name in enumerate(phases):
+            totals[name] += ev[i].elapsed_time(ev[i + 1]) / args.steps
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(args.steps):
+        step()
+    end.record()
+    torch.cuda.synchronize()
+    free_ms = start.elapsed_time(end) / args.steps
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            step()
+        torch.cuda.synchronize()
+    table_cuda = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25)
+    table_cpu = prof.key_averages().table(sort_by="cpu_time_total", row_limit=15)
+    (args.out / f"kernels-b{args.batch}.txt").write_text(table_cuda + "\n\n" + table_cpu)
+    summary = {"batch": args.batch, "phase_ms_synced": totals, "step_ms_unsynced": free_ms,
+               "tokens_per_s_unsynced": args.batch * 2048 / free_ms * 1000}
+    (args.out / f"phases-b{args.batch}.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    print(table_cuda[:6000])
+
+
+if __name__ == "__main__":
+    main()

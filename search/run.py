@@ -1,0 +1,321 @@
+"""``python -m search.run``: an Optuna search space run as Ray Tune trials with ASHA early stopping.
+
+Objective (lower is better): the clocked seconds to reach the track's target by the search rule
+(--objective: smoothed = the smoothed train loss, the default; first_step = one step's train loss, as the
+leaderboard counts; val = the fixed validation loss). Censored: a trial that never reaches the target ranks
+behind every trial that did, by the loss that rule watches. Budget tracks (marathon) minimise the final
+validation loss instead.
+
+ASHA compares trials at equal token counts (time_attr = tokens) on their smoothed train loss; Optuna's own
+pruning is off. One trial per GPU by default; on a machine without a GPU, trials run on the CPU.
+
+examples:
+  python -m search.run --space lr_sched                       # CPU: tiny-speedrun on the shipped sample
+  python -m search.run --space lr_sched --track speedrun-4.5 --num-trials 32
+  python -m search.run --space lr_sched --name my-search --resume
+  python -m search.run --list-spaces
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from search.objective import CENSORED, LUCK_WARNING, OBJECTIVES
+from trainer.config import TRACKS, ConfigError, RunConfig, make_config, parse_set
+
+log = logging.getLogger("search.run")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m search.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default="lr_sched", help="search space (see --list-spaces); default lr_sched")
+    p.add_argument("--list-spaces", action="store_true", help="list the search spaces and exit")
+    p.add_argument("--track", default=None,
+                   help=f"one of {', '.join(TRACKS)} (default: speedrun-4.5 with a GPU, tiny-speedrun without)")
+    p.add_argument("--preset", default=None, help="model preset (default: the track's)")
+    p.add_argument("--data", default=None, help="data source (default: the track's)")
+    p.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help="crossing rule the search optimises (default: the track's search rule, smoothed)")
+    p.add_argument("--num-trials", type=int, default=None, help="trials in all (default: 10 on CPU, 16 on GPU)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (trials' training seed: --set seed=N)")
+    p.add_argument("--sampler", choices=("tpe", "random", "qmc"), default="tpe", help="Optuna sampler")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="fixed override for every trial (repeatable)")
+    p.add_argument("--name", default=None, help="run name (default: <space>-<track>-<time>)")
+    p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs/)")
+    p.add_argument("--resume", action="store_true", help="continue the search in runs/<name>")
+    p.add_argument("--grace-period", type=int, default=None, help="ASHA: tokens before a first cut")
+    p.add_argument("--reduction-factor", type=float, default=2.0, help="ASHA reduction factor (default 2)")
+    p.add_argument("--max-t", type=int, default=None, help="ASHA: most tokens a trial gets (default: track cap)")
+    p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per trial, fractional allowed")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="trials at once (default: GPUs / gpus-per-trial, or CPUs / cpus-per-trial)")
+    p.add_argument("--time-budget-s", type=float, default=None,
+                   help="stop starting/continuing trials after this many seconds (finished ones are kept)")
+    p.add_argument("--max-failures", type=int, default=0, help="retries of a trial that raised (default 0)")
+    p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
+    p.add_argument("--storage", default=None, help="Ray's storage: a path or a pyarrow filesystem URI")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_address(address: str) -> None:
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or address, int(port or 6379)), timeout=5):
+            pass
+    except (OSError, ValueError):
+        raise ConfigError(f"cannot reach a Ray cluster at --address {address} (expected host:port of a "
+                          "running `ray start --head`, or auto)") from None
+
+
+def _git() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                                    timeout=5).stdout.strip())
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "", "dirty": None}
+
+
+def _settings(args: argparse.Namespace, has_gpu: bool) -> dict[str, Any]:
+    """The search's settings from the command line, validated (raises ConfigError)."""
+    from spaces import get_space
+
+    track = args.track or ("speedrun-4.5" if has_gpu else "tiny-speedrun")
+    overrides = parse_set(args.overrides)
+    config = make_config(track, preset_name=args.preset, data=args.data, overrides=overrides)
+    space = get_space(args.space)
+    rule = args.objective or config.track.search_rule
+    t = config.track
+    grace = args.grace_period or 4 * t.report_every_tokens
+    max_t = args.max_t or config.max_tokens
+    if grace <= 0 or max_t <= 0 or grace > max_t:
+        raise ConfigError(f"--grace-period ({grace:,}) must be > 0 and <= --max-t ({max_t:,})")
+    if args.reduction_factor <= 1:
+        raise ConfigError(f"--reduction-factor must be > 1, got {args.reduction_factor}")
+    num_trials = args.num_trials if args.num_trials is not None else (16 if has_gpu else 10)
+    if num_trials < 1:
+        raise ConfigError(f"--num-trials must be >= 1, got {num_trials}")
+    if args.gpus_per_trial <= 0 or args.cpus_per_trial <= 0:
+        raise ConfigError("--gpus-per-trial and --cpus-per-trial must be > 0")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    from search.tuner import rungs
+
+    return {
+        "kind": "search", "space": space.name, "track": track, "preset": config.model.name, "data": args.data,
+        "objective": rule, "search_rule": rule, "target": t.target, "num_trials": num_trials, "seed": args.seed,
+        "sampler": args.sampler, "set": overrides,
+        "asha": {"time_attr": "tokens", "metric": "smoothed_loss", "grace_period": grace,
+                 "reduction_factor": args.reduction_factor, "max_t": max_t,
+                 "rungs": rungs(grace, args.reduction_factor, max_t)},
+        "record_params": space.record_point(config.hp),
+        "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial,
+        "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
+        "time_budget_s": args.time_budget_s,
+        "address": args.address, "storage": args.storage,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join([sys.executable, "-m", "search.run",
+                                                                            *sys.argv[1:]]),
+        "git": _git(),
+    }
+
+
+def _base_config(settings: dict[str, Any]) -> RunConfig:
+    from trainer.data import cache_root
+
+    config = make_config(settings["track"], preset_name=settings["preset"], data=settings.get("data"),
+                         overrides=settings["set"])
+    stop = settings["objective"] if config.track.is_speedrun else "never"
+    config = replace(config, runtime=replace(config.runtime, stop_rule=stop))
+    # Ray's workers may not inherit the driver's environment: pin the token cache explicitly.
+    return replace(config, data=replace(config.data, cache_dir=str(cache_root(config.data))))
+
+
+def _summary(trials, settings: dict[str, Any], run_dir: Path) -> str:
+    if trials.empty:
+        return f"no trials finished\nresults: {run_dir}"
+    counts = trials["status"].value_counts().to_dict()
+    lines = [f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))]
+    params = [c for c in trials.columns if c.startswith("param_")]
+    show = trials.sort_values(["objective", "number"], na_position="last").head(8)
+    header = f"{'#':>3} {'status':<10}{'objective':>12} {'tokens':>11}  " + "  ".join(p[6:] for p in params)
+    lines.append(header)
+    for _, r in show.iterrows():
+        obj = r.get("objective")
+        if obj is None or (isinstance(obj, float) and math.isnan(obj)):
+            obj_s = "-"
+        elif obj >= CENSORED:
+            obj_s = f"not reached (loss {obj - CENSORED:.3f})" if settings.get("target") is not None else f"{obj:.4f}"
+        else:
+            obj_s = f"{obj:.2f} s" if settings.get("target") is not None else f"{obj:.4f}"
+        vals = "  ".join(_fmt(r.get(p)) for p in params)
+        lines.append(f"{int(r['number']):>3} {r['status']:<10}{obj_s:>12} {int(r.get('tokens') or 0):>11,}  {vals}")
+    lines.append(f"results: {run_dir}")
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.list_spaces:
+        from spaces import describe
+
+        print(describe())
+        return 0
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are on disk; continue with --resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    runs_root = Path(args.runs_dir)
+    if args.resume:
+        if not args.name:
+            raise ConfigError("--resume needs --name of the search to continue")
+        run_dir = runs_root / args.name
+        if not (run_dir / "settings.json").exists():
+            raise ConfigError(f"nothing to resume: {run_dir}/settings.json does not exist")
+        settings = json.loads((run_dir / "settings.json").read_text())
+        if args.num_trials is not None:
+            settings["num_trials"] = args.num_trials
+    else:
+        if args.address:
+            _check_address(args.address)
+        settings = _settings(args, torch.cuda.is_available())
+        name = args.name or f"{settings['space']}-{settings['track']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = runs_root / name
+        if run_dir.exists():
+            raise ConfigError(f"{run_dir} already exists: pass --resume to continue it, or another --name")
+        settings["name"] = name
+        run_dir.mkdir(parents=True)
+        from trainer.io import atomic_write_json
+
+        atomic_write_json(run_dir / "settings.json", settings)
+    if settings["objective"] == "first_step":
+        print(f"warning: {LUCK_WARNING}", file=sys.stderr)
+    base = _base_config(settings)
+    from trainer.data import load_tokens
+
+    load_tokens(base.data, progress=not args.quiet)  # tokenize once, before any trial starts
+    return _search(settings, base, run_dir, quiet=args.quiet, address=settings.get("address"))
+
+
+def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: bool, address: str | None) -> int:
+    import ray
+    from ray import tune
+
+    from search.store import TrialStore
+    from search.tuner import ResultsCallback, ResumableASHA, init_ray, make_searcher, trainable
+    from spaces import get_space
+
+    store = TrialStore(run_dir)
+    finished = store.finished()
+    remaining = settings["num_trials"] - len(finished)
+    if remaining <= 0:
+        trials = store.write_tables()
+        print(_summary(trials, settings, run_dir))
+        return 0
+    try:
+        init_ray(address, None)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot start or join Ray ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0.0)
+    if gpus > 0:
+        per_trial = {"gpu": settings["gpus_per_trial"], "cpu": settings["cpus_per_trial"]}
+        concurrent = settings["max_concurrent"] or max(1, int(gpus / settings["gpus_per_trial"]))
+        threads = 0
+    else:
+        per_trial = {"cpu": settings["cpus_per_trial"]}
+        concurrent = settings["max_concurrent"] or max(1, int(resources.get("CPU", 1) / settings["cpus_per_trial"]))
+        threads = max(1, int(settings["cpus_per_trial"]))
+    asha = settings["asha"]
+    scheduler = ResumableASHA(time_attr="tokens", metric=asha["metric"], mode="min", grace_period=asha["grace_period"],
+                              reduction_factor=asha["reduction_factor"], max_t=asha["max_t"])
+    resuming = bool(finished) or (run_dir / "optuna.db").exists()
+    if finished:
+        n = scheduler.replay({r["trial_id"]: r.get("history", []) for r in finished}, asha["metric"])
+        log.warning("resuming %s: %d trials kept, %d rung entries replayed into ASHA, %d to run",
+                    run_dir.name, len(finished), n, remaining)
+    searcher = make_searcher(get_space(settings["space"]), base.hp, run_dir=run_dir, sampler=settings["sampler"],
+                             seed=settings["seed"], resuming=resuming, fixed={})
+    progress = None
+    if not quiet:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=settings["num_trials"], initial=len(finished), unit="trial", desc="search")
+    callback = ResultsCallback(store, first_number=1 + max([r.get("number", 0) for r in finished], default=0),
+                               progress=progress)
+    sessions = sorted((run_dir / "ray").glob("session-*")) if (run_dir / "ray").exists() else []
+    session = f"session-{len(sessions) + 1}"
+    storage = settings.get("storage") or str((run_dir / "ray").resolve())
+    if settings.get("storage"):
+        session = f"{settings['name']}/{session}"
+    fn = tune.with_parameters(trainable, base=base.to_dict(), rule=settings["objective"], cpu_threads=threads)
+    tuner = tune.Tuner(
+        tune.with_resources(fn, per_trial),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+                                    max_concurrent_trials=concurrent,
+                                    time_budget_s=settings.get("time_budget_s")),
+        run_config=tune.RunConfig(name=session, storage_path=storage, callbacks=[callback], verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=settings["max_failures"])),
+    )
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    tuner.fit()
+    if progress is not None:
+        progress.close()
+    trials = store.write_tables()
+    best_path = run_dir / "best.json"
+    if best_path.exists():
+        best = json.loads(best_path.read_text())
+        from trainer.config import override_keys
+
+        keys = override_keys()
+        sets = [f"--set {k[6:]}={v}" for k, v in best.items()
+                if k.startswith("param_") and k[6:] in keys and v is not None]
+        best["command"] = (f"python -m trainer --track {settings['track']} "
+                           + " ".join(sets + [f"--set {k}={v}" for k, v in settings["set"].items()]))
+        from trainer.io import atomic_write_json
+
+        atomic_write_json(best_path, best)
+    print(_summary(trials, settings, run_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""search.run on CPU with tiny trials: bad input, a whole search, and a SIGKILL followed by --resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+
+QUICK = ["--set", "max_tokens=6144", "--grace-period", "2048", "--max-t", "6144", "--quiet"]
+
+
+def _run(args, cwd, timeout=600, **kw):
+    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "BLUEBERRY_CACHE": str(cache), "RAY_DEDUP_LOGS": "0"}
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--space", "nope"], "unknown space 'nope'; choose one of lr_sched"),
+    (["--track", "nope"], "unknown track 'nope'"),
+    (["--set", "bogus=1"], "unknown setting 'bogus'"),
+    (["--set", "muon_lr=-1"], "muon_lr must be a finite number > 0"),
+    (["--grace-period", "100", "--max-t", "10"], "--grace-period (100) must be > 0 and <= --max-t (10)"),
+    (["--reduction-factor", "1"], "--reduction-factor must be > 1"),
+    (["--num-trials", "0"], "--num-trials must be >= 1"),
+    (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at --address 127.0.0.1:1"),
+    (["--resume", "--name", "missing"], "nothing to resume"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, env, args, needle):
+    p = _run(["--runs-dir", str(tmp_path), *args], tmp_path, env=env, timeout=120)
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_list_spaces(tmp_path):
+    p = _run(["--list-spaces"], tmp_path, timeout=60)
+    assert p.returncode == 0 and "lr_sched" in p.stdout and "grad_accum" in p.stdout
+
+
+@pytest.mark.slow
+def test_search_then_kill_then_resume(tmp_path, env):
+    runs = tmp_path / "runs"
+    args = ["--space", "lr_sched", "--runs-dir", str(runs), "--name", "s", "--num-trials", "6", *QUICK]
+    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    trial_dir = runs / "s" / "trials"
+    deadline = time.time() + 400
+    finished_before: list[str] = []
+    while time.time() < deadline:
+        recs = [json.loads(p.read_text()) for p in trial_dir.glob("*.json")] if trial_dir.exists() else []
+        finished_before = [r["trial_id"] for r in recs if r["status"] != "running"]
+        if len(finished_before) >= 2:
+            break
+        assert driver.poll() is None, driver.stderr.read().decode()[-3000:]
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, at once
+    driver.wait()
+    assert len(finished_before) >= 2
+
+    # the name exists: without --resume it is refused
+    p = _run(args, tmp_path, env=env, timeout=120)
+    assert p.returncode == 2 and "already exists" in p.stderr
+
+    p = _run([*args, "--resume"], tmp_path, env=env)
+    assert p.returncode == 0, p.stderr[-4000:]
+    trials = pd.read_parquet(runs / "s" / "trials.parquet")
+    finished = trials[trials.status != "running"]
+    assert len(finished) >= 6
+    assert set(finished_before) <= set(finished.trial_id)  # nothing finished was lost
+    assert set(trials.status) <= {"completed", "stopped", "diverged", "errored", "running"}
+    assert finished.number.is_unique
+    # the searcher's history survived: the study holds the trials of both sessions, the record point once
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{runs / 's' / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 6
+    record_like = [t for t in complete if t.params.get("muon_lr") == 0.02 and t.params.get("schedule") == "constant"
+                   and t.params.get("adamw_lr") == 0.01]
+    assert len(record_like) == 1
+    assert len(list((runs / "s" / "ray").glob("session-*"))) == 2
+    assert "results:" in p.stdout
+
+
+@pytest.mark.slow
+def test_whole_search_results_on_disk(tmp_path, env):
+    runs = tmp_path / "runs"
+    p = _run(["--space", "lr_sched", "--runs-dir", str(runs), "--name", "w", "--num-trials", "4", *QUICK], tmp_path,
+             env=env)
+    assert p.returncode == 0, p.stderr[-4000:]
+    d = runs / "w"
+    settings = json.loads((d / "settings.json").read_text())
+    assert settings["space"] == "lr_sched" and settings["objective"] == "smoothed"
+    assert settings["asha"]["rungs"] == [2048, 4096]
+    trials = pd.read_parquet(d / "trials.parquet")
+    assert len(trials) == 4 and (d / "trials.csv").exists()
+    for col in ("trial_id", "number", "status", "objective", "reached", "tokens", "param_muon_lr", "param_schedule",
+                "time_to_target_smoothed_s", "final_smoothed_loss", "startup_s", "error"):
+        assert col in trials.columns, col
+    first = trials.sort_values("number").iloc[0]
+    assert first.param_muon_lr == 0.02 and first.param_schedule == "constant"  # the record goes first
+    history = pd.read_parquet(d / "history.parquet")
+    assert set(history.trial_id) == set(trials.trial_id)
+    assert (history.groupby("trial_id").tokens.apply(lambda s: s.is_monotonic_increasing)).all()
+    best = json.loads((d / "best.json").read_text())
+    assert best["command"].startswith("python -m trainer --track tiny-speedrun")
+    assert (d / "optuna.db").exists()
+
+
+def test_trial_error_is_recorded_and_search_goes_on(tmp_path, env):
+    """A trial that raises (here: a micro-batch larger than the data) is recorded with its error."""
+    runs = tmp_path / "runs"
+    p = _run(["--space", "batch", "--runs-dir", str(runs), "--name", "e", "--num-trials", "2", "--sampler", "random",
+              "--set", "seq_len=65536", *QUICK[2:]], tmp_path, env=env)
+    assert p.returncode == 0, p.stderr[-4000:]
+    trials = pd.read_parquet(runs / "e" / "trials.parquet")
+    assert len(trials) == 2 and (trials.status == "errored").all()
+    assert trials.error.str.contains("ConfigError").all() and trials.error.str.contains("max_tokens").all()

@@ -1,0 +1,244 @@
+"""search.transfer: candidates from records, the rank statistics against scipy, the CLI's bad input, and one
+tiny transfer run through Ray on CPU (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from search.transfer import (
+    analyse,
+    bootstrap_ci,
+    build_candidates,
+    kendall,
+    knob_effects,
+    load_records,
+    rankdata,
+    regret,
+    spearman,
+)
+from trainer.config import make_config
+
+ROOT = Path(__file__).resolve().parents[2]
+SHORT, LONG = "tiny-speedrun", "tiny-marathon"
+
+
+def write_record(root: Path, ident: str, changes: dict[str, Any], *, status: str = "candidate",
+                 track: str = SHORT, time_s: float | None = 10.0) -> Path:
+    config = make_config(track)
+    config = replace(config, hp=replace(config.hp, **changes))
+    path = root / track / f"{ident}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"id": ident, "kind": "record", "status": status, "track": track,
+                                "mean_time_s": time_s, "config": config.to_dict()}))
+    return path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "search.transfer", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Candidates
+
+
+def test_candidates_singles_combinations_conflict_and_dedup(tmp_path):
+    write_record(tmp_path, "base", {}, status="baseline", time_s=20.0)
+    write_record(tmp_path, "a", {"muon_lr": 0.03}, time_s=12.0)
+    write_record(tmp_path, "a2", {"muon_lr": 0.03}, time_s=14.0)  # same changes as a: one group
+    write_record(tmp_path, "b", {"muon_lr": 0.04, "weight_decay": 0.1}, time_s=11.0)  # conflicts with a
+    write_record(tmp_path, "c", {"weight_decay": 0.1}, time_s=15.0)  # b's weight_decay alone
+    write_record(tmp_path, "x", {"muon_lr": 0.05}, status="rejected")  # not usable
+    write_record(tmp_path, "other", {"muon_lr": 0.05}, track="tiny-marathon")  # another track
+    records = load_records(tmp_path, SHORT)
+    assert sorted(r["id"] for r in records) == ["a", "a2", "b", "base", "c"]
+    cands = build_candidates(records, LONG)
+    by_changes = {json.dumps(c.changes, sort_keys=True): c for c in cands}
+    assert len(by_changes) == len(cands)  # unique
+
+    base = cands[0]
+    assert (base.id, base.kind, base.records, base.changes, base.short_value) == ("baseline", "baseline",
+                                                                                 ["base"], {}, 20.0)
+    singles = {c.id: c for c in cands if c.kind == "single"}
+    assert len(singles) == 3
+    a = next(c for c in singles.values() if c.changes == {"muon_lr": 0.03})
+    assert a.records == ["a", "a2"] and a.short_value == pytest.approx(13.0)
+
+    combos = [c for c in cands if c.kind == "combination"]
+    assert all(math.isnan(c.short_value) for c in combos)
+    # a+b conflict on muon_lr: two options, {0.03, wd 0.1} and {0.04, wd 0.1}
+    assert {"muon_lr": 0.03, "weight_decay": 0.1} in [c.changes for c in combos]
+    # {0.04, wd 0.1} is b itself: deduplicated into b (kept as b, the combination listed under same_as)
+    b = next(c for c in singles.values() if c.records == ["b"])
+    assert b.changes == {"muon_lr": 0.04, "weight_decay": 0.1} and any("a" in s and "b" in s for s in b.same_as)
+    assert [c.changes for c in combos].count({"muon_lr": 0.04, "weight_decay": 0.1}) == 0
+    # every candidate's Hyper is distinct
+    hps = {json.dumps(replace(replace(make_config(LONG).hp, **c.changes), seed=0).__dict__, sort_keys=True)
+           for c in cands}
+    assert len(hps) == len(cands)
+    # baseline, a, b, c, then combos: a+b -> 1 new (the other is b), a+c -> {0.03, 0.1} (same as a+b's), b+c -> b,
+    # a+b+c -> both options already there
+    assert len(combos) == 1 and combos[0].records == ["a", "a2", "b"]
+
+
+def test_candidates_max_combine(tmp_path):
+    for i, changes in enumerate(({"muon_lr": 0.03}, {"weight_decay": 0.1}, {"muon_momentum": 0.9})):
+        write_record(tmp_path, f"r{i}", changes)
+    recs = load_records(tmp_path, SHORT)
+    assert len(build_candidates(recs, LONG, max_combine=1)) == 4  # baseline (no records) + 3 singles
+    assert len(build_candidates(recs, LONG, max_combine=2)) == 7
+    assert len(build_candidates(recs, LONG)) == 8  # + all three
+
+
+def test_load_records_errors(tmp_path):
+    from trainer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no such"):
+        load_records(tmp_path / "missing", SHORT)
+    (tmp_path / "bad.json").write_text("{nope")
+    write_record(tmp_path, "a", {"muon_lr": 0.03}, status="rejected")
+    with pytest.raises(ConfigError, match="no usable records"):
+        load_records(tmp_path, SHORT)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Statistics
+
+
+@pytest.mark.parametrize("x,y", [
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 1.0, 4.0, 3.0, 6.0, 5.0]),
+    ([3.1, 2.2, 5.5, 1.0, 4.4, 2.2, 7.0], [0.5, 0.7, 0.2, 0.9, 0.3, 0.6, 0.3]),  # ties on both sides
+    ([1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]),
+])
+def test_correlations_match_scipy(x, y):
+    assert rankdata(x) == pytest.approx(list(stats.rankdata(x)))
+    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert kendall(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
+
+
+def test_correlations_undefined():
+    assert math.isnan(spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+    assert math.isnan(kendall([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
+    assert bootstrap_ci([1.0, 2.0], [1.0, 2.0], spearman) == (pytest.approx(math.nan, nan_ok=True),) * 2
+
+
+def test_bootstrap_ci_against_scipy():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=12)
+    y = x + rng.normal(scale=0.8, size=12)
+    lo, hi = bootstrap_ci(list(x), list(y), spearman, samples=1000, seed=3)
+    assert (lo, hi) == bootstrap_ci(list(x), list(y), spearman, samples=1000, seed=3)  # fixed seed
+    assert -1 <= lo <= spearman(list(x), list(y)) <= hi <= 1
+    ref = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
+                          n_resamples=1000, method="percentile", random_state=3).confidence_interval
+    assert lo == pytest.approx(ref.low, abs=0.12) and hi == pytest.approx(ref.high, abs=0.12)
+    klo, khi = bootstrap_ci(list(x), list(y), kendall, samples=1000, seed=3)
+    assert -1 <= klo <= kendall(list(x), list(y)) <= khi <= 1
+
+
+def _rows():
+    return [
+        {"id": "baseline", "short": 20.0, "long": 3.30, "changes": {}},
+        {"id": "r1", "short": 10.0, "long": 3.25, "changes": {"muon_lr": 0.03}},  # short winner
+        {"id": "r2", "short": 15.0, "long": 3.10, "changes": {"weight_decay": 0.1}},
+        {"id": "r3", "short": 12.0, "long": math.nan, "changes": {"muon_lr": 0.04}},  # long run failed
+        {"id": "c1", "short": math.nan, "long": 3.05, "changes": {"muon_lr": 0.03, "weight_decay": 0.1}},
+    ]
+
+
+def test_regret():
+    r = regret(_rows())
+    assert r["short_winner"] == "r1" and r["long_winner"] == "c1"
+    assert r["regret"] == pytest.approx(3.25 - 3.05)
+    assert regret([{"id": "a", "short": math.nan, "long": 1.0, "changes": {}}])["regret"] is None
+
+
+def test_knob_effects():
+    eff = knob_effects(_rows())
+    assert eff["muon_lr"]["mean_with"] == pytest.approx((3.25 + 3.05) / 2)
+    assert eff["muon_lr"]["mean_without"] == pytest.approx((3.30 + 3.10) / 2)
+    assert eff["muon_lr"]["n_with"] == 2 and eff["weight_decay"]["n_with"] == 2
+    assert eff["weight_decay"]["difference"] == pytest.approx((3.10 + 3.05) / 2 - (3.30 + 3.25) / 2)
+
+
+def test_analyse():
+    out = analyse(_rows(), samples=200)
+    x, y = [20.0, 10.0, 15.0], [3.30, 3.25, 3.10]
+    assert out["n_both"] == 3
+    assert out["spearman"]["value"] == pytest.approx(stats.spearmanr(x, y).statistic)
+    assert out["kendall"]["value"] == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert out["regret"] == pytest.approx(0.20)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_dry_run(tmp_path):
+    write_record(tmp_path, "base", {}, status="baseline")
+    write_record(tmp_path, "a", {"muon_lr": 0.03})
+    write_record(tmp_path, "b", {"weight_decay": 0.1})
+    p = _cli(str(tmp_path), "--track", LONG, "--short-track", SHORT, "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert p.returncode == 0, p.stderr
+    assert "4 candidates" in p.stdout and "muon_lr=0.03, weight_decay=0.1" in p.stdout
+    assert "baseline" in p.stdout and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{tmp}/missing"], "no such records directory"),
+    (["{tmp}/empty"], "no usable records"),
+    (["{tmp}/empty", "--track", "nope"], "unknown track"),
+    (["{tmp}/empty", "--short-track", "nope"], "unknown track"),
+])
+def test_bad_input(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    write_record(tmp_path / "empty", "x", {"muon_lr": 0.03}, track="speedrun-3.5")
+    p = _cli(*[a.format(tmp=tmp_path) for a in args], "--dry-run")
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A real transfer run (Ray, CPU)
+
+
+@pytest.mark.slow
+def test_tiny_transfer_run(tmp_path):
+    records = tmp_path / "records"
+    write_record(records, "base", {}, status="baseline", time_s=20.0)
+    write_record(records, "a", {"muon_lr": 0.03}, time_s=10.0)
+    runs = tmp_path / "runs"
+    args = [str(records), "--track", LONG, "--short-track", SHORT, "--budget-tokens", "1024", "--seeds", "1",
+            "--name", "tr", "--runs-dir", str(runs), "--set", "device=cpu", "--num-cpus", "2"]
+    p = _cli(*args)
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = runs / "tr"
+    assert json.loads((out / "settings.json").read_text())["kind"] == "transfer"
+    t = json.loads((out / "transfer.json").read_text())
+    assert [c["id"] for c in t["candidates"]] == ["baseline", "r1"]
+    for c in t["candidates"]:
+        assert math.isfinite(c["long_val_loss"]) and c["failed_seeds"] == []
+        assert (out / c["id"] / "seed-0" / "result.json").exists()
+    assert t["correlations"]["n"] == 2 and t["short_winner"] == "r1" and t["regret"] >= 0
+    assert set(t["knob_effects"]) == {"muon_lr"}
+    # resume: everything is there, nothing runs again
+    mtime = (out / "r1" / "seed-0" / "result.json").stat().st_mtime
+    p = _cli(*args, "--resume")
+    assert p.returncode == 0, p.stderr
+    assert (out / "r1" / "seed-0" / "result.json").stat().st_mtime == mtime
+    # a fresh run into the same name is refused
+    assert _cli(*args).returncode == 2
+    rep = subprocess.run([sys.executable, "-m", "reports", str(out)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert rep.returncode == 0, rep.stderr
