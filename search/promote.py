@@ -1005,11 +1005,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--control-record", default=None,
                    help="the record whose hyperparameters the control runs (default: the track's current record)")
     p.add_argument("--user", default="search.promote", help="the records' user (default search.promote)")
-    p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per run (default 1)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per run (default 1)")
-    p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: one per GPU/CPU)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
-    p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
+    from search.tuner import add_ray_arguments  # imports ray: only when a parser is built
+
+    add_ray_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print what would run, as JSON, and run nothing")
     p.add_argument("--leaderboard", nargs="?", const="records", default=None, metavar="RECORDS",
                    help="print the leaderboard of a records directory (default records/) as Markdown and exit")

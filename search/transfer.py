@@ -491,11 +491,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="run directory name under --runs-dir (default transfer-<time>)")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
     p.add_argument("--resume", action="store_true", help="continue runs/<name>/: run only what has no result")
-    p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per run (default 1)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per run (default 1)")
-    p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: one per GPU/CPU)")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
-    p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
+    from search.tuner import add_ray_arguments  # imports ray: only when a parser is built
+
+    add_ray_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the candidates and run nothing")
     return p
 

@@ -239,6 +239,15 @@ def _error_text(trial) -> str:
     return lines[-1][:500] if lines else "trial raised an error (see Ray's logs)"
 
 
+def add_ray_arguments(p) -> None:
+    """The Ray resource flags shared by promotion and transfer runs."""
+    p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per run (default 1)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per run (default 1)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: one per GPU/CPU)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
+    p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> None:
     if ray.is_initialized():
         return
