@@ -53,6 +53,12 @@ class TrialStore:
                 continue
         return sorted(recs, key=lambda r: r.get("number", 0))
 
+    def _settings(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.run_dir / "settings.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
     # -- tables ------------------------------------------------------------------------------------------
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows, hist = [], []
@@ -70,8 +76,10 @@ class TrialStore:
                     if col not in trials:
                         trials[col] = math.nan
             trials = trials.sort_values("number").reset_index(drop=True)
-            trials["reached"] = trials["objective"].lt(CENSORED) & trials["time_to_target_smoothed_s"].notna() \
-                if "objective" in trials else False
+            # reached the target by the search's rule: its objective is a time, not censored (budget tracks
+            # have no target, so nothing is "reached" there)
+            has_target = self._settings().get("target") is not None
+            trials["reached"] = trials["objective"].lt(CENSORED) if has_target and "objective" in trials else False
         history = pd.DataFrame(hist, columns=["trial_id", "tokens", "step", "train_loss", "smoothed_loss",
                                               "val_loss", "clock_s", "objective", "tokens_per_s"])
         return trials, history
@@ -81,13 +89,13 @@ class TrialStore:
         _atomic_df(trials, self.run_dir / "trials.parquet")
         _atomic_df(trials, self.run_dir / "trials.csv")
         _atomic_df(history, self.run_dir / "history.parquet")
-        best = best_trial(trials)
+        best = best_trial(trials, self._settings().get("target") is not None)
         if best is not None:
             atomic_write_json(self.run_dir / "best.json", best)
         return trials
 
 
-def best_trial(trials: pd.DataFrame) -> dict[str, Any] | None:
+def best_trial(trials: pd.DataFrame, has_target: bool = True) -> dict[str, Any] | None:
     if trials.empty or "objective" not in trials:
         return None
     ok = trials[trials["status"].isin(["completed", "stopped"]) & trials["objective"].notna()]
@@ -95,7 +103,7 @@ def best_trial(trials: pd.DataFrame) -> dict[str, Any] | None:
         return None
     row = ok.sort_values(["objective", "number"]).iloc[0]
     out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.to_dict().items()}
-    out["reached"] = bool(row["objective"] < CENSORED)
+    out["reached"] = bool(has_target and row["objective"] < CENSORED)
     return out
 
 

@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from search.objective import CENSORED, objective
+from search.store import TrialStore
+
+
+def test_objective_is_time_when_reached_else_censored_by_loss():
+    m = {"time_to_target_smoothed_s": 12.5, "smoothed_loss": 4.4}
+    assert objective(m, "smoothed", 4.5) == 12.5
+    slow = objective({"time_to_target_smoothed_s": None, "smoothed_loss": 4.9}, "smoothed", 4.5)
+    worse = objective({"time_to_target_smoothed_s": float("nan"), "smoothed_loss": 5.3}, "smoothed", 4.5)
+    assert CENSORED < slow < worse
+    assert slow == pytest.approx(CENSORED + 4.9)
+    assert objective({"val_loss": float("nan")}, "val", 4.5) == CENSORED + 1e3  # diverged: behind every loss
+    assert objective({"val_loss": 3.2}, "val", None) == 3.2  # budget track: the validation loss
+
+
+def _rec(i, status, obj, **kw):
+    return {"trial_id": f"t{i}", "number": i, "status": status, "objective": obj, "params": {"muon_lr": 0.01 * i},
+            "history": [{"tokens": 100, "smoothed_loss": 5.0}], **kw}
+
+
+@pytest.mark.parametrize("target,reached", [(4.5, [True, False]), (None, [False, False])])
+def test_tables_reached_and_best(tmp_path, target, reached):
+    (tmp_path / "settings.json").write_text(json.dumps({"target": target}))
+    store = TrialStore(tmp_path)
+    store.write_trial(_rec(1, "completed", 30.0 if target else 3.1))
+    store.write_trial(_rec(2, "stopped", CENSORED + 5.0 if target else 3.5))
+    store.write_trial(_rec(3, "errored", None, error="boom"))
+    store.write_trial(_rec(4, "running", None))
+    trials = store.write_tables()
+    assert list(trials.number) == [1, 2, 3, 4] and "param_muon_lr" in trials
+    assert list(trials.reached[:2]) == reached
+    assert [r["trial_id"] for r in store.finished()] == ["t1", "t2", "t3"]
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["trial_id"] == "t1" and best["reached"] == bool(target)
+    assert (tmp_path / "trials.csv").exists() and (tmp_path / "history.parquet").exists()
