@@ -754,25 +754,13 @@ def run_plan(plan: Plan, out_dir: Path, *, address: str | None, num_cpus: int | 
     import ray
     from ray import tune
 
-    from search.tuner import init_ray
+    from search.tuner import init_ray, trial_resources
     from trainer.data import cache_root, load_tokens
 
     started = not ray.is_initialized()
+    init_ray(address, num_cpus)
     try:
-        init_ray(address, num_cpus)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot start or join Ray ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    try:
-        resources = ray.cluster_resources()
-        gpus = resources.get("GPU", 0.0)
-        if gpus > 0:
-            per_trial = {"gpu": gpus_per_trial, "cpu": cpus_per_trial}
-            concurrent = max_concurrent or max(1, int(gpus / gpus_per_trial))
-            threads = 0
-        else:
-            per_trial = {"cpu": cpus_per_trial}
-            concurrent = max_concurrent or max(1, int(resources.get("CPU", 1) / cpus_per_trial))
-            threads = max(1, int(cpus_per_trial))
+        per_trial, concurrent, threads = trial_resources(gpus_per_trial, cpus_per_trial, max_concurrent)
         # Ray's workers may not inherit the driver's environment: pin the token cache; tokenize once, here.
         configs = {}
         for job in plan.jobs:

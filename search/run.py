@@ -236,11 +236,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: bool, address: str | None) -> int:
-    import ray
     from ray import tune
 
     from search.store import TrialStore
-    from search.tuner import ResultsCallback, ResumableASHA, init_ray, make_searcher, trainable
+    from search.tuner import (
+        ResultsCallback,
+        ResumableASHA,
+        init_ray,
+        make_searcher,
+        trainable,
+        trial_resources,
+    )
     from spaces import get_space
 
     store = TrialStore(run_dir)
@@ -250,20 +256,9 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
         trials = store.write_tables()
         print(_summary(trials, settings, run_dir))
         return 0
-    try:
-        init_ray(address, None)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot start or join Ray ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    resources = ray.cluster_resources()
-    gpus = resources.get("GPU", 0.0)
-    if gpus > 0:
-        per_trial = {"gpu": settings["gpus_per_trial"], "cpu": settings["cpus_per_trial"]}
-        concurrent = settings["max_concurrent"] or max(1, int(gpus / settings["gpus_per_trial"]))
-        threads = 0
-    else:
-        per_trial = {"cpu": settings["cpus_per_trial"]}
-        concurrent = settings["max_concurrent"] or max(1, int(resources.get("CPU", 1) / settings["cpus_per_trial"]))
-        threads = max(1, int(settings["cpus_per_trial"]))
+    init_ray(address, None)
+    per_trial, concurrent, threads = trial_resources(settings["gpus_per_trial"], settings["cpus_per_trial"],
+                                                     settings["max_concurrent"])
     asha = settings["asha"]
     scheduler = ResumableASHA(time_attr="tokens", metric=asha["metric"], mode="min", grace_period=asha["grace_period"],
                               reduction_factor=asha["reduction_factor"], max_t=asha["max_t"])

@@ -401,10 +401,7 @@ def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bo
     from search.tuner import init_ray
 
     started = not ray.is_initialized()
-    try:
-        init_ray(address, num_cpus)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot start or join Ray ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    init_ray(address, num_cpus)
     try:
         for todo, group in missing.items():
             plan = Plan(run_dir=out_dir, settings={"track": t.name}, jobs=group, seeds=list(todo), rule=rule,

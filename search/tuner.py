@@ -28,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search.objective import objective
 from search.store import TrialStore
 from spaces import Space
-from trainer.config import RunConfig, apply_overrides
+from trainer.config import ConfigError, RunConfig, apply_overrides
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +249,29 @@ def add_ray_arguments(p) -> None:
 
 
 def init_ray(address: str | None, num_cpus: int | None) -> None:
+    """Start a local Ray or join ``address``; a failure is a ConfigError (one line for the user)."""
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": True,
                               "logging_level": logging.WARNING}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, object_store_memory=256 * 1024**2, **kwargs)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, object_store_memory=256 * 1024**2, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot start or join Ray ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def trial_resources(gpus_per_trial: float, cpus_per_trial: float, max_concurrent: int | None
+                    ) -> tuple[dict[str, float], int, int]:
+    """(Ray resources of one trial, trials at once, torch CPU threads per trial; 0 = torch's default).
+
+    One trial per GPU where the cluster has GPUs, else CPU trials with one torch thread per CPU."""
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0.0)
+    if gpus > 0:
+        return ({"gpu": gpus_per_trial, "cpu": cpus_per_trial},
+                max_concurrent or max(1, int(gpus / gpus_per_trial)), 0)
+    return ({"cpu": cpus_per_trial}, max_concurrent or max(1, int(resources.get("CPU", 1) / cpus_per_trial)),
+            max(1, int(cpus_per_trial)))
