@@ -116,6 +116,9 @@ def make_searcher(space: Space, base_hyper, *, run_dir: Path, sampler: str, seed
     )
 
 
+NUMBER_KEY = "_optuna_number"
+
+
 class DefineByRun:
     """Ray's define-by-run callable (picklable, since Ray checkpoints the searcher): the space suggests its
     parameters on the trial; derived settings and fixed overrides are returned as constants."""
@@ -126,7 +129,9 @@ class DefineByRun:
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         overrides = self.space.sample(trial, self.base_hyper)
         derived = {k: v for k, v in overrides.items() if k not in trial.params}
-        return {**derived, **self.fixed}
+        # the Optuna trial number travels in the config, so the tables use the study's numbering (the one
+        # optuna-dashboard shows) and not the order in which Ray happened to start concurrent trials
+        return {**derived, **self.fixed, NUMBER_KEY: trial.number}
 
 
 class ResumableASHA(ASHAScheduler):
@@ -172,8 +177,11 @@ class ResultsCallback(tune.Callback):
 
     def _number(self, trial) -> int:
         if trial.trial_id not in self.numbers:
-            self.numbers[trial.trial_id] = self.next_number
-            self.next_number += 1
+            number = trial.config.get(NUMBER_KEY)
+            if number is None:  # a searcher other than ours: number in start order
+                number = self.next_number
+            self.numbers[trial.trial_id] = int(number)
+            self.next_number = max(self.next_number, int(number)) + 1
         return self.numbers[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
