@@ -44,7 +44,7 @@ def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: lis
             "step_time_ms": r["step_time_ms"], "mfu": r["mfu"],
             "steady_mfu": r["mfu"] * steady / r["tokens_per_s"] if r["mfu"] else None,
             "peak_memory_gib": r["peak_memory_bytes"] / 2**30, "warmup_compile_s": r["warmup_s"],
-            "startup_s": r["startup_s"], "wall_s": wall, "device": r["device"],
+            "startup_s": r["startup_s"], "startup_phases": r.get("startup_phases", {}), "wall_s": wall, "device": r["device"],
             "final_train_loss": r["final_train_loss"]}
 
 
@@ -76,6 +76,9 @@ def main() -> None:
         print(f"{r['name']:<16}{r['tokens_per_s']:>10,.0f}{r['steady_tokens_per_s']:>10,.0f}"
               f"{(r['steady_mfu'] or 0) * 100:>6.1f}%{r['step_time_ms']:>9.1f}{r['peak_memory_gib']:>9.1f}"
               f"{r['warmup_compile_s']:>9.1f}{r['startup_s']:>9.1f}")
+    print("\nstart-up phases (s): " + "; ".join(
+        f"{r['name']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.get("startup_phases", {}).items())
+        for r in rows if "error" not in r))
 
 
 if __name__ == "__main__":

@@ -280,6 +280,9 @@ class Runtime:
     eval_every_tokens: int = 0  # 0 -> the track's
     report_every_tokens: int = 0  # 0 -> the track's
     reference: bool = False  # plain, obviously-correct path (for tests and checks)
+    # positions per chunk of the output-head loss (trainer/loss.py); 0: the plain loss; None: chunk only
+    # micro-batches of more than 32,768 positions, whose fp32 logits would otherwise not fit
+    loss_chunk: int | None = None
 
     def __post_init__(self) -> None:
         _one_of("device", self.device, DEVICES)
@@ -289,6 +292,9 @@ class Runtime:
         for name in ("max_tokens", "eval_every_tokens", "report_every_tokens"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+        _check(self.loss_chunk is None or (isinstance(self.loss_chunk, int) and not isinstance(self.loss_chunk, bool)
+                                           and self.loss_chunk >= 0),
+               f"loss_chunk must be an integer >= 0 (0: off) or auto, got {self.loss_chunk!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------

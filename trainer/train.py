@@ -25,6 +25,7 @@ import torch
 
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, RunConfig
+from trainer.loss import ChunkedLMLoss, loss_chunk_for
 from trainer.model import GPT, compile_regions, count_parameters, flops_per_token, next_token_loss
 from trainer.optim import build_optimizers, set_lr
 from trainer.schedule import multiplier_for
@@ -65,6 +66,9 @@ class RunResult:
     peak_memory_bytes: int = 0
     startup_s: float = 0.0
     warmup_s: float = 0.0
+    # where the start-up went, seconds: process start to train(), data, model and sampler, compile warm-up,
+    # the step-0 evaluation (the rest is clock set-up)
+    startup_phases: dict[str, float] = field(default_factory=dict)
     n_parameters: int = 0
     device: str = ""
     error: str = ""
@@ -152,6 +156,7 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     from trainer.data import load_tokens, val_windows
 
     reporter = reporter or NullReporter()
+    phases: dict[str, float] = {"before_train": process_age_s()}
     hp, track = config.hp, config.track
     device = resolve_device(config.runtime.device)
     on_cuda = device.type == "cuda"
@@ -164,7 +169,10 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
+    t_phase = time.perf_counter()
     data = load_tokens(config.data, progress=progress)
+    phases["data"] = time.perf_counter() - t_phase
+    t_phase = time.perf_counter()
     if data.vocab_size > config.model.vocab_size:
         raise ConfigError(f"the tokenizer has {data.vocab_size:,} tokens but model.vocab_size is "
                           f"{config.model.vocab_size:,}")
@@ -182,6 +190,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     cudagraphs = do_compile and on_cuda and config.runtime.cudagraphs is not False
     if do_compile:
         compile_regions(model, cudagraphs)
+    loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
+    if loss_chunk and fast:
+        model.lm_loss = ChunkedLMLoss(loss_chunk, compile=do_compile)
     loss_fn = loss_of
     ns_dtype = torch.float16 if on_cuda else torch.float32
 
@@ -223,7 +234,10 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
 
     # Warm-up: compile and allocate everything outside the clock, then restore the initial state so the
     # warm-up steps leave no trace on the model or the optimizers.
+    if on_cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
+    phases["model"] = t0 - t_phase
     if do_compile or on_cuda:
         snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
         for _ in range(2):
@@ -251,10 +265,14 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
              "status": "", "next_report": config.report_every_tokens}
     host_losses = torch.empty(max_steps + 1, dtype=torch.float32, pin_memory=on_cuda)
 
+    phases["warmup"] = warmup_s
+    t_phase = time.perf_counter()
     val_loss0 = evaluate()
+    phases["first_eval"] = time.perf_counter() - t_phase
     clock = Clock(device)
     clock.start()
     startup_s = process_age_s()
+    phases = {k: round(v, 3) for k, v in phases.items()}
     val_history.append({"step": 0, "tokens": 0, "val_loss": val_loss0, "clock_s": 0.0})
     state["val"] = val_loss0
 
@@ -389,11 +407,12 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
         step_time_ms=1000 * clock_s / done_steps if done_steps else 0.0,
         mfu=(fpt * tps / peak) if peak else None, flops_per_token=fpt,
         peak_memory_bytes=torch.cuda.max_memory_allocated(device) if on_cuda else 0,
-        startup_s=startup_s, warmup_s=warmup_s, n_parameters=n_params, device=name, error=error,
+        startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases, n_parameters=n_params, device=name, error=error,
         history=history, val_history=val_history, config=config.to_dict(),
     )
     reporter.report({**metrics(done_steps, done_tokens, clock_s, done=True), "status": status,
                      "best_val_loss": result.best_val_loss, "warmup_s": warmup_s,
+                     "startup_phases": phases,
                      "device": name, "error": error})
     log.info("%s: %s after %d steps, %s tokens, %.1f s clocked, %.0f tokens/s", track.name, status, done_steps,
              f"{done_tokens:,}", clock_s, tps)

@@ -102,3 +102,14 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_chunked_loss_trains_like_the_plain_loss(cache_dir):
+    """fp32 on CPU: the chunked output-head loss (chunks that do not divide the batch) gives the same run."""
+    plain = train(_cfg(cache_dir, loss_chunk=0))
+    chunked = train(_cfg(cache_dir, loss_chunk=100))
+    a = [h["train_loss"] for h in plain.history]
+    b = [h["train_loss"] for h in chunked.history]
+    assert len(a) == len(b) == 10
+    for x, y in zip(a, b):
+        assert abs(x - y) <= 1e-4 * abs(x), (a, b)
