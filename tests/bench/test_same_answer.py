@@ -1,0 +1,29 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("same_answer", Path(__file__).parents[2] / "bench" / "same_answer.py")
+same_answer = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(same_answer)
+
+
+def _hist(losses, tokens_per_step=100):
+    return [{"step": i + 1, "tokens": (i + 1) * tokens_per_step, "train_loss": x} for i, x in enumerate(losses)]
+
+
+def test_compare_takes_the_first_step_at_each_mark_and_the_window_mean():
+    fast = _hist([5.0, 4.0, 3.0, 2.0])
+    ref = _hist([5.0, 4.1, 3.02, 2.2])
+    out = same_answer.compare(fast, ref, marks=[150, 400], window=2, tolerance=0.05)
+    first, last = out["marks"]
+    assert first["step"] == 2 and first["diff"] == pytest.approx(-0.1)
+    assert first["mean_diff"] == pytest.approx(-0.05)  # mean of steps 1-2
+    assert last["step"] == 4 and last["window_steps"] == 2 and last["mean_diff"] == pytest.approx(-0.11)
+    assert out["pass"] is False
+    assert same_answer.compare(fast, fast, marks=[150, 400], window=2, tolerance=0.05)["pass"] is True
+
+
+def test_a_mark_beyond_the_runs_fails_the_check():
+    out = same_answer.compare(_hist([5.0]), _hist([5.0]), marks=[10_000], window=3, tolerance=0.05)
+    assert out["pass"] is False and "error" in out["marks"][0]
