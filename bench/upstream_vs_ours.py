@@ -20,7 +20,8 @@ from a reading of ``training/trainer.py`` (``train_model`` and ``setup_muon_opti
 - ``torch.compile(model)`` (whole model) in the compiled variant, as ``compile_model=True`` does.
 
 Ours runs our library in-process, the way ``trainer/train.py`` does: ``GPT(blueberry-151m)``,
-``compile_regions``, ``build_optimizers(fast=True, ns_dtype=fp16, compile_ns=True)``, the same ``train_step``
+``compile_regions`` with CUDA graphs (the trainer's default on CUDA),
+``build_optimizers(fast=True, ns_dtype=fp16, compile_ns=True)``, the trainer's own ``make_train_step``
 (set_lr from the schedule, bf16 autocast around ``next_token_loss``, ``clip_grad_norm_(foreach=True)``,
 step + ``zero_grad(set_to_none=True)``), batches from ``WindowSampler`` (tokens on the GPU), TF32 on, and the
 real loop's per-step bookkeeping: the loss copied to a pinned host buffer without blocking and read one step
@@ -221,9 +222,8 @@ def child_ours(spec: dict) -> dict:
     sys.path.insert(0, str(ROOT))
     from trainer.config import PRESETS, make_config
     from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
-    from trainer.optim import build_optimizers, partition, set_lr
-    from trainer.schedule import multiplier_for
-    from trainer.train import WindowSampler
+    from trainer.optim import build_optimizers, partition
+    from trainer.train import WindowSampler, make_train_step
 
     t_setup = time.perf_counter()
     device = torch.device(spec["device"])
@@ -254,32 +254,18 @@ def child_ours(spec: dict) -> dict:
     def loss_fn(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=False)
 
+    cudagraphs = bool(spec.get("cudagraphs")) and do_compile and on_cuda
     if do_compile:
-        compile_regions(model)
+        compile_regions(model, cudagraphs)
     ns_dtype = torch.float16 if on_cuda else torch.float32
-    optimizers = build_optimizers(model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr, muon_momentum=hp.muon_momentum,
-                                  weight_decay=hp.weight_decay, fast=True, ns_dtype=ns_dtype,
-                                  compile_ns=do_compile)
+    optimizers = list(build_optimizers(model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr,
+                                       muon_momentum=hp.muon_momentum, weight_decay=hp.weight_decay, fast=True,
+                                       ns_dtype=ns_dtype, compile_ns=do_compile))
     hidden, other = partition(model)
     split = (sum(p.numel() for p in hidden), sum(p.numel() for p in other))
-    params = list(model.parameters())
-
-    # trainer/train.py's train_step, line for line
-    def train_step(next_batch, tokens_after: int) -> torch.Tensor:
-        set_lr(optimizers, multiplier_for(hp, tokens_after, config.horizon_tokens))
-        loss_sum = torch.zeros((), device=device)
-        for _ in range(hp.grad_accum_steps):
-            window = next_batch()
-            with autocast:
-                loss = loss_fn(window)
-            (loss / hp.grad_accum_steps).backward()
-            loss_sum += loss.detach()
-        if hp.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, hp.grad_clip, foreach=on_cuda)
-        for opt in optimizers:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return loss_sum / hp.grad_accum_steps
+    # trainer/train.py's own step function
+    train_step = make_train_step(model, optimizers, hp, config.horizon_tokens, autocast=autocast,
+                                 cudagraphs=cudagraphs, loss_fn=loss_fn)
 
     # the real loop's bookkeeping: pinned non-blocking loss copy, an event per step, read one step late
     total = spec["warmup"] + spec["steps"]
@@ -353,7 +339,8 @@ def run_child(spec: dict, out: Path, timeout_s: float) -> dict:
         env["TORCHDYNAMO_DISABLE"] = "1"  # upstream's Newton-Schulz is @torch.compile'd: no compiler on the smoke
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec), "--result",
            str(result_path)]
-    row = {**{k: spec[k] for k in ("name", "side", "batch", "compile")}, "timeout_s": timeout_s}
+    row = {**{k: spec[k] for k in ("name", "side", "batch", "compile")}, "cudagraphs": bool(spec.get("cudagraphs")),
+           "timeout_s": timeout_s}
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
@@ -377,9 +364,9 @@ def run_child(spec: dict, out: Path, timeout_s: float) -> dict:
 def plan(args: argparse.Namespace) -> list[dict]:
     common = dict(seq=SEQ, warmup=args.warmup, steps=args.steps, seed=args.seed, device="cuda")
     jobs = [
-        dict(name="ours-b4", side="ours", batch=4, compile=True, timeout=args.timeout_ours),
+        dict(name="ours-b4", side="ours", batch=4, compile=True, cudagraphs=True, timeout=args.timeout_ours),
         dict(name="upstream-eager-b4", side="upstream", batch=4, compile=False, timeout=args.timeout_upstream_eager),
-        dict(name="ours-b16", side="ours", batch=16, compile=True, timeout=args.timeout_ours),
+        dict(name="ours-b16", side="ours", batch=16, compile=True, cudagraphs=True, timeout=args.timeout_ours),
         dict(name="upstream-compiled-b16", side="upstream", batch=16, compile=True,
              timeout=args.timeout_upstream_compiled),
     ]
@@ -389,7 +376,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
     jobs = [{**common, **j} for j in jobs]
     if args.smoke:
         for j in jobs:
-            j.update(device="cpu", seq=64, batch=1, compile=False, warmup=1, steps=2, timeout=300,
+            j.update(device="cpu", seq=64, batch=1, compile=False, cudagraphs=False, warmup=1, steps=2, timeout=300,
                      model_overrides=SMOKE_MODEL)
     return jobs
 

@@ -16,7 +16,7 @@ loop in fp32 that the fast path is tested against.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -125,7 +125,7 @@ def build_optimizers(model: GPT, *, muon_lr: float, adamw_lr: float, muon_moment
     return muon, adamw
 
 
-def set_lr(optimizers: tuple[torch.optim.Optimizer, ...], multiplier: float) -> None:
+def set_lr(optimizers: Sequence[torch.optim.Optimizer], multiplier: float) -> None:
     for opt in optimizers:
         for g in opt.param_groups:
             g["lr"] = g["peak_lr"] * multiplier

@@ -151,6 +151,35 @@ def _peak_flops(device_name: str) -> float | None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def make_train_step(model: GPT, optimizers: list, hp, horizon_tokens: int, *, autocast, cudagraphs: bool,
+                    loss_fn) -> Any:
+    """One optimizer update over ``grad_accum_steps`` micro-batches: ``step(next_batch, tokens_after) -> loss``
+    (a device tensor, the mean over the micro-batches; nothing is read back to the host). ``optimizers`` is
+    read at each call, so the caller may refill the list."""
+    params = list(model.parameters())
+    device = params[0].device
+
+    def train_step(next_batch, tokens_after: int) -> torch.Tensor:
+        set_lr(optimizers, multiplier_for(hp, tokens_after, horizon_tokens))
+        if cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        loss_sum = torch.zeros((), device=device)
+        for _ in range(hp.grad_accum_steps):
+            window = next_batch()
+            with autocast:
+                loss = loss_fn(window)
+            (loss / hp.grad_accum_steps).backward()
+            loss_sum += loss.detach()
+        if hp.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, hp.grad_clip, foreach=device.type == "cuda")
+        for opt in optimizers:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return loss_sum / hp.grad_accum_steps
+
+    return train_step
+
+
 def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool = False) -> RunResult:
     """Train one run as the config says and return its result. Raises ConfigError on bad input."""
     from trainer.data import load_tokens, val_windows
@@ -201,26 +230,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
                                 weight_decay=hp.weight_decay, fast=fast, ns_dtype=ns_dtype,
                                 compile_ns=do_compile)
 
-    optimizers = make_optimizers()
-    params = list(model.parameters())
-
-    def train_step(next_batch, tokens_after: int) -> torch.Tensor:
-        set_lr(optimizers, multiplier_for(hp, tokens_after, config.horizon_tokens))
-        if cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        loss_sum = torch.zeros((), device=device)
-        for _ in range(hp.grad_accum_steps):
-            window = next_batch()
-            with autocast:
-                loss = loss_fn(window)
-            (loss / hp.grad_accum_steps).backward()
-            loss_sum += loss.detach()
-        if hp.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, hp.grad_clip, foreach=on_cuda)
-        for opt in optimizers:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        return loss_sum / hp.grad_accum_steps
+    optimizers = list(make_optimizers())  # refilled in place after the warm-up
+    train_step = make_train_step(model, optimizers, hp, config.horizon_tokens, autocast=autocast,
+                                 cudagraphs=cudagraphs, loss_fn=loss_fn)
 
     @torch.no_grad()
     def evaluate() -> float:
@@ -244,7 +256,7 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
             train_step(sampler.peek, hp.tokens_per_step)
         evaluate()
         model.load_state_dict(snapshot)
-        optimizers = make_optimizers()
+        optimizers[:] = make_optimizers()
         del snapshot
         if on_cuda:
             torch.cuda.synchronize()
