@@ -161,18 +161,23 @@ def _summary(trials, settings: dict[str, Any], run_dir: Path) -> str:
     lines = [f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))]
     params = [c for c in trials.columns if c.startswith("param_")]
     show = trials.sort_values(["objective", "number"], na_position="last").head(8)
-    header = f"{'#':>3} {'status':<10}{'objective':>12} {'tokens':>11}  " + "  ".join(p[6:] for p in params)
-    lines.append(header)
+    has_target = settings.get("target") is not None
+    table = [["#", "status", "objective", "tokens", *(p[6:] for p in params)]]
     for _, r in show.iterrows():
         obj = r.get("objective")
         if obj is None or (isinstance(obj, float) and math.isnan(obj)):
             obj_s = "-"
         elif obj >= CENSORED:
-            obj_s = f"not reached (loss {obj - CENSORED:.3f})" if settings.get("target") is not None else f"{obj:.4f}"
+            obj_s = f"not reached (loss {obj - CENSORED:.3f})" if has_target else f"{obj:.4f}"
         else:
-            obj_s = f"{obj:.2f} s" if settings.get("target") is not None else f"{obj:.4f}"
-        vals = "  ".join(_fmt(r.get(p)) for p in params)
-        lines.append(f"{int(r['number']):>3} {r['status']:<10}{obj_s:>12} {int(r.get('tokens') or 0):>11,}  {vals}")
+            obj_s = f"{obj:.2f} s" if has_target else f"{obj:.4f}"
+        table.append([str(int(r["number"])), str(r["status"]), obj_s, f"{int(r.get('tokens') or 0):,}",
+                      *(_fmt(r.get(p)) for p in params)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    left = {1}  # status reads left-aligned; numbers right-aligned
+    for row in table:
+        lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     lines.append(f"results: {run_dir}")
     return "\n".join(lines)
 

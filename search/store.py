@@ -63,9 +63,11 @@ class TrialStore:
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows, hist = [], []
         for rec in self.all_records():
-            row = {k: v for k, v in rec.items() if k not in ("history", "params", "overrides")}
+            row = {k: v for k, v in rec.items() if k not in ("history", "params", "overrides", "startup_phases")}
             for name, value in rec.get("params", {}).items():
                 row[f"param_{name}"] = value
+            for name, value in (rec.get("startup_phases") or {}).items():  # where each trial's start-up went
+                row[f"startup_{name}_s"] = value
             rows.append(row)
             for h in rec.get("history", []):
                 hist.append({"trial_id": rec["trial_id"], **h})

@@ -227,6 +227,7 @@ class ResultsCallback(tune.Callback):
             "final_train_loss": last.get("train_loss"), "final_smoothed_loss": last.get("smoothed_loss"),
             "final_val_loss": last.get("val_loss"), "best_val_loss": last.get("best_val_loss"),
             "tokens_per_s": last.get("tokens_per_s"), "startup_s": last.get("startup_s"),
+            "startup_phases": last.get("startup_phases") or {},
             "device": last.get("device", ""), "cuda_visible_devices": last.get("cuda_visible_devices", ""),
             "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
             "error": error, "history": self.history.get(trial.trial_id, []),

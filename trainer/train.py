@@ -313,7 +313,7 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
         m: dict[str, Any] = {"tokens": tokens, "step": step, "train_loss": state["last_loss"],
                              "smoothed_loss": state["smoothed"], "val_loss": state["val"], "clock_s": clock_s,
                              "tokens_per_s": tokens / clock_s if clock_s > 0 else 0.0, "final": done,
-                             "startup_s": startup_s}
+                             "startup_s": startup_s, "startup_phases": phases}
         for rule in CROSSING_RULES:
             c = crossings[rule]
             m[f"time_to_target_{rule}_s"] = c["time_s"] if c else None
@@ -424,7 +424,7 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     )
     reporter.report({**metrics(done_steps, done_tokens, clock_s, done=True), "status": status,
                      "best_val_loss": result.best_val_loss, "warmup_s": warmup_s,
-                     "startup_phases": phases,
+
                      "device": name, "error": error})
     log.info("%s: %s after %d steps, %s tokens, %.1f s clocked, %.0f tokens/s", track.name, status, done_steps,
              f"{done_tokens:,}", clock_s, tps)
