@@ -20,7 +20,9 @@ Runs. Each candidate on the long track (``make_config(track)`` with its changes,
 ``max_tokens=N``, then ``--set``), once per seed, each a Ray Tune trial (one GPU each, else one CPU) through
 :func:`search.promote.run_plan`; results in ``runs/<name>/<candidate>/seed-<s>/result.json``. A budget track
 (marathon) runs to its budget and is scored by the final val loss (mean over seeds); a track with a target by
-its time to target. ``--resume`` reruns only the (candidate, seed) pairs without a result file.
+its time to target. ``--resume`` reruns only the (candidate, seed) pairs without a result file, and refuses
+when the candidates are no longer those the run started with. ``--max-runs N`` runs at most N of the missing
+pairs and exits with code 3 and the ``--resume`` command (a marathon on one GPU spans several commands).
 
 Analysis (``transfer.json``, read by ``python -m reports runs/<name>``): over the candidates with a short and a
 long result, Spearman and Kendall (tau-b) correlation of short-track against long-track result with bootstrap
@@ -378,24 +380,31 @@ def _existing(out_dir: Path, label: str, seed: int, rule: str) -> dict[str, Any]
 
 def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bool, address: str | None = None,
                  num_cpus: int | None = None, gpus_per_trial: float = 1.0, cpus_per_trial: float = 1.0,
-                 max_concurrent: int | None = None) -> dict[tuple[str, int], dict[str, Any]]:
-    """Run every (candidate, seed) without a result yet (all of them unless ``resume``); return all results."""
+                 max_concurrent: int | None = None, max_runs: int | None = None
+                 ) -> tuple[dict[tuple[str, int], dict[str, Any]], list[tuple[str, int]]]:
+    """Run every (candidate, seed) without a result yet (all of them unless ``resume``), at most ``max_runs``
+    of them in candidate order; return all results and the pairs left for a later ``--resume``."""
     t = jobs[0].config.track
     rule, budget = t.record_rule, t.target is None
     results: dict[tuple[str, int], dict[str, Any]] = {}
-    missing: dict[tuple[int, ...], list[Job]] = {}
+    pending: list[tuple[Job, int]] = []
     for job in jobs:
-        todo = []
         for s in seeds:
             found = _existing(out_dir, job.label, s, rule) if resume else None
             if found is None:
-                todo.append(s)
+                pending.append((job, s))
             else:
                 results[(job.label, s)] = found
-        if todo:
-            missing.setdefault(tuple(todo), []).append(job)
+    later = [(job.label, s) for job, s in pending[max_runs:]] if max_runs is not None else []
+    now = pending[:max_runs] if max_runs is not None else pending
+    per_job: dict[str, tuple[Job, list[int]]] = {}
+    for job, s in now:
+        per_job.setdefault(job.label, (job, []))[1].append(s)
+    missing: dict[tuple[int, ...], list[Job]] = {}
+    for job, todo in per_job.values():
+        missing.setdefault(tuple(todo), []).append(job)
     if not missing:
-        return results
+        return results, later
     import ray
 
     from search.tuner import init_ray
@@ -412,15 +421,17 @@ def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bo
     finally:
         if started:
             ray.shutdown()
-    return results
+    return results, later
 
 
 def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[str, Any]], seeds: list[int],
-              long_track: str, short_track: str, out_dir: Path | None = None) -> dict[str, Any]:
+              long_track: str, short_track: str, out_dir: Path | None = None,
+              pending: list[tuple[str, int]] | None = None) -> dict[str, Any]:
     """transfer.json: per candidate its short and long results and ranks, then the analysis."""
     t = track(long_track)
     budget = t.target is None
     long_key = "long_val_loss" if budget else "long_time_s"
+    later = set(pending or [])
     rows = []
     for c in candidates:
         runs = [results[(c.id, s)] for s in seeds if (c.id, s) in results]
@@ -428,10 +439,13 @@ def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[s
         long = g.get("val_loss") if budget else g.get("mean_time_s")
         if not budget and g.get("n_reached") != len(seeds):
             long = None  # a seed that never reached has no time: the candidate has no long result
+        if any((c.id, s) in later for s in seeds):
+            long = None  # not every seed has run yet: no long result until --resume finishes them
         rows.append({"id": c.id, "short": c.short_value, "long": long if _finite(long) else math.nan,
                      "changes": c.changes, "cand": c, "summary": g,
-                     "failed": [s for s in seeds if (c.id, s) not in results
-                                or results[(c.id, s)].get("status") not in FINISHED]})
+                     "failed": [s for s in seeds if (c.id, s) not in later and ((c.id, s) not in results
+                                or results[(c.id, s)].get("status") not in FINISHED)],
+                     "pending": [s for s in seeds if (c.id, s) in later]})
     analysis = analyse(rows)
     short_ranks = _ranks([r["short"] for r in rows])
     long_ranks = _ranks([r["long"] for r in rows])
@@ -444,10 +458,11 @@ def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[s
             "short_rank": sr, "long_rank": lr, "kind": c.kind, "records": c.records, "changes": c.changes,
             "same_as": c.same_as, "n_seeds": len(seeds), "n_finished": g.get("n_finished"),
             "std_long": g.get("std_val_loss") if budget else g.get("std_time_s"), "failed_seeds": r["failed"],
+            "pending_seeds": r["pending"],
             "runs": {str(s): _display_path(_result_path(out_dir, c.id, s)) for s in seeds
                      if out_dir is not None and _result_path(out_dir, c.id, s).exists()},
         })
-    return {"kind": "transfer", "short_track": short_track, "track": long_track,
+    return {"kind": "transfer", "short_track": short_track, "track": long_track, "complete": not later,
             "short_metric": "time_to_target_s", "long_metric": long_key, "seeds": seeds,
             "correlations": {"spearman": analysis["spearman"]["value"], "kendall": analysis["kendall"]["value"],
                              "n": analysis["n_both"]},
@@ -488,6 +503,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="run directory name under --runs-dir (default transfer-<time>)")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
     p.add_argument("--resume", action="store_true", help="continue runs/<name>/: run only what has no result")
+    p.add_argument("--max-runs", type=int, default=None,
+                   help="run at most N of the (candidate, seed) runs still missing, then stop with exit code 3 "
+                        "and say how to --resume (to fit a long transfer into commands of limited length)")
     from search.tuner import add_ray_arguments  # imports ray: only when a parser is built
 
     add_ray_arguments(p)
@@ -506,6 +524,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--budget-tokens must be >= 1, got {args.budget_tokens}")
     if args.max_combine is not None and args.max_combine < 1:
         raise ConfigError(f"--max-combine must be >= 1, got {args.max_combine}")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise ConfigError(f"--max-runs must be >= 1, got {args.max_runs}")
     if args.resume and not args.name:
         raise ConfigError("--resume needs --name (the run directory to continue)")
     if args.name and (Path(args.name).name != args.name or args.name in (".", "..")):
@@ -536,6 +556,20 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
+def _check_same_candidates(out: Path, configs: dict[str, dict[str, Any]], seeds: list[int]) -> None:
+    """--resume must run what the transfer started with: the same candidate labels and configs."""
+    settings = json.loads((out / "settings.json").read_text(encoding="utf-8"))
+    stored = settings.get("configs") or {}
+    configs = json.loads(json.dumps(configs, default=str))  # as stored: tuples become lists
+    changed = sorted(set(stored) ^ set(configs) | {k for k in set(stored) & set(configs) if stored[k] != configs[k]})
+    if changed:
+        raise ConfigError(f"--resume: the candidates differ from those {out} started with ({', '.join(changed)}): "
+                          f"the records, --budget-tokens, --set or --max-combine changed; start a new --name")
+    if settings.get("seeds") != seeds:
+        settings["seeds"] = seeds
+        atomic_write_json(out / "settings.json", settings)
+
+
 def _print_candidates(candidates: list[Candidate]) -> None:
     for c in candidates:
         changes = ", ".join(f"{k}={v}" for k, v in c.changes.items()) or "(none: the track's defaults)"
@@ -562,17 +596,21 @@ def main(argv: list[str] | None = None) -> int:
         out = _out_dir(args)
         command = shlex.join([sys.executable, "-m", "search.transfer",
                               *(sys.argv[1:] if argv is None else argv)])
-        if not args.resume:
+        configs = {j.label: j.config.to_dict() for j in jobs}
+        if args.resume:
+            _check_same_candidates(out, configs, seeds)
+        else:
             atomic_write_json(out / "settings.json", {
                 "kind": "transfer", "name": out.name, "track": args.track, "short_track": args.short_track,
                 "records": _display_path(Path(args.records)), "seeds": seeds, "budget_tokens": args.budget_tokens,
                 "set": overrides, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command,
                 "git": git_state(), "candidates": [c.describe() for c in candidates],
-                "configs": {j.label: j.config.to_dict() for j in jobs}})
-        results = run_transfer(jobs, seeds, out, resume=args.resume, address=args.address, num_cpus=args.num_cpus,
-                               gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
-                               max_concurrent=args.max_concurrent)
-        summary = summarise(candidates, results, seeds, args.track, args.short_track, out)
+                "configs": configs})
+        results, later = run_transfer(jobs, seeds, out, resume=args.resume, address=args.address,
+                                      num_cpus=args.num_cpus, gpus_per_trial=args.gpus_per_trial,
+                                      cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
+                                      max_runs=args.max_runs)
+        summary = summarise(candidates, results, seeds, args.track, args.short_track, out, pending=later)
         atomic_write_json(out / "transfer.json", summary)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -580,6 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are in the run directory; continue with --resume", file=sys.stderr)
         return 130
+    if later:
+        again = shlex.join(["python", "-m", "search.transfer", args.records, "--track", args.track,
+                            "--short-track", args.short_track, "--runs-dir", args.runs_dir, "--name", out.name,
+                            "--resume", *(["--max-runs", str(args.max_runs)] if args.max_runs else [])])
+        print(f"transfer {_display_path(out)}: {len(later)} of {len(jobs) * len(seeds)} runs still to do; "
+              f"continue with: {again}", file=sys.stderr)
+        return 3
     c = summary["correlations"]
     print(f"transfer {_display_path(out)}: {len(candidates)} candidates, spearman {c['spearman']}, "
           f"kendall {c['kendall']} (n={c['n']}), regret {summary['regret']}")

@@ -221,11 +221,27 @@ def test_tiny_transfer_run(tmp_path):
     runs = tmp_path / "runs"
     args = [str(records), "--track", LONG, "--short-track", SHORT, "--budget-tokens", "1024", "--seeds", "1",
             "--name", "tr", "--runs-dir", str(runs), "--set", "device=cpu", "--num-cpus", "2"]
-    p = _cli(*args)
-    assert p.returncode == 0, p.stdout + p.stderr
+    # one run per command, as on a GPU with limited command time: exit 3 and the command that continues
+    p = _cli(*args, "--max-runs", "1")
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "1 of 2 runs still to do" in p.stderr and "--resume" in p.stderr
     out = runs / "tr"
     assert json.loads((out / "settings.json").read_text())["kind"] == "transfer"
     t = json.loads((out / "transfer.json").read_text())
+    assert t["complete"] is False
+    assert [(c["id"], c["pending_seeds"], c["failed_seeds"]) for c in t["candidates"]] == [
+        ("baseline", [], []), ("r1", [0], [])]
+    assert not (out / "r1" / "seed-0" / "result.json").exists()
+    first = (out / "baseline" / "seed-0" / "result.json").stat().st_mtime
+    # resuming with other settings would mix two experiments: refused
+    other = [a if a != "1024" else "2048" for a in args]
+    p = _cli(*other, "--resume")
+    assert p.returncode == 2 and "candidates differ" in p.stderr, p.stderr
+    p = _cli(*args, "--resume")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (out / "baseline" / "seed-0" / "result.json").stat().st_mtime == first  # not run again
+    t = json.loads((out / "transfer.json").read_text())
+    assert t["complete"] is True
     assert [c["id"] for c in t["candidates"]] == ["baseline", "r1"]
     for c in t["candidates"]:
         assert math.isfinite(c["long_val_loss"]) and c["failed_seeds"] == []
