@@ -154,7 +154,7 @@ def _base_config(settings: dict[str, Any]) -> RunConfig:
     return replace(config, data=replace(config.data, cache_dir=str(cache_root(config.data))))
 
 
-def _summary(trials, settings: dict[str, Any], run_dir: Path) -> str:
+def _summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, float] | None = None) -> str:
     if trials.empty:
         return f"no trials finished\nresults: {run_dir}"
     counts = trials["status"].value_counts().to_dict()
@@ -178,6 +178,10 @@ def _summary(trials, settings: dict[str, Any], run_dir: Path) -> str:
     for row in table:
         lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    if share:
+        lines.append(f"clocked training: {share['clocked_s']:.0f} s of {share['wall_s']:.0f} s wall "
+                     f"({100 * share['fraction']:.0f}%; {100 * share['fraction_after_first_clock']:.0f}% after the "
+                     f"first trial's clock started)")
     lines.append(f"results: {run_dir}")
     return "\n".join(lines)
 
@@ -286,7 +290,8 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     storage = settings.get("storage") or str((run_dir / "ray").resolve())
     if settings.get("storage"):
         session = f"{settings['name']}/{session}"
-    fn = tune.with_parameters(trainable, base=base.to_dict(), rule=settings["objective"], cpu_threads=threads)
+    fn = tune.with_parameters(trainable, base=base.to_dict(), rule=settings["objective"], cpu_threads=threads,
+                              share_gpu=settings["gpus_per_trial"] < 1)
     tuner = tune.Tuner(
         tune.with_resources(fn, per_trial),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
@@ -296,10 +301,13 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
                                   failure_config=tune.FailureConfig(max_failures=settings["max_failures"])),
     )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    fit_started = time.time()
     tuner.fit()
+    fit_ended = time.time()
     if progress is not None:
         progress.close()
     trials = store.write_tables()
+    share = _record_share(run_dir, trials, session, fit_started, fit_ended)
     best_path = run_dir / "best.json"
     if best_path.exists():
         best = json.loads(best_path.read_text())
@@ -313,8 +321,30 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
         from trainer.io import atomic_write_json
 
         atomic_write_json(best_path, best)
-    print(_summary(trials, settings, run_dir))
+    print(_summary(trials, settings, run_dir, share))
     return 0
+
+
+def _record_share(run_dir: Path, trials, session: str, start: float, end: float) -> dict[str, Any] | None:
+    """This session's clocked share of its wall time, appended to utilisation.json (one entry per session)."""
+    import pandas as pd
+
+    from search.store import clocked_share
+    from trainer.io import atomic_write_json
+
+    spans = []
+    if not trials.empty and {"clock_started_at", "clock_ended_at"} <= set(trials.columns):
+        spans = [(float(a), float(b)) for a, b in zip(trials["clock_started_at"], trials["clock_ended_at"])
+                 if pd.notna(a) and pd.notna(b)]
+    share = clocked_share(spans, start, end)
+    path = run_dir / "utilisation.json"
+    try:
+        history = json.loads(path.read_text()) if path.exists() else []
+    except (OSError, json.JSONDecodeError):
+        history = []
+    history.append({"session": session, "started": start, "ended": end, **(share or {})})
+    atomic_write_json(path, history)
+    return share
 
 
 if __name__ == "__main__":

@@ -97,6 +97,26 @@ class TrialStore:
         return trials
 
 
+def clocked_share(spans: list[tuple[float, float]], start: float, end: float) -> dict[str, float] | None:
+    """How much of the wall time [start, end] some trial's clock was running: the union of the trials' clocked
+    spans (wall-clock seconds) clipped to the window, as seconds and as fractions of the whole window and of the
+    part after the first clock started (which leaves out the first trial's cold start)."""
+    clipped = sorted((max(a, start), min(b, end)) for a, b in spans if b > a and b > start and a < end)
+    if not clipped or end <= start:
+        return None
+    total, cur_a, cur_b = 0.0, *clipped[0]
+    for a, b in clipped[1:]:
+        if a > cur_b:
+            total += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    total += cur_b - cur_a
+    first = clipped[0][0]
+    return {"wall_s": end - start, "clocked_s": total, "fraction": total / (end - start),
+            "fraction_after_first_clock": total / (end - first) if end > first else 0.0}
+
+
 def best_trial(trials: pd.DataFrame, has_target: bool = True) -> dict[str, Any] | None:
     if trials.empty or "objective" not in trials:
         return None

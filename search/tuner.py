@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -51,7 +52,19 @@ class TuneReporter:
         tune.report({**m, **self.extra})
 
 
-def trainable(trial_config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0) -> None:
+def shared_gpu_lock() -> str:
+    """The lock file of this trial's GPU (node-local), for trials that share a GPU; "" without a GPU.
+
+    Trials with a fractional GPU take turns for their warm-up and clocked steps (trainer.train.DeviceLock):
+    two clocks running at once on one GPU would each time a slower, shared GPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if not visible or visible == "-1":
+        return ""
+    return os.path.join(tempfile.gettempdir(), "blueberry-tune-locks", f"gpu-{visible.replace(',', '_')}.lock")
+
+
+def trainable(trial_config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0,
+              share_gpu: bool = False) -> None:
     import torch
 
     from trainer.train import train
@@ -64,6 +77,8 @@ def trainable(trial_config: dict[str, Any], *, base: dict[str, Any], rule: str, 
     # space-only parameters (effective_batch) are not settings: their derived values are in the config too
     overrides = {k: v for k, v in trial_config.items() if k in keys}
     config = apply_overrides(RunConfig.from_dict(base), overrides)
+    if share_gpu:
+        config = apply_overrides(config, {"device_lock": shared_gpu_lock()})
     extra = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     train(config, TuneReporter(rule, config.track.target, extra))
 
@@ -228,6 +243,8 @@ class ResultsCallback(tune.Callback):
             "final_val_loss": last.get("val_loss"), "best_val_loss": last.get("best_val_loss"),
             "tokens_per_s": last.get("tokens_per_s"), "startup_s": last.get("startup_s"),
             "startup_phases": last.get("startup_phases") or {},
+            # wall-clock span of the clocked training (to the last report for a trial ASHA stopped)
+            "clock_started_at": last.get("clock_started_at"), "clock_ended_at": last.get("reported_at"),
             "device": last.get("device", ""), "cuda_visible_devices": last.get("cuda_visible_devices", ""),
             "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
             "error": error, "history": self.history.get(trial.trial_id, []),

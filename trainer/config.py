@@ -283,6 +283,9 @@ class Runtime:
     # positions per chunk of the output-head loss (trainer/loss.py); 0: the plain loss; None: chunk only
     # micro-batches of more than 32,768 positions, whose fp32 logits would otherwise not fit
     loss_chunk: int | None = None
+    # a lock file held from warm-up to the end of the run, so runs sharing a GPU never overlap their clocks
+    # (search sets it for fractional GPUs); "" for none
+    device_lock: str = ""
 
     def __post_init__(self) -> None:
         _one_of("device", self.device, DEVICES)

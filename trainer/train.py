@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,8 @@ class RunResult:
     # where the start-up went, seconds: process start to train(), data, model and sampler, compile warm-up,
     # the step-0 evaluation (the rest is clock set-up)
     startup_phases: dict[str, float] = field(default_factory=dict)
+    clock_started_at: float = 0.0  # wall time (time.time()) of the clock's start and of the last clocked step
+    clock_ended_at: float = 0.0
     n_parameters: int = 0
     device: str = ""
     error: str = ""
@@ -180,8 +183,45 @@ def make_train_step(model: GPT, optimizers: list, hp, horizon_tokens: int, *, au
     return train_step
 
 
+class DeviceLock:
+    """An exclusive lock on a file, held from the warm-up to the end of a run (``runtime.device_lock``).
+
+    Runs that share one GPU (a search's fractional GPUs) take turns for their compile warm-up and clocked
+    steps, so no clock ever times two runs at once, while the next run's imports, data and model set-up
+    overlap the current run's training. Released by the OS if the process dies.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path, self._fh = path, None
+
+    def acquire(self) -> float:
+        """Block until the lock is ours; return the seconds waited (0 without a lock path)."""
+        if not self.path or self._fh is not None:
+            return 0.0
+        import fcntl
+
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        t0 = time.perf_counter()
+        self._fh = open(self.path, "a+")  # noqa: SIM115 (held across the run, closed in release)
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        return time.perf_counter() - t0
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing drops the flock
+            self._fh = None
+
+
 def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool = False) -> RunResult:
     """Train one run as the config says and return its result. Raises ConfigError on bad input."""
+    lock = DeviceLock(config.runtime.device_lock)
+    try:
+        return _train(config, reporter, progress, lock)
+    finally:
+        lock.release()
+
+
+def _train(config: RunConfig, reporter: Reporter | None, progress: bool, lock: DeviceLock) -> RunResult:
     from trainer.data import load_tokens, val_windows
 
     reporter = reporter or NullReporter()
@@ -248,8 +288,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     # warm-up steps leave no trace on the model or the optimizers.
     if on_cuda:
         torch.cuda.synchronize()
+    phases["model"] = time.perf_counter() - t_phase
+    phases["device_wait"] = lock.acquire()
     t0 = time.perf_counter()
-    phases["model"] = t0 - t_phase
     if do_compile or on_cuda:
         snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
         for _ in range(2):
@@ -283,6 +324,7 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
     phases["first_eval"] = time.perf_counter() - t_phase
     clock = Clock(device)
     clock.start()
+    clock_started_at = time.time()  # wall time, to place this run's clocked span beside other runs'
     startup_s = process_age_s()
     phases = {k: round(v, 3) for k, v in phases.items()}
     val_history.append({"step": 0, "tokens": 0, "val_loss": val_loss0, "clock_s": 0.0})
@@ -313,7 +355,8 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
         m: dict[str, Any] = {"tokens": tokens, "step": step, "train_loss": state["last_loss"],
                              "smoothed_loss": state["smoothed"], "val_loss": state["val"], "clock_s": clock_s,
                              "tokens_per_s": tokens / clock_s if clock_s > 0 else 0.0, "final": done,
-                             "startup_s": startup_s, "startup_phases": phases}
+                             "startup_s": startup_s, "startup_phases": phases,
+                             "clock_started_at": clock_started_at, "reported_at": time.time()}
         for rule in CROSSING_RULES:
             c = crossings[rule]
             m[f"time_to_target_{rule}_s"] = c["time_s"] if c else None
@@ -389,6 +432,7 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
             bar.close()
 
     clock_s = clock.seconds(last_mark) if last_mark is not None else 0.0
+    clock_ended_at = time.time()  # the last step has been read back, so it has finished
     done_steps = history[-1]["step"] if history else 0
     done_tokens = history[-1]["tokens"] if history else 0
     if state["status"] not in ("diverged", "failed") and (not val_history or val_history[-1]["step"] != done_steps):
@@ -419,7 +463,9 @@ def train(config: RunConfig, reporter: Reporter | None = None, *, progress: bool
         step_time_ms=1000 * clock_s / done_steps if done_steps else 0.0,
         mfu=(fpt * tps / peak) if peak else None, flops_per_token=fpt,
         peak_memory_bytes=torch.cuda.max_memory_allocated(device) if on_cuda else 0,
-        startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases, n_parameters=n_params, device=name, error=error,
+        startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases,
+        clock_started_at=clock_started_at, clock_ended_at=clock_ended_at, n_parameters=n_params, device=name,
+        error=error,
         history=history, val_history=val_history, config=config.to_dict(),
     )
     reporter.report({**metrics(done_steps, done_tokens, clock_s, done=True), "status": status,

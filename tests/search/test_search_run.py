@@ -104,8 +104,10 @@ def test_whole_search_results_on_disk(tmp_path, env):
     trials = pd.read_parquet(d / "trials.parquet")
     assert len(trials) == 4 and (d / "trials.csv").exists()
     for col in ("trial_id", "number", "status", "objective", "reached", "tokens", "param_muon_lr", "param_schedule",
-                "time_to_target_smoothed_s", "final_smoothed_loss", "startup_s", "error"):
+                "time_to_target_smoothed_s", "final_smoothed_loss", "startup_s", "startup_device_wait_s",
+                "clock_started_at", "clock_ended_at", "error"):
         assert col in trials.columns, col
+    assert (trials.clock_ended_at > trials.clock_started_at).all()
     first = trials.sort_values("number").iloc[0]
     assert first.param_muon_lr == 0.02 and first.param_schedule == "constant"  # the record goes first
     history = pd.read_parquet(d / "history.parquet")
@@ -114,6 +116,9 @@ def test_whole_search_results_on_disk(tmp_path, env):
     best = json.loads((d / "best.json").read_text())
     assert best["command"].startswith("python -m trainer --track tiny-speedrun")
     assert (d / "optuna.db").exists()
+    share = json.loads((d / "utilisation.json").read_text())
+    assert len(share) == 1 and 0 < share[0]["fraction"] <= 1 and share[0]["clocked_s"] > 0
+    assert "clocked training:" in p.stdout
 
 
 def test_trial_error_is_recorded_and_search_goes_on(tmp_path, env):

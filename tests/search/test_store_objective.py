@@ -37,3 +37,15 @@ def test_tables_reached_and_best(tmp_path, target, reached):
     best = json.loads((tmp_path / "best.json").read_text())
     assert best["trial_id"] == "t1" and best["reached"] == bool(target)
     assert (tmp_path / "trials.csv").exists() and (tmp_path / "history.parquet").exists()
+
+
+def test_clocked_share_is_the_union_of_spans_inside_the_window():
+    from search.store import clocked_share
+
+    # overlapping spans count once; a span before the window is clipped away, one across its end is clipped
+    spans = [(10.0, 20.0), (15.0, 25.0), (30.0, 40.0), (-5.0, 0.0), (95.0, 130.0)]
+    share = clocked_share(spans, 0.0, 100.0)
+    assert share["clocked_s"] == pytest.approx(15 + 10 + 5)
+    assert share["fraction"] == pytest.approx(0.30)
+    assert share["fraction_after_first_clock"] == pytest.approx(30 / 90)
+    assert clocked_share([], 0.0, 1.0) is None

@@ -113,3 +113,22 @@ def test_chunked_loss_trains_like_the_plain_loss(cache_dir):
     assert len(a) == len(b) == 10
     for x, y in zip(a, b):
         assert abs(x - y) <= 1e-4 * abs(x), (a, b)
+
+
+def test_runs_sharing_a_device_lock_never_clock_at_the_same_time(cache_dir, tmp_path):
+    """Two processes with one device_lock: the second waits before its warm-up, and the clocked wall spans of
+    the two runs do not overlap (what a search does for trials that share a GPU)."""
+    lock = tmp_path / "locks" / "gpu-0.lock"
+    procs = []
+    for i in range(2):
+        cmd = [sys.executable, "-m", "trainer", "--quiet", "--out", str(tmp_path / f"r{i}"), "--set",
+               "max_tokens=4096", "--set", "stop_rule=never", "--set", f"device_lock={lock}",
+               "--set", f"cache_dir={cache_dir}"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    runs = [json.loads((tmp_path / f"r{i}" / "result.json").read_text()) for i in range(2)]
+    first, second = sorted(runs, key=lambda r: r["clock_started_at"])
+    assert first["clock_ended_at"] <= second["clock_started_at"]
+    assert max(r["startup_phases"]["device_wait"] for r in runs) > 0.5
