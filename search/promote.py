@@ -4,6 +4,8 @@ candidate record, measured against the current record's settings run in the same
     python -m search.promote runs/<run> --top 3 --seeds 3      # -> runs/<run>/promote-<time>/, records/<track>/
     python -m search.promote runs/<run> --top 1 --seeds 2 --set device=cpu --set max_tokens=4096
     python -m search.promote runs/<run> --dry-run               # print the plan, run nothing
+    python -m search.promote runs/<run> --top 2 --time-budget-s 540 # runs left: exit 3, says how to resume
+    python -m search.promote --resume runs/<run>/promote-<time> # run what is missing there, then the records
     python -m search.promote --leaderboard [records/]          # the leaderboard, per track, as Markdown
 
 What runs. The ``--top`` trials by ``objective`` (statuses completed and stopped; identical configurations
@@ -31,12 +33,31 @@ clocked time, a lower bound of its time to target, which can only make the candi
 tracks (no target) compare the final validation loss the same way. The smoothed and validation crossings
 are reported beside it (``by_rule``) but decide nothing.
 
-On disk. ``runs/<run>/promote-<time>/`` (never an existing one): ``settings.json``, ``<run>/seed-<s>/
-result.json`` (each run's ``RunResult`` with its per-step history), ``trials.parquet``/``.csv`` and
-``history.parquet`` (one row per run and seed, in the search tables' format), ``promotion.json`` (the
-summary). Each candidate: ``records/<track>/<date>-<hash>-<n>.json``, written atomically and never over
-another file (hard link of a complete temporary file, or O_EXCL); the record's ``command`` reproduces it
-with ``python -m trainer --record``.
+On disk. ``runs/<run>/promote-<time>/`` (never an existing one; its path is printed on stderr at the start):
+``settings.json`` (the plan, and every command that worked on it), ``<run>/seed-<s>/result.json`` (each run's
+``RunResult`` with its per-step history, written atomically when the run ends), ``trials.parquet``/``.csv``
+and ``history.parquet`` (one row per run and seed, in the search tables' format), ``promotion.json`` (the
+summary; ``complete`` false while runs are missing). Each candidate: ``records/<track>/<date>-<hash>-<n>.json``,
+written atomically and never over another file (hard link of a complete temporary file, or O_EXCL); the
+record's ``command`` reproduces it with ``python -m trainer --record``.
+
+Several commands. ``--time-budget-s S`` is Ray Tune's time budget (``TuneConfig(time_budget_s)``; Ray's
+start-up, tokenizing and the tables come on top): when it ends, runs in flight are stopped and lost, runs not
+started stay missing, no record is written, and the command exits with code 3 and the ``--resume`` command.
+``--resume DIR`` continues a promotion that was stopped that way, killed (SIGKILL, ``timeout``: at most the
+runs in flight are lost) or interrupted: the plan is rebuilt from ``DIR/settings.json`` (the search run is
+``DIR``'s parent; the control stays the one it started with) and must have the same configurations (config
+hashes), else it refuses; only the (configuration, seed) runs without a result.json are run, and the records
+are written once every run has one. A run that failed has its result.json too and is not run again (delete
+its ``seed-<s>/`` to retry it). The run argument, ``--top``, ``--seeds``, ``--first-seed``, ``--set``,
+``--records``, ``--control-record``, ``--alpha`` and ``--user`` come from ``settings.json``: given with
+``--resume``, they must agree with it (exit 2 otherwise). ``--resume`` refuses a promotion whose records are
+written (``promotion.json`` complete); records written by a command killed before its ``promotion.json``
+are found (their ``source.promotion_id``) and not written again. Give relative paths from the directory the
+promotion started in (the repository root).
+
+Exit codes: 0 done; 1 done, but some runs failed (the records say so); 2 bad input; 3 the time budget ended
+with runs missing (no records; continue with ``--resume``); 130 interrupted (continue with ``--resume``).
 
 Workers write their results under the promotion directory, so the driver and the trials must share a file
 system (one machine, or a cluster with a shared ``runs/``); otherwise the final metrics Ray reports are used
@@ -57,6 +78,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -695,17 +717,21 @@ class Plan:
     overrides: dict[str, Any]
     control_source: dict[str, Any]
     not_carried: list[str] = field(default_factory=list)
+    top: int | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"track": self.settings["track"], "rule": self.rule, "seeds": self.seeds, "set": self.overrides,
+        return {"track": self.settings["track"], "rule": self.rule, "top": self.top, "seeds": self.seeds,
+                "set": self.overrides,
                 "search_set_not_carried": self.not_carried, "control": self.control_source,
                 "runs": [{"label": j.label, "kind": j.kind, "config_hash": config_key(j.config),
                           "changes": changes_against_track(j.config), **j.source} for j in self.jobs]}
 
 
 def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str, Any], records_dir: Path,
-              control_record: Path | None) -> Plan:
-    """Everything a promotion will run, validated; raises ConfigError (one line) on bad input."""
+              control_record: Path | None, control_defaults: bool = False) -> Plan:
+    """Everything a promotion will run, validated; raises ConfigError (one line) on bad input.
+    ``control_defaults``: the control runs the track's defaults whatever the records say (as it did when the
+    promotion being resumed started)."""
     settings, trials = read_search_run(run_dir)
     rows = top_trials(trials, len(trials))
     if not rows:
@@ -727,6 +753,8 @@ def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str,
             break
     if control_record is not None:
         record, path = read_record(control_record), control_record
+    elif control_defaults:
+        record, path = None, None
     else:
         found = current_record(records_dir, settings["track"])
         record, path = found if found else (None, None)
@@ -745,12 +773,49 @@ def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str,
     t = base.track
     return Plan(run_dir=run_dir, settings=settings, jobs=[control, *jobs], seeds=seeds, rule=t.record_rule,
                 budget=t.target is None, overrides=overrides, control_source=source,
-                not_carried=sorted(set(settings.get("set") or {}) - set(kept)))
+                not_carried=sorted(set(settings.get("set") or {}) - set(kept)), top=top)
 
 
-def run_plan(plan: Plan, out_dir: Path, *, address: str | None, num_cpus: int | None, gpus_per_trial: float,
-             cpus_per_trial: float, max_concurrent: int | None) -> dict[tuple[str, int], dict[str, Any]]:
-    """Run every (configuration, seed) as a Ray Tune trial; return each one's seed result."""
+def result_path(out_dir: Path, label: str, seed: int) -> Path:
+    return out_dir / label / f"seed-{seed}" / "result.json"
+
+
+def read_finished(out_dir: Path, job: Job, seed: int, rule: str) -> dict[str, Any] | None:
+    """The seed result of a run of ``job`` that ended (reached, ran out of tokens, diverged or failed), from the
+    result.json its worker wrote; None when there is none, or not a complete one of this configuration."""
+    path = result_path(out_dir, job.label, seed)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("%s is not readable (%s): that run is run again", path, type(exc).__name__)
+        return None
+    ran = data.get("job") if isinstance(data, dict) else None
+    if not isinstance(ran, dict) or ran.get("run") != job.label or ran.get("seed") != seed:
+        log.warning("%s is not the result of %s with seed %s: that run is run again", path, job.label, seed)
+        return None
+    result = data.get("result")
+    if result is None:
+        return seed_result(seed, data, {}, "", rule) if data.get("error") else None
+    try:
+        same = config_key(RunConfig.from_dict(result["config"])) == config_key(job.config)
+        out = seed_result(seed, data, {}, "", rule) if same else None
+    except (ConfigError, KeyError, TypeError, ValueError, AttributeError):
+        same, out = True, None
+    if out is None:
+        log.warning("%s is %s: that run is run again", path,
+                    "incomplete" if same else f"not of configuration {config_key(job.config)}")
+    return out
+
+
+def run_pairs(plan: Plan, out_dir: Path, pairs: list[tuple[str, int]], *, address: str | None,
+              num_cpus: int | None, gpus_per_trial: float, cpus_per_trial: float, max_concurrent: int | None,
+              time_budget_s: float | None = None, name: str = "ray"
+              ) -> tuple[dict[tuple[str, int], dict[str, Any]], list[tuple[str, int]]]:
+    """Run the (configuration, seed) ``pairs`` of ``plan``, each a Ray Tune trial (the Tune experiment
+    ``out_dir/<name>``); return the seed result of each run that ended or failed, and the pairs that
+    ``time_budget_s`` left without a result (stopped in flight, or never started)."""
     import ray
     from ray import tune
 
@@ -768,41 +833,65 @@ def run_plan(plan: Plan, out_dir: Path, *, address: str | None, num_cpus: int | 
             configs[job.label] = replace(job.config, data=data).to_dict()
         for data_key in {json.dumps(c["data"], sort_keys=True) for c in configs.values()}:
             load_tokens(DataConfig(**json.loads(data_key)), progress=False)
-        grid = [{"run": job.label, "seed": seed} for seed in plan.seeds for job in plan.jobs]
+        wanted = set(pairs)
+        grid = [{"run": job.label, "seed": seed} for seed in plan.seeds for job in plan.jobs
+                if (job.label, seed) in wanted]
         fn = tune.with_parameters(promote_trainable, configs=configs, out_dir=str(out_dir.resolve()),
                                   rule=plan.rule, cpu_threads=threads)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # Ctrl-C: a KeyboardInterrupt here, not Tune's graceful stop, whose stopped runs would read as failures
+        os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+        if time_budget_s is not None:
+            # the trials the budget stops have no results for Ray to read: its warning about them is expected
+            logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
         tuner = tune.Tuner(
             tune.with_resources(fn, per_trial),
             param_space={"job": tune.grid_search(grid)},
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent),
-            run_config=tune.RunConfig(name="ray", storage_path=str(out_dir.resolve()), verbose=0,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
+                                        time_budget_s=time_budget_s),
+            run_config=tune.RunConfig(name=name, storage_path=str(out_dir.resolve()), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
         grid_result = tuner.fit()
-        out: dict[tuple[str, int], dict[str, Any]] = {}
+        # a trial the budget stopped comes back without its config (Ray cannot read its results): by pair
+        trials: dict[tuple[str, int], Any] = {}
         for res in grid_result:
             job = (res.config or {}).get("job") or {}
-            if not job:
-                continue
-            label, seed = job["run"], int(job["seed"])
-            path = out_dir / label / f"seed-{seed}" / "result.json"
-            try:
-                record = json.loads(path.read_text()) if path.exists() else None
-            except (OSError, json.JSONDecodeError):
-                record = None
+            if job:
+                trials[(job["run"], int(job["seed"]))] = res
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        missing: list[tuple[str, int]] = []
+        jobs = {job.label: job for job in plan.jobs}
+        for label, seed in ((g["run"], g["seed"]) for g in grid):
+            res = trials.get((label, seed))
+            metrics = dict(res.metrics or {}) if res is not None else {}
             error = ""
-            if res.error is not None:
+            if res is not None and res.error is not None:
                 lines = [ln for ln in str(res.error).splitlines() if ln.strip()]
                 error = lines[-1][:500] if lines else type(res.error).__name__
-            out[(label, seed)] = seed_result(seed, record, dict(res.metrics or {}), error, plan.rule)
-        for job in plan.jobs:  # a trial Ray never reported on at all
-            for seed in plan.seeds:
-                out.setdefault((job.label, seed), seed_result(seed, None, {}, "the trial did not run", plan.rule))
-        return out
+            found = read_finished(out_dir, jobs[label], seed, plan.rule)
+            if found is not None:
+                out[(label, seed)] = {**found, "error": found.get("error") or error}
+            elif error or metrics.get("final") or metrics.get("done"):
+                # failed, or ended where the driver cannot see its file: Ray's last metrics, no curves
+                out[(label, seed)] = seed_result(seed, None, metrics, error, plan.rule)
+            elif time_budget_s is not None:
+                missing.append((label, seed))
+            else:
+                out[(label, seed)] = seed_result(seed, None, metrics,
+                                                 "" if res is not None else "the trial did not run", plan.rule)
+        return out, missing
     finally:
         if started:
             ray.shutdown()
+
+
+def run_plan(plan: Plan, out_dir: Path, *, address: str | None, num_cpus: int | None, gpus_per_trial: float,
+             cpus_per_trial: float, max_concurrent: int | None) -> dict[tuple[str, int], dict[str, Any]]:
+    """Run every (configuration, seed) as a Ray Tune trial; return each one's seed result."""
+    pairs = [(job.label, seed) for seed in plan.seeds for job in plan.jobs]
+    return run_pairs(plan, out_dir, pairs, address=address, num_cpus=num_cpus, gpus_per_trial=gpus_per_trial,
+                     cpus_per_trial=cpus_per_trial, max_concurrent=max_concurrent)[0]
 
 
 def _gpu_of(results: list[dict[str, Any]]) -> tuple[str, list[str]]:
@@ -812,7 +901,7 @@ def _gpu_of(results: list[dict[str, Any]]) -> tuple[str, list[str]]:
 
 def build_record(plan: Plan, job: Job, results: list[dict[str, Any]], control: list[dict[str, Any]], *,
                  alpha: float, promotion_dir: Path, records_dir: Path, user: str, date: str,
-                 git: dict[str, Any]) -> Any:
+                 git: dict[str, Any], promotion_id: str | None = None) -> Any:
     """A function n -> the candidate record with id ``<date>-<hash>-<n>`` (for :func:`write_new_record`)."""
     verdict = compare(results, control, plan.rule, plan.budget, alpha)
     mine = group_summary(results, plan.rule, plan.budget)
@@ -856,6 +945,7 @@ def build_record(plan: Plan, job: Job, results: list[dict[str, Any]], control: l
             "git": git, "command": command,
             "seed_commands": [f"{command} --set seed={s}" for s in plan.seeds],
             "source": {"run": _display_path(plan.run_dir), "promotion": _display_path(promotion_dir),
+                       "promotion_id": promotion_id,
                        "space": settings.get("space"), "search_rule": settings.get("objective"),
                        **{k: v for k, v in job.source.items() if k != "same_as_control"}},
         }
@@ -907,31 +997,177 @@ def _fmt_time(value: Any) -> str:
     return f"{value:.2f} s" if _finite(value) else "-"
 
 
-def promote(plan: Plan, *, records_dir: Path, alpha: float, user: str, address: str | None = None,
-            num_cpus: int | None = None, gpus_per_trial: float = 1.0, cpus_per_trial: float = 1.0,
-            max_concurrent: int | None = None, argv: list[str] | None = None) -> dict[str, Any]:
-    """Run a plan: a fresh promotion directory, every run, one candidate record per configuration."""
+def start_promotion(plan: Plan, *, records_dir: Path, alpha: float, user: str,
+                    argv: list[str] | None = None) -> Path:
+    """A fresh promotion directory with its settings.json: the plan, and what ``--resume`` rebuilds it from."""
     out_dir = new_run_dir(plan.run_dir, "promote")
     git = git_state()
     command = shlex.join([sys.executable, "-m", "search.promote", *(sys.argv[1:] if argv is None else argv)])
+    created = time.strftime("%Y-%m-%d %H:%M:%S")
     atomic_write_json(out_dir / "settings.json", {
-        "kind": "promotion", "name": out_dir.name, "source_run": _display_path(plan.run_dir),
-        "track": plan.settings["track"], "target": plan.settings.get("target"), "rule": plan.rule,
-        "objective": plan.rule, "alpha": alpha, "records": _display_path(records_dir),
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "git": git, **plan.describe()})
-    results = run_plan(plan, out_dir, address=address, num_cpus=num_cpus, gpus_per_trial=gpus_per_trial,
-                       cpus_per_trial=cpus_per_trial, max_concurrent=max_concurrent)
-    _tables(plan, results, out_dir)
+        "kind": "promotion", "name": out_dir.name, "promotion_id": uuid.uuid4().hex,
+        "source_run": _display_path(plan.run_dir), "track": plan.settings["track"],
+        "target": plan.settings.get("target"), "rule": plan.rule, "objective": plan.rule, "alpha": alpha,
+        "user": user, "records": _display_path(records_dir), "created": created, "command": command, "git": git,
+        "sessions": [{"command": command, "created": created, "git": git}], **plan.describe()})
+    return out_dir
+
+
+def read_promotion(out_dir: Path) -> dict[str, Any]:
+    """The settings of a promotion directory to resume. Raises ConfigError (one line) when it is not one, or
+    when its records are written already."""
+    if not out_dir.exists():
+        raise ConfigError(f"--resume: {out_dir}: no such promotion directory")
+    if not out_dir.is_dir():
+        raise ConfigError(f"--resume: {out_dir} is not a directory (give runs/<run>/promote-<time>)")
+    path = out_dir / "settings.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--resume: {out_dir} is not a promotion directory (no settings.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--resume: {path} is not valid JSON ({type(exc).__name__})") from None
+    kind = settings.get("kind", "search") if isinstance(settings, dict) else None
+    if kind != "promotion":
+        raise ConfigError(f"--resume: {out_dir} is not a promotion directory (its settings.json is a {kind} run's)")
+    runs, seeds = settings.get("runs"), settings.get("seeds")
+    if (not isinstance(runs, list) or not runs or not all(isinstance(r, dict) and r.get("label") for r in runs)
+            or not isinstance(seeds, list) or not seeds or not isinstance(settings.get("set", {}), dict)):
+        raise ConfigError(f"--resume: {path} lacks the plan (runs, seeds, set): not a promotion to resume")
+    done = out_dir / "promotion.json"
+    if done.exists():
+        try:
+            summary = json.loads(done.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--resume: {done} is not valid JSON ({type(exc).__name__})") from None
+        if isinstance(summary, dict) and (summary.get("complete") or summary.get("candidates")):
+            raise ConfigError(f"--resume: {out_dir} is finished and its records are written ({done}): "
+                              "nothing to resume; start a new promotion to run it again")
+    return settings
+
+
+def resume_plan(out_dir: Path, settings: dict[str, Any]) -> Plan:
+    """The plan of the promotion in ``out_dir`` rebuilt from its settings (the search run is ``out_dir``'s
+    parent; the control is the record, or the defaults, it started with). Raises ConfigError when the rebuilt
+    configurations are not those it started with."""
+    control = settings.get("control") or {}
+    stored = {str(r["label"]): r.get("config_hash") for r in settings["runs"]}
+    top = settings.get("top") or sum(r.get("kind") == "candidate" for r in settings["runs"])
+    try:
+        plan = make_plan(out_dir.resolve().parent, top=int(top), seeds=[int(s) for s in settings["seeds"]],
+                         overrides=dict(settings.get("set") or {}),
+                         records_dir=Path(settings.get("records") or "records"),
+                         control_record=Path(control["path"]) if control.get("path") else None,
+                         control_defaults=not control.get("path"))
+    except ConfigError as exc:
+        raise ConfigError(f"--resume {out_dir}: {exc}") from None
+    rebuilt = {job.label: config_key(job.config) for job in plan.jobs}
+    changed = sorted(k for k in set(stored) | set(rebuilt) if stored.get(k) != rebuilt.get(k))
+    if changed:
+        what = ", ".join(f"{k} {stored.get(k) or '-'} -> {rebuilt.get(k) or '-'}" for k in changed)
+        raise ConfigError(f"--resume {out_dir}: the configurations differ from those it started with ({what}): "
+                          "the search run, the control record or the code changed; start a new promotion")
+    return plan
+
+
+def continue_promotion(out_dir: Path, settings: dict[str, Any], argv: list[str] | None = None) -> None:
+    """Add this command to the settings of a promotion being resumed."""
+    git = git_state()
+    started = (settings.get("git") or {}).get("commit")
+    if started and git.get("commit") and started != git["commit"]:
+        print(f"warning: the code is at commit {git['commit'][:12]}, the promotion started at {started[:12]}: "
+              "its runs may come from different code", file=sys.stderr)
+    command = shlex.join([sys.executable, "-m", "search.promote", *(sys.argv[1:] if argv is None else argv)])
+    settings.setdefault("promotion_id", uuid.uuid4().hex)  # made before --resume existed
+    settings["sessions"] = [*(settings.get("sessions") or []),
+                            {"command": command, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "git": git}]
+    atomic_write_json(out_dir / "settings.json", settings)
+
+
+@contextlib.contextmanager
+def working_on(out_dir: Path) -> Iterator[None]:
+    """One command at a time on a promotion directory: a lock that goes with the process, killed or not."""
+    import fcntl
+
+    with open(out_dir / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{out_dir}: another search.promote is working on it right now") from None
+        yield
+
+
+def _written_records(records_dir: Path, track: str, promotion_id: str) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The records this promotion wrote already, by config hash (a command killed before its promotion.json)."""
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
+    directory = records_dir / track
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("source"), dict) \
+                and data["source"].get("promotion_id") == promotion_id:
+            out[str(data.get("config_hash"))] = (path, data)
+    return out
+
+
+def promote(plan: Plan, *, records_dir: Path, alpha: float, user: str, address: str | None = None,
+            num_cpus: int | None = None, gpus_per_trial: float = 1.0, cpus_per_trial: float = 1.0,
+            max_concurrent: int | None = None, argv: list[str] | None = None, out_dir: Path | None = None,
+            time_budget_s: float | None = None, resume_command: str | None = None) -> dict[str, Any]:
+    """Run a plan in ``out_dir`` (made by :func:`start_promotion`; a fresh one when None): the runs without a
+    result there, then one candidate record per configuration. When ``time_budget_s`` ends with runs missing,
+    no record is written and the summary lists them (``missing_runs``, ``complete`` false). Says on stderr, at
+    the start, where it works and ``resume_command``: how to continue it if it is stopped."""
+    if out_dir is None:
+        out_dir = start_promotion(plan, records_dir=records_dir, alpha=alpha, user=user, argv=argv)
+    settings = json.loads((out_dir / "settings.json").read_text(encoding="utf-8"))
+    sessions = len(settings.get("sessions") or [None])
+    pairs = [(job.label, seed) for seed in plan.seeds for job in plan.jobs]
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for job in plan.jobs:
+        for seed in plan.seeds:
+            found = read_finished(out_dir, job, seed, plan.rule)
+            if found is not None:
+                results[(job.label, seed)] = found
+    todo = [p for p in pairs if p not in results]
+    resume_command = resume_command or shlex.join(["python", "-m", "search.promote", "--resume",
+                                                   _display_path(out_dir)])
+    print(f"promotion {_display_path(out_dir)}: {len(todo)} of {len(pairs)} runs to do; if it stops, continue "
+          f"with: {resume_command}", file=sys.stderr, flush=True)
+    missing: list[tuple[str, int]] = []
+    if todo:
+        ran, missing = run_pairs(plan, out_dir, todo, address=address, num_cpus=num_cpus,
+                                 gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                                 max_concurrent=max_concurrent, time_budget_s=time_budget_s,
+                                 name="ray" if sessions < 2 else f"ray-{sessions}")
+        results.update(ran)
+    if results:
+        _tables(plan, results, out_dir)
+    failed = sorted(f"{k[0]}-seed{k[1]}" for k, r in results.items() if r.get("status") not in FINISHED)
+    if missing:
+        summary = {"promotion": _display_path(out_dir), "track": plan.settings["track"], "rule": plan.rule,
+                   "seeds": plan.seeds, "complete": False, "runs": len(pairs), "candidates": [],
+                   "missing_runs": sorted(f"{k[0]}-seed{k[1]}" for k in missing), "failed_runs": failed}
+        atomic_write_json(out_dir / "promotion.json", summary)
+        return summary
+    git = settings.get("git") or git_state()  # the code the promotion started with (a resume warns if it moved)
     control = [results[("control", s)] for s in plan.seeds]
     date = time.strftime("%Y-%m-%d")
+    promotion_id = str(settings.get("promotion_id") or "")
+    already = _written_records(records_dir, plan.settings["track"], promotion_id) if promotion_id else {}
     written = []
     for job in plan.jobs:
         if job.kind != "candidate":
             continue
         mine = [results[(job.label, s)] for s in plan.seeds]
-        make = build_record(plan, job, mine, control, alpha=alpha, promotion_dir=out_dir, records_dir=records_dir,
-                            user=user, date=date, git=git)
-        path, record = write_new_record(records_dir / job.config.track.name, make)
+        if config_key(job.config) in already:
+            path, record = already[config_key(job.config)]
+        else:
+            make = build_record(plan, job, mine, control, alpha=alpha, promotion_dir=out_dir,
+                                records_dir=records_dir, user=user, date=date, git=git, promotion_id=promotion_id)
+            path, record = write_new_record(records_dir / job.config.track.name, make)
         written.append({"label": job.label, "record": _display_path(path), "id": record["id"],
                         "verdict": record["verdict"], "verdict_reason": record["verdict_reason"],
                         "p_value": record["p_value"], "mean_time_s": record["mean_time_s"],
@@ -941,11 +1177,9 @@ def promote(plan: Plan, *, records_dir: Path, alpha: float, user: str, address: 
                                         "relative_to_control": v["relative_to_control"]}
                                     for r, v in (record["by_rule"] or {}).items()}})
     summary = {"promotion": _display_path(out_dir), "track": plan.settings["track"], "rule": plan.rule,
-               "seeds": plan.seeds, "control": {**plan.control_source,
-                                                **group_summary(control, plan.rule, plan.budget)},
-               "candidates": written,
-               "failed_runs": sorted(f"{k[0]}-seed{k[1]}" for k, r in results.items()
-                                     if r.get("status") not in FINISHED)}
+               "seeds": plan.seeds, "complete": True, "runs": len(pairs),
+               "control": {**plan.control_source, **group_summary(control, plan.rule, plan.budget)},
+               "candidates": written, "missing_runs": [], "failed_runs": failed}
     atomic_write_json(out_dir / "promotion.json", summary)
     return summary
 
@@ -979,20 +1213,30 @@ def summary_text(summary: dict[str, Any], budget: bool) -> str:
 # CLI
 
 
+DEFAULTS = {"top": 3, "seeds": 3, "first_seed": 0, "alpha": 0.05, "records": "records", "user": "search.promote"}
+
+
 def _parser() -> argparse.ArgumentParser:
+    # the plan's options default to None so that --resume can tell the ones given (DEFAULTS fills the others)
     p = argparse.ArgumentParser(prog="python -m search.promote", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", help="a search run directory (runs/<name>)")
-    p.add_argument("--top", type=int, default=3, help="configurations to promote (default 3)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration, the control's too (default 3)")
-    p.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict (default 0.05)")
+    p.add_argument("--top", type=int, default=None, help="configurations to promote (default 3)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration, the control's too (default 3)")
+    p.add_argument("--first-seed", type=int, default=None, help="the first seed (default 0)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level of the verdict (default 0.05)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override for every run, the control's too (repeatable), e.g. --set device=cpu")
-    p.add_argument("--records", default="records", help="records directory (default records/)")
+    p.add_argument("--records", default=None, help="records directory (default records/)")
     p.add_argument("--control-record", default=None,
                    help="the record whose hyperparameters the control runs (default: the track's current record)")
-    p.add_argument("--user", default="search.promote", help="the records' user (default search.promote)")
+    p.add_argument("--user", default=None, help="the records' user (default search.promote)")
+    p.add_argument("--resume", default=None, metavar="PROMOTION_DIR",
+                   help="continue the promotion in PROMOTION_DIR (runs/<run>/promote-<time>, printed at its start): "
+                        "run only what has no result.json, then write the records; the plan is the stored one")
+    p.add_argument("--time-budget-s", type=float, default=None, metavar="SECONDS",
+                   help="Ray Tune's time budget for the runs; when it ends with runs missing: no records, "
+                        "exit code 3 and the --resume command to continue")
     from search.tuner import add_ray_arguments  # imports ray: only when a parser is built
 
     add_ray_arguments(p)
@@ -1032,11 +1276,56 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     if args.num_cpus is not None and args.num_cpus < 1:
         raise ConfigError(f"--num-cpus must be >= 1, got {args.num_cpus}")
+    if args.time_budget_s is not None and not (math.isfinite(args.time_budget_s) and args.time_budget_s > 0):
+        raise ConfigError(f"--time-budget-s must be > 0, got {args.time_budget_s}")
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _take_stored(args: argparse.Namespace, settings: dict[str, Any], out_dir: Path) -> None:
+    """--resume: the plan's options from the promotion's settings; those given must agree with them."""
+    seeds = [int(s) for s in settings["seeds"]]
+    control = (settings.get("control") or {}).get("path")
+    stored = {"top": settings.get("top") or sum(r.get("kind") == "candidate" for r in settings["runs"]),
+              "seeds": len(seeds), "first_seed": seeds[0], "alpha": settings.get("alpha", DEFAULTS["alpha"]),
+              "records": settings.get("records") or DEFAULTS["records"],
+              "user": settings.get("user") or DEFAULTS["user"]}
+    differ = []
+    if args.run is not None and not _same_path(args.run, out_dir.resolve().parent):
+        differ.append(f"run {args.run} (its search run is {_display_path(out_dir.resolve().parent)})")
+    for key, value in stored.items():
+        given = getattr(args, key)
+        if given is not None and (not _same_path(given, value) if key == "records" else given != value):
+            differ.append(f"--{key.replace('_', '-')} {given} (stored {value})")
+        setattr(args, key, value)
+    if args.overrides is not None and parse_set(args.overrides) != (settings.get("set") or {}):
+        differ.append(f"--set {' '.join(args.overrides)} (stored {settings.get('set') or {}})")
+    if args.control_record is not None and not (control and _same_path(args.control_record, control)):
+        differ.append(f"--control-record {args.control_record} (stored {control or 'the track defaults'})")
+    if differ:
+        raise ConfigError(f"--resume {out_dir}: {'; '.join(differ)}: disagree with its settings.json; leave them "
+                          "out (the stored plan is run) or start a new promotion")
+
+
+def _resume_command(out_dir: Path, args: argparse.Namespace) -> str:
+    """The command that continues this promotion, with this command's time budget and Ray resources."""
+    extra: list[str] = []
+    for flag, value, default in (("--time-budget-s", args.time_budget_s, None),
+                                 ("--gpus-per-trial", args.gpus_per_trial, 1.0),
+                                 ("--cpus-per-trial", args.cpus_per_trial, 1.0),
+                                 ("--max-concurrent", args.max_concurrent, None),
+                                 ("--num-cpus", args.num_cpus, None), ("--address", args.address, None)):
+        if value != default:
+            extra += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(["python", "-m", "search.promote", "--resume", _display_path(out_dir), *extra])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out_dir: Path | None = None
     try:
         if args.leaderboard is not None:
             from reports import ReportInputError
@@ -1046,27 +1335,63 @@ def main(argv: list[str] | None = None) -> int:
             except ReportInputError as exc:
                 raise ConfigError(f"--leaderboard: {exc}") from None
             return 0
-        if not args.run:
-            raise ConfigError("give a search run directory (runs/<name>), or --leaderboard")
-        _validate(args)
-        if args.seeds < 2:
-            print("warning: with one seed there is no test: every verdict will be not_significant", file=sys.stderr)
-        plan = make_plan(Path(args.run), top=args.top, seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
-                         overrides=parse_set(args.overrides), records_dir=Path(args.records),
-                         control_record=Path(args.control_record) if args.control_record else None)
+        if args.resume is not None:
+            resume_dir = Path(args.resume)
+            settings = read_promotion(resume_dir)
+            _take_stored(args, settings, resume_dir)
+            _validate(args)
+            plan = resume_plan(resume_dir, settings)
+        else:
+            if not args.run:
+                raise ConfigError("give a search run directory (runs/<name>), or --leaderboard, or --resume")
+            for key, value in DEFAULTS.items():
+                if getattr(args, key) is None:
+                    setattr(args, key, value)
+            _validate(args)
+            if args.seeds < 2:
+                print("warning: with one seed there is no test: every verdict will be not_significant",
+                      file=sys.stderr)
+            plan = make_plan(Path(args.run), top=args.top,
+                             seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
+                             overrides=parse_set(args.overrides), records_dir=Path(args.records),
+                             control_record=Path(args.control_record) if args.control_record else None)
         if args.dry_run:
-            print(json.dumps(plan.describe(), indent=2, default=str))
+            described = plan.describe()
+            if args.resume is not None:
+                done = [f"{j.label}-seed{s}" for s in plan.seeds for j in plan.jobs
+                        if read_finished(resume_dir, j, s, plan.rule) is not None]
+                described["resume"] = {"promotion": _display_path(resume_dir), "finished": done,
+                                       "to_run": [f"{j.label}-seed{s}" for s in plan.seeds for j in plan.jobs
+                                                  if f"{j.label}-seed{s}" not in done]}
+            print(json.dumps(described, indent=2, default=str))
             return 0
-        summary = promote(plan, records_dir=Path(args.records), alpha=args.alpha, user=args.user,
-                          address=args.address, num_cpus=args.num_cpus, gpus_per_trial=args.gpus_per_trial,
-                          cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
-                          argv=argv if argv is not None else sys.argv[1:])
+        forwarded = argv if argv is not None else sys.argv[1:]
+        if args.resume is None:
+            out_dir = start_promotion(plan, records_dir=Path(args.records), alpha=args.alpha, user=args.user,
+                                      argv=forwarded)
+        else:
+            out_dir = resume_dir
+        with working_on(out_dir):
+            if args.resume is not None:
+                continue_promotion(out_dir, read_promotion(out_dir), forwarded)  # read again, under the lock
+            summary = promote(plan, records_dir=Path(args.records), alpha=args.alpha, user=args.user,
+                              address=args.address, num_cpus=args.num_cpus, gpus_per_trial=args.gpus_per_trial,
+                              cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
+                              out_dir=out_dir, time_budget_s=args.time_budget_s,
+                              resume_command=_resume_command(out_dir, args))
     except ConfigError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        print("interrupted: runs that finished are under the promotion directory; no records were written",
+        print("interrupted: the runs that finished are in the promotion directory; no records were written"
+              + (f"; continue with: {_resume_command(out_dir, args)}" if out_dir is not None else ""),
               file=sys.stderr)
         return 130
+    if summary["missing_runs"]:
+        failed = f" ({len(summary['failed_runs'])} failed)" if summary["failed_runs"] else ""
+        print(f"promotion {summary['promotion']}: the time budget ended with {len(summary['missing_runs'])} of "
+              f"{summary['runs']} runs missing{failed}; no records written; continue with: "
+              f"{_resume_command(out_dir, args)}", file=sys.stderr)
+        return 3
     print(summary_text(summary, plan.budget))
     return 0 if not summary["failed_runs"] else 1
 

@@ -2,12 +2,15 @@
 
 The end-to-end promotion (a fake search run on tiny-speedrun, top 1, 2 seeds, runs of 1,024 tokens) runs once
 per module and is shared by the tests that read its outputs; a second promotion of the same run is `slow`.
+``--resume`` is tested on a copy of that promotion with some results deleted, ``--time-budget-s`` with a
+budget too short for every run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import threading
@@ -31,7 +34,7 @@ from search.promote import (
     welch_one_sided,
     write_new_record,
 )
-from trainer.config import RECORD_HYPER, RunConfig, make_config
+from trainer.config import RECORD_HYPER, RunConfig, make_config, parse_set
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--set", "max_tokens=1024", "--set", "seq_len=64", "--set", "micro_batch_size=8", "--set", "device=cpu"]
@@ -330,7 +333,7 @@ def promoted(ray_cpu, tmp_path_factory):
     records = root / "records"
     argv = [str(run), "--top", "1", "--seeds", "2", "--first-seed", "3", "--records", str(records), *QUICK]
     code = main(argv)
-    return {"code": code, "run": run, "records": records, "argv": argv}
+    return {"code": code, "run": run, "records": records, "argv": argv, "promotion": next(run.glob("promote-*"))}
 
 
 def _records(records: Path) -> list[Path]:
@@ -436,3 +439,174 @@ def test_seed_result_reads_crossings_val_at_crossing_and_downsamples():
     r = promote.seed_result(1, None, metrics, "", "first_step")
     assert r["reached"] and r["time_to_target_s"] == 0.8 and r["loss_curve"]["tokens"] == []
     assert promote.seed_result(1, None, {}, "boom", "first_step")["status"] == "errored"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Promotions over several commands: --resume, --time-budget-s
+
+
+def _main_error(capsys, argv: list[str], needle: str) -> None:
+    """main(argv) is bad input: exit 2, one line on stderr naming the problem, nothing on stdout."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and needle in lines[0], captured.err
+
+
+def _started(tmp_path: Path) -> tuple[Path, Path]:
+    """A promotion started (settings.json written) but none of its runs done, as after a kill at once."""
+    run = make_search_run(tmp_path)
+    records = tmp_path / "records"
+    plan = make_plan(run, top=1, seeds=[3, 4], overrides=parse_set(QUICK[1::2]), records_dir=records,
+                     control_record=None)
+    return promote.start_promotion(plan, records_dir=records, alpha=0.05, user="me"), records
+
+
+def test_resume_of_what_is_not_a_promotion_is_one_line_exit_2(tmp_path, capsys):
+    run = make_search_run(tmp_path)
+    _one_line_error(_cli("--resume", str(tmp_path / "nowhere"), cwd=tmp_path), "no such promotion directory")
+    _main_error(capsys, ["--resume", str(run)], "not a promotion directory")  # a search run
+    (tmp_path / "empty").mkdir()
+    _main_error(capsys, ["--resume", str(tmp_path / "empty")], "not a promotion directory (no settings.json)")
+    _main_error(capsys, ["--resume", str(run / "settings.json")], "not a directory")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "settings.json").write_text(json.dumps({"kind": "promotion", "name": "x"}))
+    _main_error(capsys, ["--resume", str(tmp_path / "broken")], "lacks the plan")
+    assert not list(run.glob("promote-*"))
+
+
+def test_resume_rebuilds_the_stored_plan_and_refuses_changes(tmp_path, capsys):
+    out, records = _started(tmp_path)
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["top"] == 1 and settings["seeds"] == [3, 4] and settings["promotion_id"]
+    assert main(["--resume", str(out), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [(r["label"], r["config_hash"]) for r in plan["runs"]] == \
+        [(r["label"], r["config_hash"]) for r in settings["runs"]]
+    assert plan["resume"]["finished"] == [] and len(plan["resume"]["to_run"]) == 4
+    # the same options again are fine; other ones are refused
+    assert main(["--resume", str(out), str(out.parent), "--top", "1", "--seeds", "2", "--first-seed", "3",
+                 *QUICK, "--dry-run"]) == 0
+    capsys.readouterr()
+    _main_error(capsys, ["--resume", str(out), "--top", "2"], "--top 2 (stored 1)")
+    _main_error(capsys, ["--resume", str(out), "--seeds", "3", "--set", "device=cuda"], "--seeds 3 (stored 2)")
+    _main_error(capsys, ["--resume", str(out), str(tmp_path)], "disagree with its settings.json")
+    with promote.working_on(out):  # another command is on it (killed ones hold no lock)
+        _main_error(capsys, ["--resume", str(out)], "another search.promote is working on it")
+    # a record accepted since does not change the control: it stays the track defaults it started with
+    accepted = make_config("tiny-speedrun").to_dict()
+    accepted["hp"]["muon_lr"] = 0.05
+    (records / "tiny-speedrun").mkdir(parents=True)
+    (records / "tiny-speedrun" / "new.json").write_text(json.dumps(
+        {"id": "new", "track": "tiny-speedrun", "status": "baseline", "time_s": 1.0, "config": accepted}))
+    assert main(["--resume", str(out), "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["control"]["record"] is None
+    # the search run's best trial changed: not the plan it started with
+    trials = pd.read_parquet(out.parent / "trials.parquet")
+    trials.loc[trials["trial_id"] == "t01", "param_muon_lr"] = 0.04
+    trials.to_parquet(out.parent / "trials.parquet", index=False)
+    _main_error(capsys, ["--resume", str(out)], "the configurations differ from those it started with (cand-1")
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "settings.json"]  # nothing ran or was written
+
+
+def test_resume_refuses_a_promotion_whose_records_are_written(promoted, capsys):
+    out = promoted["promotion"]
+    files = [out / "settings.json", out / "promotion.json", *_records(promoted["records"])]
+    before = {p: p.read_text() for p in files}
+    _main_error(capsys, ["--resume", str(out)], "its records are written")
+    assert {p: p.read_text() for p in files} == before and _records(promoted["records"]) == files[2:]
+
+
+def test_resume_runs_only_the_missing_runs_and_writes_the_records_once(promoted, tmp_path, capsys):
+    # a copy of the finished promotion, as if killed after two of its four runs
+    run = tmp_path / "runs" / "fake-search"
+    run.mkdir(parents=True)
+    for name in ("settings.json", "trials.parquet"):
+        shutil.copy2(promoted["run"] / name, run / name)
+    out = run / promoted["promotion"].name
+    shutil.copytree(promoted["promotion"], out)
+    records = tmp_path / "records"
+    settings = json.loads((out / "settings.json").read_text())
+    (out / "settings.json").write_text(json.dumps({**settings, "records": str(records)}))
+    (out / "promotion.json").unlink()
+    for name in ("trials.parquet", "trials.csv", "history.parquet"):
+        (out / name).unlink()
+    gone = [("control", 4), ("cand-1", 3)]
+    for label, seed in gone:
+        (out / label / f"seed-{seed}" / "result.json").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("*/seed-*/result.json")}
+    assert len(kept) == 2
+
+    assert main(["--resume", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"2 of 4 runs to do; if it stops, continue with: python -m search.promote --resume {out.resolve()}" \
+        in err
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished runs were read, not run again
+    for label, seed in gone:
+        assert json.loads((out / label / f"seed-{seed}" / "result.json").read_text())["job"] == \
+            {"run": label, "seed": seed}
+    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("promote_trainable")]) == 2
+    [path] = _records(records)
+    rec = json.loads(path.read_text())
+    assert rec["seeds"] == [3, 4] and [r["seed"] for r in rec["results"]] == [3, 4]
+    assert [r["seed"] for r in rec["control"]["results"]] == [3, 4]
+    assert all(r["status"] == "budget_exhausted" and r["tokens"] == 1024 for r in rec["results"])
+    assert rec["source"]["promotion_id"] == settings["promotion_id"]
+    assert rec["config_hash"] == json.loads(_records(promoted["records"])[0].read_text())["config_hash"]
+    summary = json.loads((out / "promotion.json").read_text())
+    assert summary["complete"] and summary["failed_runs"] == [] and summary["missing_runs"] == []
+    assert len(pd.read_parquet(out / "trials.parquet")) == 4
+    assert len(json.loads((out / "settings.json").read_text())["sessions"]) == 2
+
+    # killed after its record but before promotion.json: --resume finds the record, writes no second one
+    (out / "promotion.json").unlink()
+    assert main(["--resume", str(out)]) == 0
+    assert _records(records) == [path] and json.loads(path.read_text()) == rec
+    assert json.loads((out / "promotion.json").read_text())["candidates"][0]["id"] == rec["id"]
+    assert "0 of 4 runs to do" in capsys.readouterr().err
+    _main_error(capsys, ["--resume", str(out)], "its records are written")
+
+
+def _budgeted(tmp_path: Path, capsys) -> tuple[Path, Path, dict[str, Any], str]:
+    """A promotion stopped by a time budget too short for its four runs: (directory, records, summary, stderr)."""
+    run = make_search_run(tmp_path)
+    records = tmp_path / "records"
+    code = main([str(run), "--top", "1", "--seeds", "2", "--first-seed", "3", "--records", str(records), *QUICK,
+                 "--time-budget-s", "1"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    out = next(run.glob("promote-*"))
+    return out, records, json.loads((out / "promotion.json").read_text()), err
+
+
+def test_time_budget_leaves_runs_missing_not_failed_and_writes_no_records(ray_cpu, tmp_path, capsys):
+    out, records, summary, err = _budgeted(tmp_path, capsys)
+    assert not summary["complete"] and summary["candidates"] == [] and summary["failed_runs"] == []
+    assert summary["missing_runs"], "a 1 s budget cannot fit four runs"
+    where = out.resolve()
+    assert (f"promotion {where}: the time budget ended with {len(summary['missing_runs'])} of 4 runs missing; "
+            f"no records written; continue with: python -m search.promote --resume {where} --time-budget-s 1"
+            ) in err.splitlines(), err
+    assert not records.exists()
+    for name in summary["missing_runs"]:
+        label, _, seed = name.rpartition("-seed")
+        assert not (out / label / f"seed-{seed}" / "result.json").exists()
+    assert main(["--resume", str(out), "--dry-run"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["resume"]["to_run"]) == sorted(summary["missing_runs"])
+
+
+@pytest.mark.slow
+def test_a_promotion_stopped_by_its_budget_is_finished_by_resume(ray_cpu, tmp_path, capsys):
+    out, records, summary, _ = _budgeted(tmp_path, capsys)
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("*/seed-*/result.json")}
+    assert len(finished) + len(summary["missing_runs"]) == 4
+    assert main(["--resume", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not run again
+    assert len(list(out.glob("*/seed-*/result.json"))) == 4
+    [path] = _records(records)
+    rec = json.loads(path.read_text())
+    assert [r["seed"] for r in rec["results"]] == [3, 4] == [r["seed"] for r in rec["control"]["results"]]
+    assert all(r["status"] == "budget_exhausted" for r in rec["results"] + rec["control"]["results"])
+    summary = json.loads((out / "promotion.json").read_text())
+    assert summary["complete"] and summary["failed_runs"] == [] and summary["missing_runs"] == []
