@@ -474,7 +474,7 @@ def baseline_record(track_name: str) -> dict[str, Any]:
 
 
 def promote_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[str, Any]], out_dir: str,
-                      rule: str, cpu_threads: int = 0) -> None:
+                      rule: str, cpu_threads: int = 0, share_gpu: bool = False) -> None:
     """Ray trainable: train ``configs[job.run]`` with ``job.seed``; report through ``tune.report`` (as the
     search's trainable does) and write the whole ``RunResult`` to ``out_dir/<run>/seed-<seed>/result.json``."""
     import platform
@@ -482,7 +482,7 @@ def promote_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[s
 
     import torch
 
-    from search.tuner import TuneReporter
+    from search.tuner import TuneReporter, shared_gpu_lock
     from trainer.train import train
 
     if cpu_threads:
@@ -490,6 +490,8 @@ def promote_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[s
     job = trial_config["job"]
     config = RunConfig.from_dict(configs[job["run"]])
     config = replace(config, hp=replace(config.hp, seed=int(job["seed"])))
+    if share_gpu:  # timed runs sharing a GPU take turns, so each clock times the GPU alone
+        config = replace(config, runtime=replace(config.runtime, device_lock=shared_gpu_lock()))
     on_cuda = torch.cuda.is_available() and config.runtime.device != "cpu"
     env = {"torch": torch.__version__, "cuda": torch.version.cuda,
            "cudnn": torch.backends.cudnn.version() if on_cuda else None,
@@ -837,7 +839,7 @@ def run_pairs(plan: Plan, out_dir: Path, pairs: list[tuple[str, int]], *, addres
         grid = [{"run": job.label, "seed": seed} for seed in plan.seeds for job in plan.jobs
                 if (job.label, seed) in wanted]
         fn = tune.with_parameters(promote_trainable, configs=configs, out_dir=str(out_dir.resolve()),
-                                  rule=plan.rule, cpu_threads=threads)
+                                  rule=plan.rule, cpu_threads=threads, share_gpu=gpus_per_trial < 1)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         # Ctrl-C: a KeyboardInterrupt here, not Tune's graceful stop, whose stopped runs would read as failures
         os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
