@@ -18,7 +18,7 @@ listed under ``same_as``). A candidate's short-track result is the mean time to 
 
 Runs. Each candidate on the long track (``make_config(track)`` with its changes, ``--budget-tokens N`` =
 ``max_tokens=N``, then ``--set``), once per seed, each a Ray Tune trial (one GPU each, else one CPU) through
-:func:`search.promote.run_plan`; results in ``runs/<name>/<candidate>/seed-<s>/result.json``. A budget track
+:func:`search.promote.run_pairs`; results in ``runs/<name>/<candidate>/seed-<s>/result.json``. A budget track
 (marathon) runs to its budget and is scored by the final val loss (mean over seeds); a track with a target by
 its time to target. ``--resume`` reruns only the (candidate, seed) pairs without a result file, and refuses
 when the candidates are no longer those the run started with. ``--max-runs N`` runs at most N of the missing
@@ -54,9 +54,10 @@ from search.promote import (
     _finite,
     git_state,
     group_summary,
+    read_finished,
     read_record,
-    run_plan,
-    seed_result,
+    result_path,
+    run_pairs,
 )
 from trainer.config import ConfigError, Hyper, RunConfig, apply_overrides, make_config, parse_set, track
 from trainer.io import atomic_write_json
@@ -363,21 +364,6 @@ def make_jobs(candidates: list[Candidate], long_track: str, *, budget_tokens: in
     return jobs
 
 
-def _result_path(out_dir: Path, label: str, seed: int) -> Path:
-    return out_dir / label / f"seed-{seed}" / "result.json"
-
-
-def _existing(out_dir: Path, label: str, seed: int, rule: str) -> dict[str, Any] | None:
-    path = _result_path(out_dir, label, seed)
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return seed_result(seed, record, {}, "", rule)
-
-
 def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bool, address: str | None = None,
                  num_cpus: int | None = None, gpus_per_trial: float = 1.0, cpus_per_trial: float = 1.0,
                  max_concurrent: int | None = None, max_runs: int | None = None
@@ -390,37 +376,22 @@ def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bo
     pending: list[tuple[Job, int]] = []
     for job in jobs:
         for s in seeds:
-            found = _existing(out_dir, job.label, s, rule) if resume else None
+            found = read_finished(out_dir, job, s, rule) if resume else None
             if found is None:
                 pending.append((job, s))
             else:
                 results[(job.label, s)] = found
     later = [(job.label, s) for job, s in pending[max_runs:]] if max_runs is not None else []
-    now = pending[:max_runs] if max_runs is not None else pending
-    per_job: dict[str, tuple[Job, list[int]]] = {}
-    for job, s in now:
-        per_job.setdefault(job.label, (job, []))[1].append(s)
-    missing: dict[tuple[int, ...], list[Job]] = {}
-    for job, todo in per_job.values():
-        missing.setdefault(tuple(todo), []).append(job)
-    if not missing:
-        return results, later
-    import ray
-
-    from search.tuner import init_ray
-
-    started = not ray.is_initialized()
-    init_ray(address, num_cpus)
-    try:
-        for todo, group in missing.items():
-            plan = Plan(run_dir=out_dir, settings={"track": t.name}, jobs=group, seeds=list(todo), rule=rule,
-                        budget=budget, overrides={}, control_source={})
-            results.update(run_plan(plan, out_dir, address=address, num_cpus=num_cpus,
-                                    gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
-                                    max_concurrent=max_concurrent))
-    finally:
-        if started:
-            ray.shutdown()
+    now = [(job.label, s) for job, s in (pending[:max_runs] if max_runs is not None else pending)]
+    if now:
+        # one Tune experiment per invocation, so a resumed transfer never writes into an earlier one's state
+        sessions = len(list(out_dir.glob("ray*")))
+        plan = Plan(run_dir=out_dir, settings={"track": t.name}, jobs=jobs, seeds=seeds, rule=rule, budget=budget,
+                    overrides={}, control_source={})
+        done, _ = run_pairs(plan, out_dir, now, address=address, num_cpus=num_cpus, gpus_per_trial=gpus_per_trial,
+                            cpus_per_trial=cpus_per_trial, max_concurrent=max_concurrent,
+                            name="ray" if sessions == 0 else f"ray-{sessions + 1}")
+        results.update(done)
     return results, later
 
 
@@ -459,8 +430,8 @@ def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[s
             "same_as": c.same_as, "n_seeds": len(seeds), "n_finished": g.get("n_finished"),
             "std_long": g.get("std_val_loss") if budget else g.get("std_time_s"), "failed_seeds": r["failed"],
             "pending_seeds": r["pending"],
-            "runs": {str(s): _display_path(_result_path(out_dir, c.id, s)) for s in seeds
-                     if out_dir is not None and _result_path(out_dir, c.id, s).exists()},
+            "runs": {str(s): _display_path(result_path(out_dir, c.id, s)) for s in seeds
+                     if out_dir is not None and result_path(out_dir, c.id, s).exists()},
         })
     return {"kind": "transfer", "short_track": short_track, "track": long_track, "complete": not later,
             "short_metric": "time_to_target_s", "long_metric": long_key, "seeds": seeds,
