@@ -244,7 +244,8 @@ class ResultsCallback(tune.Callback):
             "tokens_per_s": last.get("tokens_per_s"), "startup_s": last.get("startup_s"),
             "startup_phases": last.get("startup_phases") or {},
             # wall-clock span of the clocked training (to the last report for a trial ASHA stopped)
-            "clock_started_at": last.get("clock_started_at"), "clock_ended_at": last.get("reported_at"),
+            "clock_started_at": last.get("clock_started_at"),
+            "clock_ended_at": last.get("clock_ended_at", last.get("reported_at")),
             "device": last.get("device", ""), "cuda_visible_devices": last.get("cuda_visible_devices", ""),
             "wall_s": time.time() - self.started.get(trial.trial_id, time.time()),
             "error": error, "history": self.history.get(trial.trial_id, []),

@@ -470,8 +470,7 @@ def _train(config: RunConfig, reporter: Reporter | None, progress: bool, lock: D
     )
     reporter.report({**metrics(done_steps, done_tokens, clock_s, done=True), "status": status,
                      "best_val_loss": result.best_val_loss, "warmup_s": warmup_s,
-
-                     "device": name, "error": error})
+                     "clock_ended_at": clock_ended_at, "device": name, "error": error})
     log.info("%s: %s after %d steps, %s tokens, %.1f s clocked, %.0f tokens/s", track.name, status, done_steps,
              f"{done_tokens:,}", clock_s, tps)
     return result
