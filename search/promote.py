@@ -739,20 +739,6 @@ def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str,
     if not rows:
         raise ConfigError(f"{run_dir}: no completed or stopped trial with an objective to promote")
     base, kept = base_config(settings)
-    jobs: list[Job] = []
-    seen: set[str] = set()
-    for row in rows:
-        config, applied = candidate_config(base, row)
-        config = _promotion_runtime(config, overrides)
-        key = config_key(config)
-        if key in seen:
-            continue
-        seen.add(key)
-        jobs.append(Job(f"cand-{len(jobs) + 1}", config, "candidate", {
-            "trial_id": str(row.get("trial_id")), "number": row.get("number"), "rank": len(jobs) + 1,
-            "objective": row.get("objective"), "params": trial_params(row), "overrides": applied}))
-        if len(jobs) == top:
-            break
     if control_record is not None:
         record, path = read_record(control_record), control_record
     elif control_defaults:
@@ -770,8 +756,26 @@ def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str,
     # the search's fixed hyperparameters belong to the candidates; its other settings apply to the control too
     control_base = replace(base, hp=hp)
     control = Job("control", _promotion_runtime(control_base, overrides), "control", {"control": source})
-    for job in jobs:
-        job.source["same_as_control"] = config_key(job.config) == config_key(control.config)
+    # a trial with the control's settings is not a candidate: the control already runs them with every seed
+    jobs: list[Job] = []
+    seen: set[str] = {config_key(control.config)}
+    for row in rows:
+        config, applied = candidate_config(base, row)
+        config = _promotion_runtime(config, overrides)
+        key = config_key(config)
+        if key in seen:
+            if key == config_key(control.config):
+                log.info("trial %s has the control's settings; the control runs them, so it is not a candidate",
+                         row.get("number", row.get("trial_id")))
+            continue
+        seen.add(key)
+        jobs.append(Job(f"cand-{len(jobs) + 1}", config, "candidate", {
+            "trial_id": str(row.get("trial_id")), "number": row.get("number"), "rank": len(jobs) + 1,
+            "objective": row.get("objective"), "params": trial_params(row), "overrides": applied}))
+        if len(jobs) == top:
+            break
+    if not jobs:
+        raise ConfigError(f"{run_dir}: every trial with an objective has the control's settings; nothing to promote")
     t = base.track
     return Plan(run_dir=run_dir, settings=settings, jobs=[control, *jobs], seeds=seeds, rule=t.record_rule,
                 budget=t.target is None, overrides=overrides, control_source=source,
@@ -940,7 +944,6 @@ def build_record(plan: Plan, job: Job, results: list[dict[str, Any]], control: l
                         "mean_tokens": theirs.get("mean_tokens"), "val_loss": theirs.get("val_loss"),
                         "n_reached": theirs.get("n_reached")},
             "config": config.to_dict(), "config_hash": key, "changes": changes,
-            "same_as_control": job.source.get("same_as_control", False),
             "gpu": gpu, "gpus": gpus,
             "software": {"torch": env.get("torch"), "cuda": env.get("cuda"), "cudnn": env.get("cudnn"),
                          "python": env.get("python")},
@@ -949,7 +952,7 @@ def build_record(plan: Plan, job: Job, results: list[dict[str, Any]], control: l
             "source": {"run": _display_path(plan.run_dir), "promotion": _display_path(promotion_dir),
                        "promotion_id": promotion_id,
                        "space": settings.get("space"), "search_rule": settings.get("objective"),
-                       **{k: v for k, v in job.source.items() if k != "same_as_control"}},
+                       **job.source},
         }
 
     return make

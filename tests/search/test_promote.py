@@ -34,7 +34,7 @@ from search.promote import (
     welch_one_sided,
     write_new_record,
 )
-from trainer.config import RECORD_HYPER, RunConfig, make_config, parse_set
+from trainer.config import RECORD_HYPER, ConfigError, RunConfig, make_config, parse_set
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--set", "max_tokens=1024", "--set", "seq_len=64", "--set", "micro_batch_size=8", "--set", "device=cpu"]
@@ -182,18 +182,20 @@ def test_verdict_on_a_budget_track_uses_val_loss_and_one_seed_has_no_test():
 # Plans, records, baselines
 
 
-def test_plan_takes_the_top_distinct_trials_and_the_track_defaults_as_control(tmp_path):
+def test_plan_takes_the_top_distinct_trials_and_the_track_defaults_as_control(tmp_path, caplog):
+    caplog.set_level("INFO", logger="search.promote")
     run = make_search_run(tmp_path)
     plan = make_plan(run, top=3, seeds=[0, 1], overrides={"device": "cpu"}, records_dir=tmp_path / "records",
                      control_record=None)
     labels = [(j.label, j.source.get("trial_id")) for j in plan.jobs]
-    assert labels == [("control", None), ("cand-1", "t01"), ("cand-2", "t05"), ("cand-3", "t00")]
+    # t00 has the control's settings (the record's point): not a candidate, so the censored t03 comes third
+    assert labels == [("control", None), ("cand-1", "t01"), ("cand-2", "t05"), ("cand-3", "t03")]
     cand1, cand2, cand3 = (j.config for j in plan.jobs[1:])
     assert cand1.hp.muon_lr == 0.03 and cand1.hp.schedule == "cosine" and cand1.hp.min_lr_ratio == 0.1
     assert cand2.hp.micro_batch_size == 8 and isinstance(cand2.hp.micro_batch_size, int)
     control = plan.jobs[0].config
     assert control.hp == make_config("tiny-speedrun").hp
-    assert plan.jobs[3].source["same_as_control"] and not plan.jobs[1].source["same_as_control"]
+    assert "trial 0 has the control's settings" in caplog.text
     for job in plan.jobs:  # full runs: every crossing, the track's cap (the search's max_tokens not carried)
         assert job.config.stop_rule == "all" and job.config.max_tokens == job.config.track.max_tokens
         assert job.config.runtime.device == "cpu" and job.config.eval_every_tokens == 1_000_000
@@ -610,3 +612,10 @@ def test_a_promotion_stopped_by_its_budget_is_finished_by_resume(ray_cpu, tmp_pa
     assert all(r["status"] == "budget_exhausted" for r in rec["results"] + rec["control"]["results"])
     summary = json.loads((out / "promotion.json").read_text())
     assert summary["complete"] and summary["failed_runs"] == [] and summary["missing_runs"] == []
+
+
+def test_plan_with_only_the_controls_settings_has_nothing_to_promote(tmp_path):
+    run = make_search_run(tmp_path, statuses=("completed", "errored", "errored", "errored", "errored", "errored"))
+    with pytest.raises(ConfigError, match="the control's settings; nothing to promote"):
+        make_plan(run, top=2, seeds=[0, 1], overrides={"device": "cpu"}, records_dir=tmp_path / "records",
+                  control_record=None)
