@@ -43,7 +43,8 @@ def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: lis
             "clock_s": r["clock_s"], "tokens_per_s": r["tokens_per_s"], "steady_tokens_per_s": steady,
             "step_time_ms": r["step_time_ms"], "mfu": r["mfu"],
             "steady_mfu": r["mfu"] * steady / r["tokens_per_s"] if r["mfu"] else None,
-            "peak_memory_gib": r["peak_memory_bytes"] / 2**30, "warmup_compile_s": r["warmup_s"],
+            "peak_memory_gib": r["peak_memory_bytes"] / 2**30,
+            "peak_reserved_gib": r.get("peak_reserved_bytes", 0) / 2**30, "warmup_compile_s": r["warmup_s"],
             "startup_s": r["startup_s"], "startup_phases": r.get("startup_phases", {}), "wall_s": wall, "device": r["device"],
             "final_train_loss": r["final_train_loss"]}
 

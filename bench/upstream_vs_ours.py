@@ -199,8 +199,7 @@ def child_upstream(spec: dict) -> dict:
         step()
     _sync(device)
     warmup_s = time.perf_counter() - t0
-    if on_cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    # peak memory is the whole run's, warm-up included (CUDA graph pools are allocated there)
     losses = []
     _sync(device)
     t0 = time.perf_counter()
@@ -303,8 +302,7 @@ def child_ours(spec: dict) -> dict:
     run(spec["warmup"])
     _sync(device)
     warmup_s = time.perf_counter() - t0
-    if on_cuda:
-        torch.cuda.reset_peak_memory_stats(device)
+    # peak memory is the whole run's, warm-up included (CUDA graph pools are allocated there)
     del losses[:]
     _sync(device)
     t0 = time.perf_counter()

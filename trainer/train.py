@@ -64,7 +64,8 @@ class RunResult:
     step_time_ms: float = 0.0
     mfu: float | None = None
     flops_per_token: float = 0.0
-    peak_memory_bytes: int = 0
+    peak_memory_bytes: int = 0  # whole process, warm-up (and CUDA graph pools) included
+    peak_reserved_bytes: int = 0  # the same for the caching allocator's reserved memory
     startup_s: float = 0.0
     warmup_s: float = 0.0
     # where the start-up went, seconds: process start to train(), data, model and sampler, compile warm-up,
@@ -299,9 +300,10 @@ def _train(config: RunConfig, reporter: Reporter | None, progress: bool, lock: D
         model.load_state_dict(snapshot)
         optimizers[:] = make_optimizers()
         del snapshot
+        # no peak-memory reset here: CUDA graphs allocate their memory pools during warm-up and replays
+        # allocate nothing, so a peak taken after warm-up would leave out most of what the run holds
         if on_cuda:
             torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats(device)
     warmup_s = time.perf_counter() - t0
 
     crossings: dict[str, dict[str, float] | None] = dict.fromkeys(CROSSING_RULES)
@@ -463,6 +465,7 @@ def _train(config: RunConfig, reporter: Reporter | None, progress: bool, lock: D
         step_time_ms=1000 * clock_s / done_steps if done_steps else 0.0,
         mfu=(fpt * tps / peak) if peak else None, flops_per_token=fpt,
         peak_memory_bytes=torch.cuda.max_memory_allocated(device) if on_cuda else 0,
+        peak_reserved_bytes=torch.cuda.max_memory_reserved(device) if on_cuda else 0,
         startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases,
         clock_started_at=clock_started_at, clock_ended_at=clock_ended_at, n_parameters=n_params, device=name,
         error=error,
