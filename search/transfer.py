@@ -13,8 +13,11 @@ long track's defaults; its records are those without changes), each group alone 
 every combination of 2+ groups (``c1``, ...; ``--max-combine K`` caps the size of a combination) with their
 changes applied together; where two groups set the same knob differently, there is one combined candidate per
 option. Candidates are deduplicated by their resulting long-track ``Hyper`` (the first one kept; the others
-listed under ``same_as``). A candidate's short-track result is the mean time to target of its records
-(``mean_time_s``, else ``time_s``); NaN for combinations.
+listed under ``same_as``). A candidate's short-track result is the mean over its records of their time relative
+to the control they were promoted against (``relative_to_control``; a record that was a promotion's control
+counts 1.0), because seconds from different GPUs and sessions do not rank (the baseline's are a 4090's); when
+no record carries that ratio, their time to target in seconds (``mean_time_s``, else ``time_s``). NaN for
+combinations.
 
 Runs. Each candidate on the long track (``make_config(track)`` with its changes, ``--budget-tokens N`` =
 ``max_tokens=N``, then ``--set``), once per seed, each a Ray Tune trial (one GPU each, else one CPU) through
@@ -79,7 +82,7 @@ class Candidate:
     kind: str  # baseline | single | combination
     records: list[str]
     changes: dict[str, Any]
-    short_value: float  # mean time to target of its records on the short track; NaN when unknown
+    short_value: float  # its records' mean short-track value (see set_short_values); NaN when unknown
     same_as: list[str] = field(default_factory=list)  # other (deduplicated) derivations of the same Hyper
 
     def describe(self) -> dict[str, Any]:
@@ -132,12 +135,38 @@ def load_records(records_dir: Path, short_track: str) -> list[dict[str, Any]]:
             log.warning("%s: skipped", exc)
             continue
         config = RunConfig.from_dict(data["config"])
+        control = data.get("control") if isinstance(data.get("control"), dict) else {}
+        relative = data.get("relative_to_control")
         out.append({"id": str(data.get("id") or path.stem), "path": str(path),
-                    "changes": record_changes(config, short_track), "time_s": _short_time(data)})
+                    "changes": record_changes(config, short_track), "time_s": _short_time(data),
+                    "relative": float(relative) if _finite(relative) else math.nan,
+                    "control": control.get("record")})
     if not out:
         raise ConfigError(f"{records_dir}: no usable records of track {short_track} "
                           f"(status {' or '.join(USABLE_STATUSES)}, with a config)")
     return out
+
+
+SHORT_METRICS = {"relative": "time_relative_to_control", "seconds": "time_to_target_s"}
+
+
+def set_short_values(records: list[dict[str, Any]]) -> str:
+    """Each record's short-track value (``record["short"]``), and the metric's name.
+
+    A promoted record's time in seconds depends on the GPU and the session it ran in (the baseline's is the
+    leaderboard's, from an RTX 4090), so when any record carries ``relative_to_control`` (its mean time over
+    the mean time of the control run beside it) that ratio is the value: a record that served as some
+    promotion's control is 1.0 by definition, and a record with neither has no short value. Only when no
+    record has a ratio (hand-made records, older promotions) are the seconds used."""
+    if not any(math.isfinite(r.get("relative", math.nan)) for r in records):
+        for r in records:
+            r["short"] = r["time_s"]
+        return SHORT_METRICS["seconds"]
+    controls = {r.get("control") for r in records if math.isfinite(r.get("relative", math.nan))}
+    for r in records:
+        relative = r.get("relative", math.nan)
+        r["short"] = relative if math.isfinite(relative) else (1.0 if r["id"] in controls else math.nan)
+    return SHORT_METRICS["relative"]
 
 
 def _hp_key(hp: Hyper) -> str:
@@ -193,9 +222,12 @@ def build_candidates(records: list[dict[str, Any]], long_track: str, *,
         seen[key] = cand
         out.append(cand)
 
-    add("baseline", "", baseline_records, {}, _mean([r["time_s"] for r in baseline_records]))
+    def short(recs: list[dict[str, Any]]) -> float:
+        return _mean([r.get("short", r["time_s"]) for r in recs])
+
+    add("baseline", "", baseline_records, {}, short(baseline_records))
     for g in groups:
-        add("single", "r", g["records"], g["changes"], _mean([r["time_s"] for r in g["records"]]))
+        add("single", "r", g["records"], g["changes"], short(g["records"]))
     top = len(groups) if max_combine is None else min(max_combine, len(groups))
     for size in range(2, top + 1):
         for combo in itertools.combinations(groups, size):
@@ -397,7 +429,8 @@ def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bo
 
 def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[str, Any]], seeds: list[int],
               long_track: str, short_track: str, out_dir: Path | None = None,
-              pending: list[tuple[str, int]] | None = None) -> dict[str, Any]:
+              pending: list[tuple[str, int]] | None = None,
+              short_metric: str = SHORT_METRICS["seconds"]) -> dict[str, Any]:
     """transfer.json: per candidate its short and long results and ranks, then the analysis."""
     t = track(long_track)
     budget = t.target is None
@@ -424,7 +457,7 @@ def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[s
     for r, sr, lr in zip(rows, short_ranks, long_ranks):
         c, g = r["cand"], r["summary"]
         table.append({
-            "id": c.id, "short_time_s": r["short"] if _ok(r["short"]) else None,  # first short_* field: the value
+            "id": c.id, f"short_{short_metric}": r["short"] if _ok(r["short"]) else None,  # first short_* field
             long_key: r["long"] if _ok(r["long"]) else None,
             "short_rank": sr, "long_rank": lr, "kind": c.kind, "records": c.records, "changes": c.changes,
             "same_as": c.same_as, "n_seeds": len(seeds), "n_finished": g.get("n_finished"),
@@ -434,7 +467,7 @@ def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[s
                      if out_dir is not None and result_path(out_dir, c.id, s).exists()},
         })
     return {"kind": "transfer", "short_track": short_track, "track": long_track, "complete": not later,
-            "short_metric": "time_to_target_s", "long_metric": long_key, "seeds": seeds,
+            "short_metric": short_metric, "long_metric": long_key, "seeds": seeds,
             "correlations": {"spearman": analysis["spearman"]["value"], "kendall": analysis["kendall"]["value"],
                              "n": analysis["n_both"]},
             "intervals": {k: {"low": analysis[k]["ci_low"], "high": analysis[k]["ci_high"]}
@@ -541,10 +574,11 @@ def _check_same_candidates(out: Path, configs: dict[str, dict[str, Any]], seeds:
         atomic_write_json(out / "settings.json", settings)
 
 
-def _print_candidates(candidates: list[Candidate]) -> None:
+def _print_candidates(candidates: list[Candidate], short_metric: str) -> None:
+    unit = "x control" if short_metric == SHORT_METRICS["relative"] else "s"
     for c in candidates:
         changes = ", ".join(f"{k}={v}" for k, v in c.changes.items()) or "(none: the track's defaults)"
-        short = f"{c.short_value:.2f} s" if math.isfinite(c.short_value) else "-"
+        short = f"{c.short_value:.2f} {unit}" if math.isfinite(c.short_value) else "-"
         print(f"{c.id:>10}  {changes}  <- {', '.join(c.records) or '-'}  (short {short})"
               + (f"  [also {'; '.join(c.same_as)}]" if c.same_as else ""))
 
@@ -556,13 +590,14 @@ def main(argv: list[str] | None = None) -> int:
         _validate(args)
         overrides = parse_set(args.overrides)
         records = load_records(Path(args.records), args.short_track)
+        short_metric = set_short_values(records)
         candidates = build_candidates(records, args.track, max_combine=args.max_combine)
         jobs = make_jobs(candidates, args.track, budget_tokens=args.budget_tokens, overrides=overrides)
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         if args.dry_run:
             print(f"{len(candidates)} candidates from {len(records)} records of {args.short_track}, "
                   f"to run on {args.track} with seeds {seeds}:")
-            _print_candidates(candidates)
+            _print_candidates(candidates, short_metric)
             return 0
         out = _out_dir(args)
         command = shlex.join([sys.executable, "-m", "search.transfer",
@@ -581,7 +616,8 @@ def main(argv: list[str] | None = None) -> int:
                                       num_cpus=args.num_cpus, gpus_per_trial=args.gpus_per_trial,
                                       cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
                                       max_runs=args.max_runs)
-        summary = summarise(candidates, results, seeds, args.track, args.short_track, out, pending=later)
+        summary = summarise(candidates, results, seeds, args.track, args.short_track, out, pending=later,
+                            short_metric=short_metric)
         atomic_write_json(out / "transfer.json", summary)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

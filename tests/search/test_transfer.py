@@ -24,6 +24,7 @@ from search.transfer import (
     load_records,
     rankdata,
     regret,
+    set_short_values,
     spearman,
 )
 from trainer.config import make_config
@@ -33,13 +34,16 @@ SHORT, LONG = "tiny-speedrun", "tiny-marathon"
 
 
 def write_record(root: Path, ident: str, changes: dict[str, Any], *, status: str = "candidate",
-                 track: str = SHORT, time_s: float | None = 10.0) -> Path:
+                 track: str = SHORT, time_s: float | None = 10.0, relative: float | None = None,
+                 control: str | None = None) -> Path:
     config = make_config(track)
     config = replace(config, hp=replace(config.hp, **changes))
     path = root / track / f"{ident}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"id": ident, "kind": "record", "status": status, "track": track,
-                                "mean_time_s": time_s, "config": config.to_dict()}))
+                                "mean_time_s": time_s, "config": config.to_dict(),
+                                **({"relative_to_control": relative, "control": {"record": control}}
+                                   if relative is not None else {})}))
     return path
 
 
@@ -258,3 +262,28 @@ def test_tiny_transfer_run(tmp_path):
     rep = subprocess.run([sys.executable, "-m", "reports", str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert rep.returncode == 0, rep.stderr
+
+
+def test_short_values_are_ratios_to_the_control_when_records_have_them(tmp_path):
+    # the baseline's seconds are another GPU's: with ratios present, they rank nothing
+    write_record(tmp_path, "base", {}, status="baseline", time_s=182.0)
+    write_record(tmp_path, "a", {"muon_lr": 0.03}, time_s=27.0, relative=1.2, control="base")
+    write_record(tmp_path, "a2", {"muon_lr": 0.03}, time_s=30.0, relative=1.0, control="base")
+    write_record(tmp_path, "b", {"muon_lr": 0.04}, time_s=20.0, relative=0.8, control="base")
+    write_record(tmp_path, "old", {"muon_lr": 0.05}, time_s=25.0)  # no ratio: no short value
+    records = load_records(tmp_path, SHORT)
+    assert set_short_values(records) == "time_relative_to_control"
+    cands = {c.id: c for c in build_candidates(records, LONG, max_combine=1)}
+    by_changes = {json.dumps(c.changes, sort_keys=True): c.short_value for c in cands.values()}
+    assert cands["baseline"].short_value == 1.0
+    assert by_changes['{"muon_lr": 0.03}'] == pytest.approx(1.1)
+    assert by_changes['{"muon_lr": 0.04}'] == pytest.approx(0.8)
+    assert math.isnan(by_changes['{"muon_lr": 0.05}'])
+
+
+def test_short_values_fall_back_to_seconds_without_ratios(tmp_path):
+    write_record(tmp_path, "base", {}, status="baseline", time_s=20.0)
+    write_record(tmp_path, "a", {"muon_lr": 0.03}, time_s=12.0)
+    records = load_records(tmp_path, SHORT)
+    assert set_short_values(records) == "time_to_target_s"
+    assert {r["id"]: r["short"] for r in records} == {"base": 20.0, "a": 12.0}
