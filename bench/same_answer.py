@@ -76,15 +76,25 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=25, help="steps in the mean ending at each mark (default 25)")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--set", dest="extra", action="append", default=[], help="more trainer settings, both runs")
+    ap.add_argument("--parallel", action="store_true",
+                    help="run both paths at once on one device (losses unchanged; their speeds then not comparable)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = [x for s in args.extra for x in ("--set", s)]
-    runs = {name: run_path(args.out, name, args.track, args.tokens, args.seed, extra) for name in PATHS}
+    if args.parallel:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(PATHS)) as pool:
+            futures = {name: pool.submit(run_path, args.out, name, args.track, args.tokens, args.seed, extra)
+                       for name in PATHS}
+            runs = {name: f.result() for name, f in futures.items()}
+    else:
+        runs = {name: run_path(args.out, name, args.track, args.tokens, args.seed, extra) for name in PATHS}
     summary = compare(runs["fast"]["history"], runs["reference"]["history"], args.marks, args.window,
                       args.tolerance)
     summary.update({
         "command": " ".join([sys.executable, *sys.argv]), "track": args.track, "seed": args.seed,
-        "device": runs["fast"]["device"],
+        "device": runs["fast"]["device"], "parallel": args.parallel,
         "runs": {name: {k: r[k] for k in ("tokens", "steps", "clock_s", "tokens_per_s", "startup_s", "wall_s",
                                           "final_train_loss")} for name, r in runs.items()},
     })
@@ -99,7 +109,7 @@ def main() -> None:
     speed = runs["fast"]["tokens_per_s"] / max(runs["reference"]["tokens_per_s"], 1e-9)
     print(f"{'PASS' if summary['pass'] else 'FAIL'} (tolerance {args.tolerance}); fast path "
           f"{runs['fast']['tokens_per_s']:,.0f} tokens/s, reference {runs['reference']['tokens_per_s']:,.0f} "
-          f"({speed:.1f}x) on {summary['device']}")
+          f"({speed:.1f}x{', both at once: not a speed comparison' if args.parallel else ''}) on {summary['device']}")
     sys.exit(0 if summary["pass"] else 1)
 
 
