@@ -1,9 +1,11 @@
 """Where the time before the first clocked step goes: the trainer's start-up, split finer than ``startup_phases``.
 
-Runs the same steps as ``trainer.train`` in one fresh process, timing each with a device sync: imports, the
-CUDA context, building the model on the CPU, moving it to the device, wrapping the blocks for compilation,
+Runs the model-side steps of ``trainer.train`` in one fresh process, timing each with a device sync: imports,
+the CUDA context, building the model on the CPU, moving it to the device, wrapping the blocks for compilation,
 building the optimizers, and the two compiled warm-up steps (cold or warm compile cache, whatever the machine
-has). Then it builds the model once more directly on the device, to see what building it there would save.
+has) on random tokens. Then it builds the model once more directly on the device, to see what building it
+there would save. Left out: the data (``startup_phases["data"]`` already times it), the window sampler, the
+validation windows and the chunked loss (used above 32,768 positions per micro-batch only).
 
     python bench/profile_startup.py --out bench/results/profile_startup.json             # the record settings
     python bench/profile_startup.py --out /tmp/p.json --track tiny-speedrun --set device=cpu  # CPU smoke test
@@ -37,13 +39,13 @@ def main() -> None:
         return value
 
     torch = timed("import torch", lambda: __import__("torch"))
-    cfgmod = timed("import trainer", lambda: __import__("trainer.train", fromlist=["x"]) and
-                   __import__("trainer.config", fromlist=["x"]))
-    from trainer.model import GPT, compile_regions
+    timed("import trainer", lambda: __import__("trainer.train"))
+    from trainer.config import apply_overrides, make_config, parse_set
+    from trainer.model import GPT, compile_regions, next_token_loss
     from trainer.optim import build_optimizers
     from trainer.train import make_train_step, resolve_device
 
-    config = cfgmod.apply_overrides(cfgmod.make_config(args.track), cfgmod.parse_set(args.extra))
+    config = apply_overrides(make_config(args.track), parse_set(args.extra))
     hp = config.hp
     device = resolve_device(config.runtime.device)
     on_cuda = device.type == "cuda"
@@ -63,8 +65,6 @@ def main() -> None:
         weight_decay=hp.weight_decay, fast=True, ns_dtype=torch.float16 if on_cuda else torch.float32,
         compile_ns=on_cuda)))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if on_cuda else torch.autocast("cpu", enabled=False)
-    from trainer.model import next_token_loss
-
     step = make_train_step(model, optimizers, hp, config.horizon_tokens, autocast=autocast, cudagraphs=on_cuda,
                            loss_fn=lambda w: next_token_loss(model, w))
     window = torch.randint(0, config.model.vocab_size, (hp.micro_batch_size, hp.seq_len), device=device)

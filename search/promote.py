@@ -757,14 +757,15 @@ def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str,
     control_base = replace(base, hp=hp)
     control = Job("control", _promotion_runtime(control_base, overrides), "control", {"control": source})
     # a trial with the control's settings is not a candidate: the control already runs them with every seed
+    control_key = config_key(control.config)
     jobs: list[Job] = []
-    seen: set[str] = {config_key(control.config)}
+    seen: set[str] = {control_key}
     for row in rows:
         config, applied = candidate_config(base, row)
         config = _promotion_runtime(config, overrides)
         key = config_key(config)
         if key in seen:
-            if key == config_key(control.config):
+            if key == control_key:
                 log.info("trial %s has the control's settings; the control runs them, so it is not a candidate",
                          row.get("number", row.get("trial_id")))
             continue
