@@ -75,6 +75,8 @@ class RunResult:
     clock_ended_at: float = 0.0
     n_parameters: int = 0
     device: str = ""
+    # what it trained on: the source's description, the token cache's key, and the token and document counts
+    data: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     history: list[dict[str, float]] = field(default_factory=list)  # one entry per step
     val_history: list[dict[str, float]] = field(default_factory=list)
@@ -468,6 +470,8 @@ def _train(config: RunConfig, reporter: Reporter | None, progress: bool, lock: D
         peak_reserved_bytes=torch.cuda.max_memory_reserved(device) if on_cuda else 0,
         startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases,
         clock_started_at=clock_started_at, clock_ended_at=clock_ended_at, n_parameters=n_params, device=name,
+        data={"source": data.source, "fingerprint": data.fingerprint, "train_tokens": int(len(data.train)),
+              "val_tokens": int(len(data.val)), "train_docs": data.n_train_docs},
         error=error,
         history=history, val_history=val_history, config=config.to_dict(),
     )

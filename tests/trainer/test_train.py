@@ -60,6 +60,9 @@ def test_result_has_crossings_and_reports(cache_dir):
     assert seen[-1]["final"] and seen[-1]["status"] == "reached"
     assert all(m["tokens"] % 2560 == 0 for m in seen[:-1])
     assert [v["tokens"] for v in r.val_history][0] == 0
+    # the result names what it trained on: the shipped sample here, with its token counts
+    assert "sample" in r.data["source"] and r.data["fingerprint"]
+    assert r.data["train_tokens"] > r.tokens and r.data["val_tokens"] > 0 and r.data["train_docs"] > 0
 
 
 def test_divergence_stops_at_once(cache_dir):
