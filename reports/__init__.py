@@ -20,12 +20,19 @@ from .parallel_coordinate import plot_parallel_coordinate
 from .param_importances import plot_param_importances
 from .slice import plot_slice
 from .time_to_target import plot_time_to_target
-from .transfer import plot_rank_change, plot_transfer_scatter
+from .transfer import (
+    correlation_by_length,
+    knob_effects,
+    plot_correlation_by_length,
+    plot_rank_change,
+    plot_transfer_scatter,
+)
 from .trials_table import trials_table_html
 
 __all__ = [
-    "CENSORED", "RECORD_COLUMNS", "ReportInputError", "RunData", "leaderboard_html", "leaderboard_markdown", "load",
+    "CENSORED", "RECORD_COLUMNS", "ReportInputError", "RunData", "correlation_by_length", "knob_effects",
+    "leaderboard_html", "leaderboard_markdown", "load",
     "load_records", "make_report", "plot_loss_curves", "plot_optimization_history", "plot_parallel_coordinate",
-    "plot_param_importances", "plot_rank_change", "plot_slice", "plot_time_to_target", "plot_transfer_scatter",
+    "plot_correlation_by_length", "plot_param_importances", "plot_rank_change", "plot_slice", "plot_time_to_target", "plot_transfer_scatter",
     "trials_table_html", "write_records_report", "write_search_report", "write_transfer_report",
 ]

@@ -38,7 +38,14 @@ from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_co
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
 from .slice import plot_slice
 from .time_to_target import _get_time_to_target_info, plot_time_to_target
-from .transfer import _get_transfer_info, plot_rank_change, plot_transfer_scatter
+from .transfer import (
+    _get_transfer_info,
+    correlation_by_length,
+    knob_effects,
+    plot_correlation_by_length,
+    plot_rank_change,
+    plot_transfer_scatter,
+)
 from .trials_table import trials_table_html
 
 log = logging.getLogger(__name__)
@@ -279,16 +286,48 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
     info = _get_transfer_info(transfer)
     if not info["rows"]:
         return note(f"{label}: transfer.json holds no candidate with a short and a long result yet."), 0
-    stats_rows = [[(esc(k), k, ""), (format_number(v, 3), v, "num")] for k, v in info["statistics"].items()]
+    stats_rows = []
+    for k, v in info["statistics"].items():
+        band = _interval(transfer, k)
+        stats_rows.append([(esc(k), k, ""), (format_number(v, 3) + band, v, "num")])
+    if isinstance(transfer, dict) and transfer.get("short_winner") is not None:
+        winners = f"{transfer.get('short_winner')} / {transfer.get('long_winner')}"
+        stats_rows.append([("short / long winner", None, ""), (esc(winners), None, "")])
     body = ""
     if stats_rows:
         body += _html.table([("statistic", "statistic"), ("value", "value")], stats_rows, sortable=False)
+        boot = transfer.get("bootstrap") if isinstance(transfer, dict) else None
+        if isinstance(boot, dict) and boot.get("samples"):
+            level = boot.get("level")
+            level = f"{100 * level:g}% " if isinstance(level, int | float) else ""
+            body += (f"<p class=muted>In brackets: {level}bootstrap confidence intervals from "
+                     f"{boot.get('samples')} resamples of the candidates.</p>")
+    knobs = knob_effects(transfer)
+    if knobs:
+        body += ("<h3>Which knobs helped at this length</h3><p class=muted>Mean long-track result of the candidates "
+                 "that change a knob against those that keep the baseline's value (lower is better; with few "
+                 "candidates, knobs changed together cannot be told apart).</p>")
+        body += _html.table(
+            [("knob", "knob"), ("with", "mean with"), ("without", "mean without"), ("diff", "difference"),
+             ("n", "n with / without")],
+            [[(esc(r["knob"]), r["knob"], ""), (format_number(r["mean_with"], 4), r["mean_with"], "num"),
+              (format_number(r["mean_without"], 4), r["mean_without"], "num"),
+              (format_number(r["difference"], 3), r["difference"], "num"),
+              (f"{format_number(r['n_with'], 0)} / {format_number(r['n_without'], 0)}", None, "num")]
+             for r in knobs])
     elif info["computed"]:
         body += "<p class=muted>computed here from the ranks: " + esc(", ".join(
             f"{k} {v:.3f}" for k, v in info["computed"].items())) + "</p>"
     figures = [plot_transfer_scatter(transfer), plot_rank_change(transfer)]
     body += "".join(figure_div(f, f"{prefix}-{i}") for i, f in enumerate(figures))
     return body, len(figures)
+
+
+def _interval(transfer: Any, stat: str) -> str:
+    band = (transfer.get("intervals") or {}).get(stat) if isinstance(transfer, dict) else None
+    if not isinstance(band, dict) or band.get("low") is None or band.get("high") is None:
+        return ""
+    return f" [{format_number(band['low'], 2)}, {format_number(band['high'], 2)}]"
 
 
 def write_transfer_report(run: RunData, out_dir: Path) -> Path:
@@ -301,6 +340,38 @@ def write_transfer_report(run: RunData, out_dir: Path) -> Path:
         body += "<h2>Runs</h2>" + trials_table_html(run)
     write_atomic(out_dir / "index.html", page(f"Transfer · {run.name}", body, plots=plots))
     return out_dir / "index.html"
+
+
+def _budget(run: RunData) -> float:
+    value = run.settings.get("budget_tokens") or (run.transfer or {}).get("budget_tokens")
+    return float(value) if isinstance(value, int | float) else float("inf")
+
+
+def _length_section(runs: list[RunData]) -> tuple[str, int]:
+    """Transfers of one track pair at two or more lengths: their correlations against the token budget."""
+    items = [(run.name, run.transfer, run.settings.get("budget_tokens")) for run in runs]
+    rows = correlation_by_length(items)
+    if len({r["tokens"] for r in rows}) < 2:
+        return "", 0
+
+    def ci(r: dict[str, Any], stat: str) -> str:
+        if r[stat] is None:
+            return "-"
+        band = (f" [{r[f'{stat}_low']:.2f}, {r[f'{stat}_high']:.2f}]"
+                if r[f"{stat}_low"] is not None and r[f"{stat}_high"] is not None else "")
+        return f"{r[stat]:.2f}{band}"
+
+    table = _html.table(
+        [("run", "transfer run"), ("tracks", "tracks"), ("tokens", "long budget (tokens)"), ("n", "candidates"),
+         ("spearman", "Spearman [CI]"), ("kendall", "Kendall [CI]"), ("regret", "regret"),
+         ("winners", "short / long winner")],
+        [[(esc(r["label"]), r["label"], ""), (esc(r["tracks"]), r["tracks"], ""),
+          (f"{r['tokens']:,.0f}", r["tokens"], "num"), (format_number(r["n"], 0), r["n"], "num"),
+          (ci(r, "spearman"), r["spearman"], "num"), (ci(r, "kendall"), r["kendall"], "num"),
+          (format_number(r["regret"], 3), r["regret"], "num"),
+          (esc(f"{r['short_winner']} / {r['long_winner']}"), None, "")] for r in rows])
+    return ("<h2>Correlation against length</h2>" + table
+            + figure_div(plot_correlation_by_length(items), "plot-transfer-length")), 1
 
 
 _TRANSFER_ABOUT = ("<p class=lead>How well does a candidate's result on the short track predict its result on the "
@@ -343,8 +414,13 @@ def write_records_report(records_dir: Path, out_dir: Path, transfer_dirs: list[P
     if transfers:
         write_plotly_js(out_dir)
         sections, plots = [], 0
-        for i, run_dir in enumerate(transfers):
-            run = load(run_dir)
+        runs = [load(run_dir) for run_dir in transfers]
+        order = sorted(range(len(runs)), key=lambda i: (str(runs[i].settings.get("track")), _budget(runs[i])))
+        transfers, runs = [transfers[i] for i in order], [runs[i] for i in order]
+        length_section, n = _length_section(runs)
+        sections.append(length_section)
+        plots += n
+        for i, (run_dir, run) in enumerate(zip(transfers, runs)):
             section, n = _transfer_section(run.transfer, run.name, f"plot-transfer-{i}")
             sections.append(f"<h2>{esc(run.name)} <span class=muted>{esc(run_dir)}</span></h2>" + section)
             plots += n

@@ -21,6 +21,8 @@ from ._style import LAYOUT, none_if_nan
 _ROW_KEYS = ("candidates", "results", "rows", "entries", "records")
 _ID_KEYS = ("id", "name", "record", "label", "candidate")
 _STAT_KEYS = ("correlations", "statistics", "stats", "summary")
+# tables of their own (knob effects), or qualifiers shown beside the statistic they qualify (intervals)
+_NOT_STATS = ("knob_effects", "intervals", "bootstrap")
 
 
 def _rows_of(transfer: Any) -> list[dict[str, Any]]:
@@ -58,7 +60,7 @@ def _statistics(transfer: Any) -> dict[str, float]:
 
     def take(prefix: str, mapping: dict[str, Any], depth: int) -> None:
         for key, value in mapping.items():
-            if isinstance(value, bool) or key in ("short_rank", "long_rank", *_ROW_KEYS):
+            if isinstance(value, bool) or key in ("short_rank", "long_rank", *_ROW_KEYS, *_NOT_STATS):
                 continue
             number = _number(value)
             if number is not None:
@@ -163,3 +165,83 @@ def plot_rank_change(transfer: Any) -> go.Figure:
                       height=max(420, 60 * len(rows) + 160))
     fig.update_yaxes(autorange="reversed", title_text="rank (1 = best)", dtick=1)
     return fig
+
+
+def _interval(transfer: dict[str, Any], stat: str) -> tuple[float | None, float | None]:
+    band = (transfer.get("intervals") or {}).get(stat) if isinstance(transfer.get("intervals"), dict) else None
+    if not isinstance(band, dict):
+        return None, None
+    return _number(band.get("low")), _number(band.get("high"))
+
+
+def correlation_by_length(transfers: list[tuple[str, Any, float | None]]) -> list[dict[str, Any]]:
+    """One row per transfer run that has a token budget and a correlation: (label, transfer.json, budget
+    tokens or None to take the file's own ``budget_tokens``) -> rows sorted by track pair and budget."""
+    rows = []
+    for label, transfer, budget in transfers:
+        if not isinstance(transfer, dict):
+            continue
+        tokens = _number(budget if budget is not None else transfer.get("budget_tokens"))
+        corr = transfer.get("correlations") if isinstance(transfer.get("correlations"), dict) else {}
+        row: dict[str, Any] = {"label": label, "tokens": tokens,
+                               "tracks": f"{transfer.get('short_track', '?')} -> {transfer.get('track', '?')}",
+                               "n": _number(corr.get("n")), "regret": _number(transfer.get("regret")),
+                               "short_winner": transfer.get("short_winner"), "long_winner": transfer.get("long_winner")}
+        for stat in ("spearman", "kendall"):
+            row[stat] = _number(corr.get(stat))
+            row[f"{stat}_low"], row[f"{stat}_high"] = _interval(transfer, stat)
+        if tokens is not None and (row["spearman"] is not None or row["kendall"] is not None):
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r["tracks"], r["tokens"]))
+
+
+def plot_correlation_by_length(transfers: list[tuple[str, Any, float | None]]) -> go.Figure:
+    """Spearman and Kendall (bootstrap intervals as error bars) against the long runs' token budget: does the
+    short track still predict the long one as the long one grows?"""
+    rows = correlation_by_length(transfers)
+    fig = go.Figure()
+    for tracks in dict.fromkeys(r["tracks"] for r in rows):
+        group = [r for r in rows if r["tracks"] == tracks]
+        for stat, symbol, colour, shift in (("spearman", "circle", "#4c78a8", 0.985),
+                                            ("kendall", "diamond", "#f58518", 1.015)):
+            pts = [r for r in group if r[stat] is not None]
+            if not pts:
+                continue  # each statistic drawn a little to the side of its budget, so the error bars do not hide
+            low = [r[stat] - r[f"{stat}_low"] if r[f"{stat}_low"] is not None else 0.0 for r in pts]
+            high = [r[f"{stat}_high"] - r[stat] if r[f"{stat}_high"] is not None else 0.0 for r in pts]
+            fig.add_trace(go.Scatter(
+                x=[r["tokens"] * shift for r in pts], y=[r[stat] for r in pts], mode="lines+markers",
+                customdata=[r["tokens"] for r in pts],
+                name=f"{stat} ({tracks})" if len(rows) != len(group) else stat,
+                marker=dict(size=10, symbol=symbol, color=colour), line=dict(color=colour),
+                error_y=dict(type="data", symmetric=False, array=high, arrayminus=low, thickness=1.2),
+                text=[f"{r['label']}, n={r['n']:g}" if r["n"] is not None else r["label"] for r in pts],
+                hovertemplate=f"{stat} %{{y:.3f}}<br>%{{customdata:,.0f}} tokens<br>%{{text}}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#999", dash="dot"))
+    fig.update_layout(**LAYOUT, height=480, title="Short-track rank against long-track rank, by the long runs' length"
+                      "<br><sup>error bars: bootstrap confidence intervals over the candidates</sup>")
+    budgets = sorted({r["tokens"] for r in rows})
+    fig.update_xaxes(type="log", title_text="long runs' token budget", tickvals=budgets,
+                     ticktext=[_tokens(b) for b in budgets])
+    fig.update_yaxes(range=[-1.08, 1.08], title_text="rank correlation")
+    return fig
+
+
+def knob_effects(transfer: Any) -> list[dict[str, Any]]:
+    """``knob_effects`` of a transfer.json (knob -> mean long result with and without it), biggest effect first."""
+    effects = transfer.get("knob_effects") if isinstance(transfer, dict) else None
+    if not isinstance(effects, dict):
+        return []
+    rows = []
+    for knob, e in effects.items():
+        if isinstance(e, dict):
+            rows.append({"knob": str(knob), **{k: _number(e.get(k)) for k in
+                                               ("mean_with", "mean_without", "difference", "n_with", "n_without")}})
+    return sorted(rows, key=lambda r: -abs(r["difference"]) if r["difference"] is not None else math.inf)
+
+
+def _tokens(n: float) -> str:
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:g}"

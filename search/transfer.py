@@ -430,8 +430,9 @@ def run_transfer(jobs: list[Job], seeds: list[int], out_dir: Path, *, resume: bo
 def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[str, Any]], seeds: list[int],
               long_track: str, short_track: str, out_dir: Path | None = None,
               pending: list[tuple[str, int]] | None = None,
-              short_metric: str = SHORT_METRICS["seconds"]) -> dict[str, Any]:
-    """transfer.json: per candidate its short and long results and ranks, then the analysis."""
+              short_metric: str = SHORT_METRICS["seconds"], budget_tokens: int | None = None) -> dict[str, Any]:
+    """transfer.json: per candidate its short and long results and ranks, then the analysis. ``budget_tokens``
+    is the long runs' token budget, so that transfers of one track at several lengths can be compared."""
     t = track(long_track)
     budget = t.target is None
     long_key = "long_val_loss" if budget else "long_time_s"
@@ -466,7 +467,8 @@ def summarise(candidates: list[Candidate], results: dict[tuple[str, int], dict[s
             "runs": {str(s): _display_path(result_path(out_dir, c.id, s)) for s in seeds
                      if out_dir is not None and result_path(out_dir, c.id, s).exists()},
         })
-    return {"kind": "transfer", "short_track": short_track, "track": long_track, "complete": not later,
+    return {"kind": "transfer", "short_track": short_track, "track": long_track,
+            "budget_tokens": budget_tokens if budget_tokens else t.max_tokens, "complete": not later,
             "short_metric": short_metric, "long_metric": long_key, "seeds": seeds,
             "correlations": {"spearman": analysis["spearman"]["value"], "kendall": analysis["kendall"]["value"],
                              "n": analysis["n_both"]},
@@ -574,6 +576,25 @@ def _check_same_candidates(out: Path, configs: dict[str, dict[str, Any]], seeds:
         atomic_write_json(out / "settings.json", settings)
 
 
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this transfer: every flag that defines its candidates and seeds (a resume
+    with other ones is refused), then this command's run limit and Ray resources."""
+    cmd = ["python", "-m", "search.transfer", args.records, "--track", args.track, "--short-track",
+           args.short_track, "--runs-dir", args.runs_dir, "--name", out.name, "--resume"]
+    for flag, value, default in (("--seeds", args.seeds, 1), ("--first-seed", args.first_seed, 0),
+                                 ("--budget-tokens", args.budget_tokens, None),
+                                 ("--max-combine", args.max_combine, None), ("--max-runs", args.max_runs, None),
+                                 ("--gpus-per-trial", args.gpus_per_trial, 1.0),
+                                 ("--cpus-per-trial", args.cpus_per_trial, 1.0),
+                                 ("--max-concurrent", args.max_concurrent, None),
+                                 ("--num-cpus", args.num_cpus, None), ("--address", args.address, None)):
+        if value != default:
+            cmd += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    for item in args.overrides or []:
+        cmd += ["--set", item]
+    return shlex.join(cmd)
+
+
 def _print_candidates(candidates: list[Candidate], short_metric: str) -> None:
     unit = "x control" if short_metric == SHORT_METRICS["relative"] else "s"
     for c in candidates:
@@ -617,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
                                       cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
                                       max_runs=args.max_runs)
         summary = summarise(candidates, results, seeds, args.track, args.short_track, out, pending=later,
-                            short_metric=short_metric)
+                            short_metric=short_metric, budget_tokens=jobs[0].config.max_tokens)
         atomic_write_json(out / "transfer.json", summary)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -626,11 +647,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished runs are in the run directory; continue with --resume", file=sys.stderr)
         return 130
     if later:
-        again = shlex.join(["python", "-m", "search.transfer", args.records, "--track", args.track,
-                            "--short-track", args.short_track, "--runs-dir", args.runs_dir, "--name", out.name,
-                            "--resume", *(["--max-runs", str(args.max_runs)] if args.max_runs else [])])
         print(f"transfer {_display_path(out)}: {len(later)} of {len(jobs) * len(seeds)} runs still to do; "
-              f"continue with: {again}", file=sys.stderr)
+              f"continue with: {_resume_command(args, out)}", file=sys.stderr)
         return 3
     c = summary["correlations"]
     print(f"transfer {_display_path(out)}: {len(candidates)} candidates, spearman {c['spearman']}, "

@@ -215,10 +215,22 @@ def make_fake_records(tmp_path: Path) -> Path:
     return root
 
 
-def make_fake_transfer(tmp_path: Path, name: str = "transfer") -> Path:
+def make_fake_transfer(tmp_path: Path, name: str = "transfer", *, budget_tokens: int | None = None,
+                       spearman: float = 0.2) -> Path:
+    """A transfer run as search.transfer writes it; with ``budget_tokens``, also its bootstrap intervals and
+    knob effects, as a run of this length would have them."""
     run_dir = Path(tmp_path) / "runs" / name
     _write(run_dir / "settings.json", {"kind": "transfer", "name": name, "track": "marathon",
-                                       "short_track": "speedrun-4.5"})
+                                       "short_track": "speedrun-4.5", "budget_tokens": budget_tokens})
+    extra = {} if budget_tokens is None else {
+        "budget_tokens": budget_tokens, "short_track": "speedrun-4.5", "track": "marathon",
+        "intervals": {"spearman": {"low": -0.6, "high": 1.0}, "kendall": {"low": -0.5, "high": 1.0}},
+        "bootstrap": {"samples": 2000, "seed": 0, "level": 0.95}, "short_winner": "cand-fast",
+        "long_winner": "cand-close",
+        "knob_effects": {"muon_lr": {"mean_with": 3.3, "mean_without": 3.33, "difference": -0.03, "n_with": 2,
+                                     "n_without": 2},
+                         "warmup_ratio": {"mean_with": 3.375, "mean_without": 3.275, "difference": 0.1,
+                                          "n_with": 2, "n_without": 2}}}
     _write(run_dir / "transfer.json", {
         "candidates": [
             {"id": "baseline", "short_rank": 3, "long_rank": 2, "short_time_s": 182.0, "long_val_loss": 3.30},
@@ -226,6 +238,6 @@ def make_fake_transfer(tmp_path: Path, name: str = "transfer") -> Path:
             {"id": "cand-close", "short_rank": 2, "long_rank": 1, "short_time_s": 181.0, "long_val_loss": 3.25},
             {"id": "fast+close", "short_rank": 4, "long_rank": 4, "short_time_s": 185.0, "long_val_loss": 3.40},
         ],
-        "correlations": {"spearman": 0.2, "kendall": 0.0}, "regret": 0.10,
+        "correlations": {"spearman": spearman, "kendall": 0.0}, "regret": 0.10, **extra,
     })
     return run_dir

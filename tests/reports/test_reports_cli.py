@@ -122,6 +122,30 @@ def test_records_leaderboard_and_transfer(tmp_path):
     assert run_cli(records).returncode == 0
 
 
+def test_transfers_at_several_lengths(tmp_path):
+    records = make_fake_records(tmp_path)
+    for name, tokens, rho in (("long", 60_000_000, 0.8), ("short", 6_000_000, 0.4), ("mid", 18_000_000, 0.6)):
+        make_fake_transfer(tmp_path, name, budget_tokens=tokens, spearman=rho)
+    result = run_cli(records)
+    assert result.returncode == 0, result.stderr
+    page = (records / "report" / "transfer.html").read_text()
+    assert "Correlation against length" in page and "60,000,000" in page
+    assert "0.40 [-0.60, 1.00]" in page  # the coefficient with its interval
+    # the runs follow their length, shortest first; each with its knob table, largest effect first
+    assert page.index("<h2>short") < page.index("<h2>mid") < page.index("<h2>long")
+    assert page.count("Which knobs helped") == 3
+    assert page.index(">warmup_ratio<") < page.index(">muon_lr<")
+    assert "knob_effects.muon_lr" not in page  # not dumped as statistics
+
+
+def test_one_length_has_no_length_plot(tmp_path):
+    records = make_fake_records(tmp_path)
+    make_fake_transfer(tmp_path, "a", budget_tokens=6_000_000)
+    make_fake_transfer(tmp_path, "b")  # no budget known
+    assert run_cli(records).returncode == 0
+    assert "Correlation against length" not in (records / "report" / "transfer.html").read_text()
+
+
 def test_records_without_transfer_have_no_transfer_page(tmp_path):
     records = make_fake_records(tmp_path)
     assert run_cli(records).returncode == 0

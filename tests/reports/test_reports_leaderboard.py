@@ -95,3 +95,31 @@ def test_transfer_ranks_from_values_and_junk():
     assert info["uses_values"] and info["short_label"] == "short_time_s"
     for junk in (None, "text", 3, {"nothing": "here"}, []):
         assert _get_transfer_info(junk)["rows"] == []
+
+
+def test_correlation_by_length_rows_and_plot():
+    def t(rho, tokens=None, **kw):
+        return {"short_track": "s", "track": "m", "correlations": {"spearman": rho, "kendall": rho / 2, "n": 4},
+                "intervals": {"spearman": {"low": rho - 0.5, "high": 1.0}}, "budget_tokens": tokens, **kw}
+
+    items = [("c", t(0.9, 30e6), None), ("a", t(0.1), 1e6), ("none", t(0.5), None), ("junk", "x", 5),
+             ("b", {**t(0.0, 3e6), "correlations": {"spearman": float("nan"), "kendall": 0.2}}, None),
+             ("neither", {**t(0.0, 4e6), "correlations": {}}, None)]
+    rows = reports.correlation_by_length(items)
+    # no budget, or no readable correlation: left out; the rest by budget, the run's own budget when not given
+    assert [(r["label"], r["tokens"]) for r in rows] == [("a", 1e6), ("b", 3e6), ("c", 30e6)]
+    assert rows[0]["spearman_low"] == pytest.approx(-0.4) and rows[1]["spearman"] is None
+    assert rows[0]["kendall_low"] is None
+    fig = reports.plot_correlation_by_length(items)
+    assert [tr.name for tr in fig.data] == ["spearman", "kendall"]
+    sp = fig.data[0]
+    assert list(sp.customdata) == [1e6, 30e6]  # b has no Spearman
+    assert list(sp.error_y.arrayminus) == pytest.approx([0.5, 0.5]) and list(sp.error_y.array) == pytest.approx([0.9, 0.1])
+    assert list(fig.layout.xaxis.ticktext) == ["1M", "3M", "30M"]
+
+
+def test_knob_effects_biggest_first():
+    rows = reports.knob_effects({"knob_effects": {"a": {"difference": 0.01}, "b": {"difference": -0.2},
+                                                  "c": "junk", "d": {"difference": None}}})
+    assert [r["knob"] for r in rows] == ["b", "a", "d"]
+    assert reports.knob_effects([]) == [] and reports.knob_effects({"knob_effects": 3}) == []

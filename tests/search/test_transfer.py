@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 from dataclasses import replace
@@ -226,7 +227,7 @@ def test_tiny_transfer_run(tmp_path):
     args = [str(records), "--track", LONG, "--short-track", SHORT, "--budget-tokens", "1024", "--seeds", "1",
             "--name", "tr", "--runs-dir", str(runs), "--set", "device=cpu", "--num-cpus", "2"]
     # one run per command, as on a GPU with limited command time: exit 3 and the command that continues
-    p = _cli(*args, "--max-runs", "1")
+    p = p_first = _cli(*args, "--max-runs", "1")
     assert p.returncode == 3, p.stdout + p.stderr
     assert "1 of 2 runs still to do" in p.stderr and "--resume" in p.stderr
     out = runs / "tr"
@@ -241,11 +242,14 @@ def test_tiny_transfer_run(tmp_path):
     other = [a if a != "1024" else "2048" for a in args]
     p = _cli(*other, "--resume")
     assert p.returncode == 2 and "candidates differ" in p.stderr, p.stderr
-    p = _cli(*args, "--resume")
+    # the printed command continues it as it is: the budget, --set and Ray flags come along
+    again = shlex.split(p_first.stderr.split("continue with: ", 1)[1].strip())
+    assert again[:3] == ["python", "-m", "search.transfer"] and "--budget-tokens" in again and "--set" in again
+    p = subprocess.run([sys.executable, *again[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     assert (out / "baseline" / "seed-0" / "result.json").stat().st_mtime == first  # not run again
     t = json.loads((out / "transfer.json").read_text())
-    assert t["complete"] is True
+    assert t["complete"] is True and t["budget_tokens"] == 1024
     assert [c["id"] for c in t["candidates"]] == ["baseline", "r1"]
     for c in t["candidates"]:
         assert math.isfinite(c["long_val_loss"]) and c["failed_seeds"] == []
