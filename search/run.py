@@ -302,7 +302,13 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     fit_started = time.time()
-    tuner.fit()
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        store.write_tables()  # the tables of what finished, for reports, before main() says how to --resume
+        raise
     fit_ended = time.time()
     if progress is not None:
         progress.close()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +28,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from search.objective import objective
+from search.objective import CENSORED, objective
 from search.store import TrialStore
 from spaces import Space
 from trainer.config import ConfigError, RunConfig, apply_overrides
@@ -226,8 +228,11 @@ class ResultsCallback(tune.Callback):
         self.store.write_tables()
         if self.progress is not None:
             self.progress.update(1)
-            last = self.last.get(trial.trial_id, {})
-            self.progress.set_postfix_str(f"last: {status}, objective {last.get('objective', float('nan')):.4g}")
+            obj = float(self.last.get(trial.trial_id, {}).get("objective", float("nan")))
+            # a censored objective (target not reached) shows its loss, not 1e+06
+            shown = (f"objective {obj:.4g}" if not obj >= CENSORED else "no finite loss" if obj - CENSORED >= 1e3
+                     else f"target not reached, loss {obj - CENSORED:.3f}")
+            self.progress.set_postfix_str(f"last: {status}, {shown}")
 
     def _record(self, trial, status: str) -> dict[str, Any]:
         last = self.last.get(trial.trial_id, {})
@@ -288,6 +293,20 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
             ray.init(num_cpus=num_cpus, object_store_memory=256 * 1024**2, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot start or join Ray ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    _sigterm_as_interrupt()
+
+
+def _sigterm_as_interrupt() -> None:
+    """Treat SIGTERM (``timeout``, a batch scheduler, ``kill``) like Ctrl-C: Tune stops and keeps its state, and
+    the command says how to --resume. Installed after ``ray.init``, whose own handler would otherwise print a
+    native stack trace and leave the run directory without its tables."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def trial_resources(gpus_per_trial: float, cpus_per_trial: float, max_concurrent: int | None

@@ -92,6 +92,27 @@ def test_search_then_kill_then_resume(tmp_path, env):
 
 
 @pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c(tmp_path, env):
+    """``timeout`` or a batch scheduler sends SIGTERM: the search stops with its tables written and says how
+    to go on, instead of Ray's native stack dump."""
+    runs = tmp_path / "runs"
+    args = ["--space", "lr_sched", "--runs-dir", str(runs), "--name", "s", "--num-trials", "6", *QUICK]
+    driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trial_dir = runs / "s" / "trials"
+    deadline = time.time() + 300
+    while not (trial_dir.exists() and any(trial_dir.glob("*.json"))):  # Ray and Tune are up, a trial runs
+        assert driver.poll() is None, driver.stderr.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err[-3000:]
+    assert "interrupted" in err and "--resume" in err and "SIGTERM received" not in err, err[-3000:]
+    assert (runs / "s" / "trials.parquet").exists() and (runs / "s" / "settings.json").exists()
+
+
+@pytest.mark.slow
 def test_whole_search_results_on_disk(tmp_path, env):
     runs = tmp_path / "runs"
     p = _run(["--space", "lr_sched", "--runs-dir", str(runs), "--name", "w", "--num-trials", "4", *QUICK], tmp_path,
