@@ -1317,14 +1317,9 @@ def _take_stored(args: argparse.Namespace, settings: dict[str, Any], out_dir: Pa
 
 def _resume_command(out_dir: Path, args: argparse.Namespace) -> str:
     """The command that continues this promotion, with this command's time budget and Ray resources."""
-    extra: list[str] = []
-    for flag, value, default in (("--time-budget-s", args.time_budget_s, None),
-                                 ("--gpus-per-trial", args.gpus_per_trial, 1.0),
-                                 ("--cpus-per-trial", args.cpus_per_trial, 1.0),
-                                 ("--max-concurrent", args.max_concurrent, None),
-                                 ("--num-cpus", args.num_cpus, None), ("--address", args.address, None)):
-        if value != default:
-            extra += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    from search.tuner import changed_flags, ray_flags
+
+    extra = changed_flags(args, [("--time-budget-s", args.time_budget_s, None)]) + ray_flags(args)
     return shlex.join(["python", "-m", "search.promote", "--resume", _display_path(out_dir), *extra])
 
 

@@ -581,15 +581,12 @@ def _resume_command(args: argparse.Namespace, out: Path) -> str:
     with other ones is refused), then this command's run limit and Ray resources."""
     cmd = ["python", "-m", "search.transfer", args.records, "--track", args.track, "--short-track",
            args.short_track, "--runs-dir", args.runs_dir, "--name", out.name, "--resume"]
-    for flag, value, default in (("--seeds", args.seeds, 1), ("--first-seed", args.first_seed, 0),
-                                 ("--budget-tokens", args.budget_tokens, None),
-                                 ("--max-combine", args.max_combine, None), ("--max-runs", args.max_runs, None),
-                                 ("--gpus-per-trial", args.gpus_per_trial, 1.0),
-                                 ("--cpus-per-trial", args.cpus_per_trial, 1.0),
-                                 ("--max-concurrent", args.max_concurrent, None),
-                                 ("--num-cpus", args.num_cpus, None), ("--address", args.address, None)):
-        if value != default:
-            cmd += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    from search.tuner import changed_flags, ray_flags
+
+    cmd += changed_flags(args, [("--seeds", args.seeds, 1), ("--first-seed", args.first_seed, 0),
+                                ("--budget-tokens", args.budget_tokens, None),
+                                ("--max-combine", args.max_combine, None), ("--max-runs", args.max_runs, None)])
+    cmd += ray_flags(args)
     for item in args.overrides or []:
         cmd += ["--set", item]
     return shlex.join(cmd)

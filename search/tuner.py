@@ -280,6 +280,24 @@ def add_ray_arguments(p) -> None:
     p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
 
 
+def changed_flags(args, flags: list[tuple[str, Any, Any]]) -> list[str]:
+    """Command-line words for the (flag, value, default) whose value is not the default: to print a command
+    that repeats this one."""
+    words: list[str] = []
+    for flag, value, default in flags:
+        if value != default:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return words
+
+
+def ray_flags(args) -> list[str]:
+    """``add_ray_arguments``' flags as this command set them (defaults left out)."""
+    return changed_flags(args, [("--gpus-per-trial", args.gpus_per_trial, 1.0),
+                                ("--cpus-per-trial", args.cpus_per_trial, 1.0),
+                                ("--max-concurrent", args.max_concurrent, None),
+                                ("--num-cpus", args.num_cpus, None), ("--address", args.address, None)])
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> None:
     """Start a local Ray or join ``address``; a failure is a ConfigError (one line for the user)."""
     if ray.is_initialized():

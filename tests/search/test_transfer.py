@@ -17,6 +17,8 @@ import pytest
 from scipy import stats
 
 from search.transfer import (
+    _parser,
+    _resume_command,
     analyse,
     bootstrap_ci,
     build_candidates,
@@ -197,6 +199,22 @@ def test_dry_run(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "4 candidates" in p.stdout and "muon_lr=0.03, weight_decay=0.1" in p.stdout
     assert "baseline" in p.stdout and not (tmp_path / "runs").exists()
+
+
+def test_resume_command_repeats_what_defines_the_candidates():
+    args = _parser().parse_args(["recs", "--budget-tokens", "1024", "--max-combine", "1", "--seeds", "2",
+                                 "--set", "device=cpu", "--set", "loss_chunk=4096", "--max-runs", "1",
+                                 "--gpus-per-trial", "0.5", "--name", "x"])
+    cmd = shlex.split(_resume_command(args, Path("runs/x")))
+    assert cmd[:4] == ["python", "-m", "search.transfer", "recs"] and "--resume" in cmd
+    pairs = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("--") and cmd[i] != "--resume"}
+    assert pairs == {"--track": "marathon", "--short-track": "speedrun-4.5", "--runs-dir": "runs", "--name": "x",
+                     "--seeds": "2", "--budget-tokens": "1024", "--max-combine": "1", "--max-runs": "1",
+                     "--gpus-per-trial": "0.5", "--set": "loss_chunk=4096"}  # the last --set; both are there:
+    assert cmd.count("--set") == 2 and "device=cpu" in cmd
+    # defaults stay out
+    plain = shlex.split(_resume_command(_parser().parse_args(["recs", "--name", "x"]), Path("runs/x")))
+    assert not {"--seeds", "--budget-tokens", "--gpus-per-trial", "--set", "--max-runs"} & set(plain)
 
 
 @pytest.mark.parametrize("args,message", [
