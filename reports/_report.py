@@ -302,6 +302,9 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
             level = f"{100 * level:g}% " if isinstance(level, int | float) else ""
             body += (f"<p class=muted>In brackets: {level}bootstrap confidence intervals from "
                      f"{boot.get('samples')} resamples of the candidates.</p>")
+    elif info["computed"]:
+        body += "<p class=muted>computed here from the ranks: " + esc(", ".join(
+            f"{k} {v:.3f}" for k, v in info["computed"].items())) + "</p>"
     knobs = knob_effects(transfer)
     if knobs:
         body += ("<h3>Which knobs helped at this length</h3><p class=muted>Mean long-track result of the candidates "
@@ -315,9 +318,6 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
               (format_number(r["difference"], 3), r["difference"], "num"),
               (f"{format_number(r['n_with'], 0)} / {format_number(r['n_without'], 0)}", None, "num")]
              for r in knobs])
-    elif info["computed"]:
-        body += "<p class=muted>computed here from the ranks: " + esc(", ".join(
-            f"{k} {v:.3f}" for k, v in info["computed"].items())) + "</p>"
     figures = [plot_transfer_scatter(transfer), plot_rank_change(transfer)]
     body += "".join(figure_div(f, f"{prefix}-{i}") for i, f in enumerate(figures))
     return body, len(figures)

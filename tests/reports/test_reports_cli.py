@@ -136,6 +136,12 @@ def test_transfers_at_several_lengths(tmp_path):
     assert page.count("Which knobs helped") == 3
     assert page.index(">warmup_ratio<") < page.index(">muon_lr<")
     assert "knob_effects.muon_lr" not in page  # not dumped as statistics
+    # the file's statistics are shown, so nothing is recomputed from the ranks; the old fake has no knob table
+    assert "computed here from the ranks" not in page
+    make_fake_transfer(tmp_path, "old")
+    assert run_cli(records).returncode == 0
+    page = (records / "report" / "transfer.html").read_text()
+    assert page.count("Which knobs helped") == 3 and "computed here from the ranks" not in page
 
 
 def test_one_length_has_no_length_plot(tmp_path):
