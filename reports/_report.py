@@ -41,6 +41,7 @@ from .time_to_target import _get_time_to_target_info, plot_time_to_target
 from .transfer import (
     _get_transfer_info,
     correlation_by_length,
+    interval,
     knob_effects,
     plot_correlation_by_length,
     plot_rank_change,
@@ -288,7 +289,7 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
         return note(f"{label}: transfer.json holds no candidate with a short and a long result yet."), 0
     stats_rows = []
     for k, v in info["statistics"].items():
-        band = _interval(transfer, k)
+        band = _band(*interval(transfer, k))
         stats_rows.append([(esc(k), k, ""), (format_number(v, 3) + band, v, "num")])
     if isinstance(transfer, dict) and transfer.get("short_winner") is not None:
         winners = f"{transfer.get('short_winner')} / {transfer.get('long_winner')}"
@@ -323,11 +324,9 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
     return body, len(figures)
 
 
-def _interval(transfer: Any, stat: str) -> str:
-    band = (transfer.get("intervals") or {}).get(stat) if isinstance(transfer, dict) else None
-    if not isinstance(band, dict) or band.get("low") is None or band.get("high") is None:
-        return ""
-    return f" [{format_number(band['low'], 2)}, {format_number(band['high'], 2)}]"
+def _band(low: float | None, high: float | None) -> str:
+    """A confidence interval after its statistic: " [low, high]", or nothing when a bound is missing."""
+    return "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
 
 
 def write_transfer_report(run: RunData, out_dir: Path) -> Path:
@@ -355,11 +354,7 @@ def _length_section(runs: list[RunData]) -> tuple[str, int]:
         return "", 0
 
     def ci(r: dict[str, Any], stat: str) -> str:
-        if r[stat] is None:
-            return "-"
-        band = (f" [{r[f'{stat}_low']:.2f}, {r[f'{stat}_high']:.2f}]"
-                if r[f"{stat}_low"] is not None and r[f"{stat}_high"] is not None else "")
-        return f"{r[stat]:.2f}{band}"
+        return "-" if r[stat] is None else f"{r[stat]:.2f}" + _band(r[f"{stat}_low"], r[f"{stat}_high"])
 
     table = _html.table(
         [("run", "transfer run"), ("tracks", "tracks"), ("tokens", "long budget (tokens)"), ("n", "candidates"),

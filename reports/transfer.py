@@ -167,8 +167,10 @@ def plot_rank_change(transfer: Any) -> go.Figure:
     return fig
 
 
-def _interval(transfer: dict[str, Any], stat: str) -> tuple[float | None, float | None]:
-    band = (transfer.get("intervals") or {}).get(stat) if isinstance(transfer.get("intervals"), dict) else None
+def interval(transfer: Any, stat: str) -> tuple[float | None, float | None]:
+    """(low, high) of a statistic's confidence interval in a transfer.json, each None when missing."""
+    intervals = transfer.get("intervals") if isinstance(transfer, dict) else None
+    band = intervals.get(stat) if isinstance(intervals, dict) else None
     if not isinstance(band, dict):
         return None, None
     return _number(band.get("low")), _number(band.get("high"))
@@ -189,7 +191,7 @@ def correlation_by_length(transfers: list[tuple[str, Any, float | None]]) -> lis
                                "short_winner": transfer.get("short_winner"), "long_winner": transfer.get("long_winner")}
         for stat in ("spearman", "kendall"):
             row[stat] = _number(corr.get(stat))
-            row[f"{stat}_low"], row[f"{stat}_high"] = _interval(transfer, stat)
+            row[f"{stat}_low"], row[f"{stat}_high"] = interval(transfer, stat)
         if tokens is not None and (row["spearman"] is not None or row["kendall"] is not None):
             rows.append(row)
     return sorted(rows, key=lambda r: (r["tracks"], r["tokens"]))

@@ -35,5 +35,16 @@ def reached(value: float) -> bool:
     return value < CENSORED
 
 
+def describe(value: Any, has_target: bool) -> str:
+    """An objective for people: seconds to target, or the loss a censored trial ended at (never 1e+06)."""
+    if not _finite(value):
+        return "-"
+    if not has_target:
+        return f"{value:.4f}" if reached(value) else "no finite val loss"
+    if reached(value):
+        return f"{value:.2f} s"
+    return "not reached (no finite loss)" if value - CENSORED >= 1e3 else f"not reached (loss {value - CENSORED:.3f})"
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

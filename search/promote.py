@@ -1319,7 +1319,7 @@ def _resume_command(out_dir: Path, args: argparse.Namespace) -> str:
     """The command that continues this promotion, with this command's time budget and Ray resources."""
     from search.tuner import changed_flags, ray_flags
 
-    extra = changed_flags(args, [("--time-budget-s", args.time_budget_s, None)]) + ray_flags(args)
+    extra = changed_flags([("--time-budget-s", args.time_budget_s, None)]) + ray_flags(args)
     return shlex.join(["python", "-m", "search.promote", "--resume", _display_path(out_dir), *extra])
 
 

@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from search.objective import CENSORED, LUCK_WARNING, OBJECTIVES
+from search.objective import LUCK_WARNING, OBJECTIVES, describe
 from trainer.config import TRACKS, ConfigError, RunConfig, make_config, parse_set
 
 log = logging.getLogger("search.run")
@@ -164,13 +164,7 @@ def _summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, f
     has_target = settings.get("target") is not None
     table = [["#", "status", "objective", "tokens", *(p[6:] for p in params)]]
     for _, r in show.iterrows():
-        obj = r.get("objective")
-        if obj is None or (isinstance(obj, float) and math.isnan(obj)):
-            obj_s = "-"
-        elif obj >= CENSORED:
-            obj_s = f"not reached (loss {obj - CENSORED:.3f})" if has_target else f"{obj:.4f}"
-        else:
-            obj_s = f"{obj:.2f} s" if has_target else f"{obj:.4f}"
+        obj_s = describe(r.get("objective"), has_target)
         table.append([str(int(r["number"])), str(r["status"]), obj_s, f"{int(r.get('tokens') or 0):,}",
                       *(_fmt(r.get(p)) for p in params)])
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -284,7 +278,7 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
 
         progress = tqdm(total=settings["num_trials"], initial=len(finished), unit="trial", desc="search")
     callback = ResultsCallback(store, first_number=1 + max([r.get("number", 0) for r in finished], default=0),
-                               progress=progress)
+                               progress=progress, has_target=settings.get("target") is not None)
     sessions = sorted((run_dir / "ray").glob("session-*")) if (run_dir / "ray").exists() else []
     session = f"session-{len(sessions) + 1}"
     storage = settings.get("storage") or str((run_dir / "ray").resolve())
@@ -305,13 +299,12 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     try:
         tuner.fit()
     except KeyboardInterrupt:
-        if progress is not None:
-            progress.close()
         store.write_tables()  # the tables of what finished, for reports, before main() says how to --resume
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     fit_ended = time.time()
-    if progress is not None:
-        progress.close()
     trials = store.write_tables()
     share = _record_share(run_dir, trials, session, fit_started, fit_ended)
     best_path = run_dir / "best.json"

@@ -583,7 +583,7 @@ def _resume_command(args: argparse.Namespace, out: Path) -> str:
            args.short_track, "--runs-dir", args.runs_dir, "--name", out.name, "--resume"]
     from search.tuner import changed_flags, ray_flags
 
-    cmd += changed_flags(args, [("--seeds", args.seeds, 1), ("--first-seed", args.first_seed, 0),
+    cmd += changed_flags([("--seeds", args.seeds, 1), ("--first-seed", args.first_seed, 0),
                                 ("--budget-tokens", args.budget_tokens, None),
                                 ("--max-combine", args.max_combine, None), ("--max-runs", args.max_runs, None)])
     cmd += ray_flags(args)

@@ -28,7 +28,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from search.objective import CENSORED, objective
+from search.objective import describe, objective
 from search.store import TrialStore
 from spaces import Space
 from trainer.config import ConfigError, RunConfig, apply_overrides
@@ -183,8 +183,9 @@ def rungs(grace: int, reduction: float, max_t: int) -> list[int]:
 
 
 class ResultsCallback(tune.Callback):
-    def __init__(self, store: TrialStore, first_number: int, progress=None) -> None:
+    def __init__(self, store: TrialStore, first_number: int, progress=None, has_target: bool = True) -> None:
         self.store = store
+        self.has_target = has_target  # how the progress bar shows an objective (seconds, or a budget's loss)
         self.next_number = first_number
         self.numbers: dict[str, int] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
@@ -228,11 +229,8 @@ class ResultsCallback(tune.Callback):
         self.store.write_tables()
         if self.progress is not None:
             self.progress.update(1)
-            obj = float(self.last.get(trial.trial_id, {}).get("objective", float("nan")))
-            # a censored objective (target not reached) shows its loss, not 1e+06
-            shown = (f"objective {obj:.4g}" if not obj >= CENSORED else "no finite loss" if obj - CENSORED >= 1e3
-                     else f"target not reached, loss {obj - CENSORED:.3f}")
-            self.progress.set_postfix_str(f"last: {status}, {shown}")
+            obj = self.last.get(trial.trial_id, {}).get("objective")
+            self.progress.set_postfix_str(f"last: {status}, objective {describe(obj, self.has_target)}")
 
     def _record(self, trial, status: str) -> dict[str, Any]:
         last = self.last.get(trial.trial_id, {})
@@ -280,7 +278,7 @@ def add_ray_arguments(p) -> None:
     p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
 
 
-def changed_flags(args, flags: list[tuple[str, Any, Any]]) -> list[str]:
+def changed_flags(flags: list[tuple[str, Any, Any]]) -> list[str]:
     """Command-line words for the (flag, value, default) whose value is not the default: to print a command
     that repeats this one."""
     words: list[str] = []
@@ -292,7 +290,7 @@ def changed_flags(args, flags: list[tuple[str, Any, Any]]) -> list[str]:
 
 def ray_flags(args) -> list[str]:
     """``add_ray_arguments``' flags as this command set them (defaults left out)."""
-    return changed_flags(args, [("--gpus-per-trial", args.gpus_per_trial, 1.0),
+    return changed_flags([("--gpus-per-trial", args.gpus_per_trial, 1.0),
                                 ("--cpus-per-trial", args.cpus_per_trial, 1.0),
                                 ("--max-concurrent", args.max_concurrent, None),
                                 ("--num-cpus", args.num_cpus, None), ("--address", args.address, None)])

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from search.objective import CENSORED, objective
+from search.objective import CENSORED, describe, objective
 from search.store import TrialStore
 
 
@@ -49,3 +49,11 @@ def test_clocked_share_is_the_union_of_spans_inside_the_window():
     assert share["fraction"] == pytest.approx(0.30)
     assert share["fraction_after_first_clock"] == pytest.approx(30 / 90)
     assert clocked_share([], 0.0, 1.0) is None
+
+
+def test_describe_shows_seconds_or_the_censored_loss():
+    assert describe(31.456, True) == "31.46 s"
+    assert describe(CENSORED + 4.81234, True) == "not reached (loss 4.812)"
+    assert describe(CENSORED + 1e3, True) == "not reached (no finite loss)"
+    assert describe(3.65, False) == "3.6500" and describe(CENSORED, False) == "no finite val loss"
+    assert describe(None, True) == describe(float("nan"), False) == "-"
