@@ -6,8 +6,10 @@ leaderboard counts; val = the fixed validation loss). Censored: a trial that nev
 behind every trial that did, by the loss that rule watches. Budget tracks (marathon) minimise the final
 validation loss instead.
 
-ASHA compares trials at equal token counts (time_attr = tokens) on their smoothed train loss; Optuna's own
-pruning is off. One trial per GPU by default; on a machine without a GPU, trials run on the CPU.
+ASHA compares trials on their smoothed train loss at rungs in the objective's currency: clocked seconds on a
+speedrun (a larger batch that is ahead at equal time is kept, though it is behind at equal tokens), tokens on a
+budget track (marathon). Optuna's own pruning is off. One trial per GPU by default; on a machine without a GPU,
+trials run on the CPU. Each trial worker (a Ray actor) trains trial after trial, keeping its compiled model warm.
 
 examples:
   python -m search.run --space lr_sched                       # CPU: tiny-speedrun on the shipped sample
@@ -57,9 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="run name (default: <space>-<track>-<time>)")
     p.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs/)")
     p.add_argument("--resume", action="store_true", help="continue the search in runs/<name>")
-    p.add_argument("--grace-period", type=int, default=None, help="ASHA: tokens before a first cut")
+    p.add_argument("--rung-unit", choices=RUNG_UNITS, default=None,
+                   help="ASHA's time unit: seconds (clocked; the default on speedruns) or tokens (budget tracks)")
+    p.add_argument("--grace-period", default=None,
+                   help="ASHA: time before a first cut, in the rung unit, or with a unit: 5s, 1M or 250k tokens "
+                        "(default: the track's, 5s on speedrun-4.5)")
     p.add_argument("--reduction-factor", type=float, default=2.0, help="ASHA reduction factor (default 2)")
-    p.add_argument("--max-t", type=int, default=None, help="ASHA: most tokens a trial gets (default: track cap)")
+    p.add_argument("--max-t", default=None,
+                   help="ASHA: most time a trial gets, same units (default: the track's, or its token cap)")
     p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per trial, fractional allowed")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
     p.add_argument("--max-concurrent", type=int, default=None,
@@ -69,8 +76,71 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failures", type=int, default=0, help="retries of a trial that raised (default 0)")
     p.add_argument("--address", default=None, help="join an existing Ray cluster (host:port or auto)")
     p.add_argument("--storage", default=None, help="Ray's storage: a path or a pyarrow filesystem URI")
+    p.add_argument("--fresh-workers", action="store_true",
+                   help="a new process for every trial, as before warm workers (slower; for comparisons)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+RUNG_UNITS = ("seconds", "tokens")
+TIME_ATTR = {"seconds": "clock_s", "tokens": "tokens"}
+_SCALE = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def rung_value(flag: str, raw: str | None, unit: str) -> tuple[float | None, str]:
+    """(value, unit) of an ASHA time flag: a bare number is in ``unit``; '5s' is seconds; '1M', '250k' or
+    '1000tok' are tokens."""
+    if raw is None:
+        return None, unit
+    text = str(raw).strip().lower()
+    given = unit
+    if text.endswith("s") and not text.endswith("tokens"):
+        text, given = text[:-1], "seconds"
+    elif text.endswith(("tok", "tokens")):
+        text, given = text.removesuffix("tokens").removesuffix("tok"), "tokens"
+    scale = 1.0
+    if text and text[-1] in _SCALE:
+        text, scale, given = text[:-1], _SCALE[text[-1]], "tokens"
+    try:
+        value = float(text) * scale
+    except ValueError:
+        raise ConfigError(f"{flag} must be a number in {unit} or carry a unit (5s, 1M, 250k), got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag} must be > 0, got {raw!r}")
+    return value, given
+
+
+def asha_settings(args: argparse.Namespace, config: RunConfig) -> dict[str, Any]:
+    """ASHA's rungs in the objective's currency: clocked seconds on a speedrun, tokens on a budget track."""
+    from search.tuner import rungs
+
+    t = config.track
+    unit = args.rung_unit or ("seconds" if t.is_speedrun else "tokens")
+    grace, g_unit = rung_value("--grace-period", args.grace_period, unit)
+    max_t, m_unit = rung_value("--max-t", args.max_t, unit)
+    units = {u for u, v in ((g_unit, grace), (m_unit, max_t)) if v is not None} | (
+        {unit} if args.rung_unit else set())
+    if len(units) > 1:
+        raise ConfigError(f"--grace-period, --max-t and --rung-unit disagree on the unit ({', '.join(sorted(units))})")
+    unit = units.pop() if units else unit
+    if unit == "seconds" and not t.is_speedrun:
+        raise ConfigError(f"{t.name} is a budget track: its rungs are in tokens, not seconds")
+    if unit == "seconds":
+        grace = grace or t.rung_grace_s
+        max_t = max_t or t.rung_max_s
+    else:
+        grace = grace or 4 * t.report_every_tokens
+        # a budget trial's last report is its final one at the cap: max_t past the cap, so ASHA never stops
+        # a trial just before its final evaluation
+        max_t = max_t or config.max_tokens + 1
+        grace, max_t = int(grace), int(max_t)
+    if grace > max_t:
+        raise ConfigError(f"--grace-period ({grace:g} {unit}) must be <= --max-t ({max_t:g} {unit})")
+    if not math.isfinite(args.reduction_factor) or args.reduction_factor <= 1:
+        raise ConfigError(f"--reduction-factor must be a finite number > 1, got {args.reduction_factor}")
+    return {"unit": unit, "time_attr": TIME_ATTR[unit], "metric": "smoothed_loss", "grace_period": grace,
+            "reduction_factor": args.reduction_factor, "max_t": max_t,
+            "rungs": rungs(grace, args.reduction_factor, max_t)}
 
 
 def _fail(message: str) -> int:
@@ -110,12 +180,7 @@ def _settings(args: argparse.Namespace, has_gpu: bool) -> dict[str, Any]:
     space = get_space(args.space)
     rule = args.objective or config.track.search_rule
     t = config.track
-    grace = args.grace_period or 4 * t.report_every_tokens
-    max_t = args.max_t or config.max_tokens
-    if grace <= 0 or max_t <= 0 or grace > max_t:
-        raise ConfigError(f"--grace-period ({grace:,}) must be > 0 and <= --max-t ({max_t:,})")
-    if args.reduction_factor <= 1:
-        raise ConfigError(f"--reduction-factor must be > 1, got {args.reduction_factor}")
+    asha = asha_settings(args, config)
     num_trials = args.num_trials if args.num_trials is not None else (16 if has_gpu else 10)
     if num_trials < 1:
         raise ConfigError(f"--num-trials must be >= 1, got {num_trials}")
@@ -123,18 +188,15 @@ def _settings(args: argparse.Namespace, has_gpu: bool) -> dict[str, Any]:
         raise ConfigError("--gpus-per-trial and --cpus-per-trial must be > 0")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
-    from search.tuner import rungs
-
     return {
         "kind": "search", "space": space.name, "track": track, "preset": config.model.name, "data": args.data,
         "objective": rule, "search_rule": rule, "target": t.target, "num_trials": num_trials, "seed": args.seed,
         "sampler": args.sampler, "set": overrides,
-        "asha": {"time_attr": "tokens", "metric": "smoothed_loss", "grace_period": grace,
-                 "reduction_factor": args.reduction_factor, "max_t": max_t,
-                 "rungs": rungs(grace, args.reduction_factor, max_t)},
-        "record_params": space.record_point(config.hp),
+        "asha": asha,
+        "record_params": space.record_point(config.hp, config.track.budget_tokens),
         "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial,
         "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
+        "reuse_workers": not args.fresh_workers,
         "time_budget_s": args.time_budget_s,
         "address": args.address, "storage": args.storage,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join([sys.executable, "-m", "search.run",
@@ -157,8 +219,27 @@ def _base_config(settings: dict[str, Any]) -> RunConfig:
 def _summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, float] | None = None) -> str:
     if trials.empty:
         return f"no trials finished\nresults: {run_dir}"
+    interrupted = trials[trials["status"] == "interrupted"]
+    trials = trials[trials["status"] != "interrupted"]
     counts = trials["status"].value_counts().to_dict()
     lines = [f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))]
+    if not interrupted.empty:
+        pairs = [f"#{int(r['number'])}" + (f" -> #{int(r['rerun_as'])}" if _present(r.get("rerun_as")) else "")
+                 for _, r in interrupted.iterrows()]
+        lines.append(f"interrupted by a stop and run again on --resume: {', '.join(pairs)}")
+    asha = settings.get("asha", {})
+    lines.append(f"ASHA rungs in {asha.get('unit', 'tokens')}: {', '.join(f'{r:g}' for r in asha.get('rungs', []))}"
+                 f" (max {asha.get('max_t', 0):g})")
+    if "warm_start" in trials and "start_latency_s" in trials:
+        warm = trials[trials["warm_start"].eq(True)]
+        cold = trials[trials["warm_start"].eq(False)]
+        parts = []
+        for label, part in (("warm", warm), ("fresh", cold)):
+            lat = part["start_latency_s"].dropna()
+            if len(lat):
+                parts.append(f"{len(part)} {label} (median {lat.median():.1f} s)")
+        if parts:
+            lines.append("trial start to first clocked step: " + ", ".join(parts))
     params = [c for c in trials.columns if c.startswith("param_")]
     show = trials.sort_values(["objective", "number"], na_position="last").head(8)
     has_target = settings.get("target") is not None
@@ -178,6 +259,10 @@ def _summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, f
                      f"first trial's clock started)")
     lines.append(f"results: {run_dir}")
     return "\n".join(lines)
+
+
+def _present(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
 def _fmt(v: Any) -> str:
@@ -245,14 +330,15 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     from search.tuner import (
         ResultsCallback,
         ResumableASHA,
+        TrialWorker,
         init_ray,
         make_searcher,
-        trainable,
         trial_resources,
     )
     from spaces import get_space
 
     store = TrialStore(run_dir)
+    interrupted = store.mark_interrupted()  # a killed driver's trials that were running: run again below
     finished = store.finished()
     remaining = settings["num_trials"] - len(finished)
     if remaining <= 0:
@@ -263,48 +349,57 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     per_trial, concurrent, threads = trial_resources(settings["gpus_per_trial"], settings["cpus_per_trial"],
                                                      settings["max_concurrent"])
     asha = settings["asha"]
-    scheduler = ResumableASHA(time_attr="tokens", metric=asha["metric"], mode="min", grace_period=asha["grace_period"],
-                              reduction_factor=asha["reduction_factor"], max_t=asha["max_t"])
-    resuming = bool(finished) or (run_dir / "optuna.db").exists()
-    if finished:
+    time_attr = asha.get("time_attr", "tokens")  # searches made before rungs had units were in tokens
+    scheduler = ResumableASHA(time_attr=time_attr, metric=asha["metric"], mode="min",
+                              grace_period=asha["grace_period"], reduction_factor=asha["reduction_factor"],
+                              max_t=asha["max_t"])
+    if finished or interrupted:
         n = scheduler.replay({r["trial_id"]: r.get("history", []) for r in finished}, asha["metric"])
-        log.warning("resuming %s: %d trials kept, %d rung entries replayed into ASHA, %d to run",
-                    run_dir.name, len(finished), n, remaining)
+        log.warning("resuming %s: %d trials kept, %d rung entries replayed into ASHA, %d interrupted trials to "
+                    "run again, %d to run in all", run_dir.name, len(finished), n, len(interrupted), remaining)
     searcher = make_searcher(get_space(settings["space"]), base.hp, run_dir=run_dir, sampler=settings["sampler"],
-                             seed=settings["seed"], resuming=resuming, fixed={})
+                             seed=settings["seed"], budget_tokens=base.track.budget_tokens)
     progress = None
     if not quiet:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=settings["num_trials"], initial=len(finished), unit="trial", desc="search")
-    callback = ResultsCallback(store, first_number=1 + max([r.get("number", 0) for r in finished], default=0),
-                               progress=progress, has_target=settings.get("target") is not None)
+    numbers = [r.get("number", 0) for r in store.all_records()]
+    callback = ResultsCallback(store, first_number=1 + max(numbers, default=0), progress=progress,
+                               has_target=settings.get("target") is not None)
     sessions = sorted((run_dir / "ray").glob("session-*")) if (run_dir / "ray").exists() else []
     session = f"session-{len(sessions) + 1}"
     storage = settings.get("storage") or str((run_dir / "ray").resolve())
     if settings.get("storage"):
         session = f"{settings['name']}/{session}"
-    fn = tune.with_parameters(trainable, base=base.to_dict(), rule=settings["objective"], cpu_threads=threads,
-                              share_gpu=settings["gpus_per_trial"] < 1)
+    worker = tune.with_parameters(TrialWorker, base=base.to_dict(), rule=settings["objective"],
+                                  cpu_threads=threads, share_gpu=settings["gpus_per_trial"] < 1)
     tuner = tune.Tuner(
-        tune.with_resources(fn, per_trial),
+        tune.with_resources(worker, per_trial),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     max_concurrent_trials=concurrent,
+                                    reuse_actors=settings.get("reuse_workers", True),
                                     time_budget_s=settings.get("time_budget_s")),
         run_config=tune.RunConfig(name=session, storage_path=storage, callbacks=[callback], verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=settings["max_failures"])),
+                                  failure_config=tune.FailureConfig(max_failures=settings["max_failures"]),
+                                  checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
     )
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ctrl-C raises KeyboardInterrupt here, as SIGTERM does (search.tuner), instead of Ray's own handler, which
+    # ends fit() quietly with exit 0 and its Tuner.restore hint: main() then says how to --resume, exit 130
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     fit_started = time.time()
     try:
         tuner.fit()
     except KeyboardInterrupt:
+        store.mark_interrupted()  # no trial is left "running" once the command has ended
         store.write_tables()  # the tables of what finished, for reports, before main() says how to --resume
         raise
     finally:
         if progress is not None:
             progress.close()
     fit_ended = time.time()
+    store.mark_interrupted()  # trials a time budget ended mid-run
     trials = store.write_tables()
     share = _record_share(run_dir, trials, session, fit_started, fit_ended)
     best_path = run_dir / "best.json"

@@ -20,7 +20,9 @@ from search.objective import CENSORED
 from trainer.config import CROSSING_RULES
 from trainer.io import atomic_write_json
 
-STATUSES = ("completed", "stopped", "diverged", "errored", "running")
+# interrupted: the search was stopped (Ctrl-C, SIGTERM, a kill) while the trial ran; --resume runs it again
+STATUSES = ("completed", "stopped", "diverged", "errored", "running", "interrupted")
+UNFINISHED = ("running", "interrupted")
 
 
 class TrialStore:
@@ -40,9 +42,27 @@ class TrialStore:
                 rec = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if rec.get("status") != "running":
+            if rec.get("status") not in UNFINISHED:
                 out.append(rec)
         return sorted(out, key=lambda r: r.get("number", 0))
+
+    def mark_interrupted(self) -> list[int]:
+        """Trials left ``running`` by a stopped or killed search are ``interrupted``; their numbers."""
+        numbers = []
+        for rec in self.all_records():
+            if rec.get("status") == "running":
+                rec["status"] = "interrupted"
+                self.write_trial(rec)
+                numbers.append(rec.get("number"))
+        return numbers
+
+    def link_rerun(self, old_number: int, new_number: int) -> None:
+        """The interrupted trial ``old_number`` is being run again as ``new_number``."""
+        for rec in self.all_records():
+            if rec.get("number") == old_number and rec.get("status") in UNFINISHED:
+                rec["status"] = "interrupted"
+                rec["rerun_as"] = new_number
+                self.write_trial(rec)
 
     def all_records(self) -> list[dict[str, Any]]:
         recs = []

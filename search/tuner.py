@@ -39,19 +39,85 @@ SAMPLERS = ("tpe", "random", "qmc")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The trainable: one Ray trial = one process running trainer.train.
+# The trainable: a warm trial worker. Ray starts one actor per concurrent trial and, with reuse_actors, hands
+# it trial after trial (reset_config); the actor keeps trainer's Workbench (data, model, compiled graphs).
+
+
+def trial_overrides(trial_config: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a trial's config (space-only parameters such as effective_batch and Ray's or ours with
+    a leading underscore are left out: their derived values are in the config too)."""
+    from trainer.config import override_keys
+
+    keys = override_keys()
+    return {k: v for k, v in trial_config.items() if k in keys}
+
+
+class TrialWorker(tune.Trainable):
+    """One Ray actor that trains trial after trial in one process.
+
+    ``setup`` builds the worker; each trial is a ``trainer.train.TrainingRun`` iterated one report per
+    ``step``. ``reset_config`` starts the next trial on the same Workbench, so a trial on a known shape starts
+    without imports, model build, compile or warm-up. A trial that failed (an exception, out of memory)
+    leaves the bench dirty: ``reset_config`` then answers False and Ray replaces the actor with a fresh one.
+    A trial that diverged needs nothing special: its weights are drawn anew from the next seed, in place.
+    """
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0,
+              share_gpu: bool = False) -> None:
+        import torch
+
+        from trainer.train import Workbench
+
+        if cpu_threads:
+            torch.set_num_threads(cpu_threads)
+        self.base, self.rule, self.share_gpu = base, rule, share_gpu
+        self.bench = Workbench()
+        self._start(config)
+
+    def _start(self, trial_config: dict[str, Any]) -> None:
+        from trainer.train import TrainingRun
+
+        config = apply_overrides(RunConfig.from_dict(self.base), trial_overrides(trial_config))
+        if self.share_gpu:
+            config = apply_overrides(config, {"device_lock": shared_gpu_lock()})
+        self.reporter = TuneReporter(self.rule, config.track.target,
+                                     {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")})
+        self.run = TrainingRun(config, self.bench)
+        self.reports = iter(self.run)
+
+    def step(self) -> dict[str, Any]:
+        metrics = next(self.reports)  # the final report is the last item, so this never runs dry
+        result = self.reporter.result(metrics)
+        if metrics.get("final"):
+            result["done"] = True
+        return result
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self.reports.close()  # a trial ASHA stopped ends here, at a report between two steps
+        if self.bench.dirty:
+            return False
+        self._start(new_config)
+        return True
+
+    def cleanup(self) -> None:
+        reports = getattr(self, "reports", None)
+        if reports is not None:
+            reports.close()
 
 
 class TuneReporter:
-    """trainer's Reporter, implemented with ``tune.report``; adds the objective to every report."""
+    """Turns trainer's reports into Tune results: the objective added, None as NaN."""
 
     def __init__(self, rule: str, target: float | None, extra: dict[str, Any]) -> None:
         self.rule, self.target, self.extra = rule, target, extra
 
-    def report(self, metrics: dict[str, Any]) -> None:
+    def result(self, metrics: dict[str, Any]) -> dict[str, Any]:
         m = {k: (float("nan") if v is None else v) for k, v in metrics.items()}
         m["objective"] = objective(metrics, self.rule, self.target)
-        tune.report({**m, **self.extra})
+        return {**m, **self.extra}
+
+    def report(self, metrics: dict[str, Any]) -> None:  # trainer's Reporter, for function trainables
+        tune.report(self.result(metrics))
 
 
 def shared_gpu_lock() -> str:
@@ -63,26 +129,6 @@ def shared_gpu_lock() -> str:
     if not visible or visible == "-1":
         return ""
     return os.path.join(tempfile.gettempdir(), "blueberry-tune-locks", f"gpu-{visible.replace(',', '_')}.lock")
-
-
-def trainable(trial_config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0,
-              share_gpu: bool = False) -> None:
-    import torch
-
-    from trainer.train import train
-
-    if cpu_threads:
-        torch.set_num_threads(cpu_threads)
-    from trainer.config import override_keys
-
-    keys = override_keys()
-    # space-only parameters (effective_batch) are not settings: their derived values are in the config too
-    overrides = {k: v for k, v in trial_config.items() if k in keys}
-    config = apply_overrides(RunConfig.from_dict(base), overrides)
-    if share_gpu:
-        config = apply_overrides(config, {"device_lock": shared_gpu_lock()})
-    extra = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-    train(config, TuneReporter(rule, config.track.target, extra))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -102,53 +148,64 @@ def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(f"sqlite:///{(run_dir / 'optuna.db').resolve()}")
 
 
-def mark_stale_trials_failed(storage: optuna.storages.BaseStorage, study_name: str) -> int:
-    """Trials a killed driver left RUNNING in the study will never finish: mark them FAIL."""
+def interrupted_trials(storage: optuna.storages.BaseStorage, study_name: str) -> list[tuple[int, dict[str, Any]]]:
+    """Trials a stopped or killed driver left RUNNING in the study will never finish: mark them FAIL and
+    return their (number, parameters), to be run again."""
     try:
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
-        return 0
-    n = 0
+        return []
+    out = []
     for t in storage.get_all_trials(study_id, deepcopy=False):
         if t.state == optuna.trial.TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            n += 1
-    return n
+            out.append((t.number, dict(t.params or t.system_attrs.get("fixed_params", {}))))
+    return out
 
 
-def make_searcher(space: Space, base_hyper, *, run_dir: Path, sampler: str, seed: int, resuming: bool,
-                  fixed: dict[str, Any]) -> OptunaSearch:
+def make_searcher(space: Space, base_hyper, *, run_dir: Path, sampler: str, seed: int,
+                  budget_tokens: int = 0) -> OptunaSearch:
+    """OptunaSearch over ``space`` with its study in the run directory.
+
+    The first trial of a new search is the record's point. On a resumed search, every trial the stop
+    interrupted is queued again with its own parameters, ahead of new ones (its rerun's Optuna user attribute
+    ``rerun_of`` names it), so no trial, and above all not the record point, is lost to a stop."""
     storage = study_storage(run_dir)
-    n_done = 0
-    if resuming:
-        mark_stale_trials_failed(storage, "search")
-        n_done = len(optuna.load_study(study_name="search", storage=storage).trials)
-
-    define_by_run = DefineByRun(space, base_hyper, fixed)
-    record = space.record_point(base_hyper)
+    study = optuna.create_study(study_name="search", storage=storage, direction="minimize", load_if_exists=True)
+    reruns = interrupted_trials(storage, "search")
+    if not study.trials:
+        study.enqueue_trial(space.record_point(base_hyper, budget_tokens), user_attrs={"record_point": True})
+    for number, params in reruns:
+        study.enqueue_trial(params, user_attrs={"rerun_of": number})
+    n_before = len(study.trials)
     return OptunaSearch(
-        space=define_by_run, metric="objective", mode="min",
-        points_to_evaluate=None if n_done else [record],
-        sampler=make_sampler(sampler, seed + n_done), study_name="search", storage=storage,
+        space=DefineByRun(space, base_hyper, budget_tokens), metric="objective", mode="min",
+        sampler=make_sampler(sampler, seed + n_before), study_name="search", storage=storage,
     )
 
 
 NUMBER_KEY = "_optuna_number"
+RERUN_KEY = "_rerun_of"
 
 
 class DefineByRun:
     """Ray's define-by-run callable (picklable, since Ray checkpoints the searcher): the space suggests its
-    parameters on the trial; derived settings and fixed overrides are returned as constants."""
+    parameters on the trial; derived settings are returned as constants, with the trial's Optuna number and,
+    for a rerun of an interrupted trial, the number it reruns."""
 
-    def __init__(self, space: Space, base_hyper, fixed: dict[str, Any]) -> None:
-        self.space, self.base_hyper, self.fixed = space, base_hyper, fixed
+    def __init__(self, space: Space, base_hyper, budget_tokens: int = 0) -> None:
+        self.space, self.base_hyper, self.budget_tokens = space, base_hyper, budget_tokens
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
-        overrides = self.space.sample(trial, self.base_hyper)
+        overrides = self.space.sample(trial, self.base_hyper, self.budget_tokens)
         derived = {k: v for k, v in overrides.items() if k not in trial.params}
         # the Optuna trial number travels in the config, so the tables use the study's numbering (the one
         # optuna-dashboard shows) and not the order in which Ray happened to start concurrent trials
-        return {**derived, **self.fixed, NUMBER_KEY: trial.number}
+        out = {**derived, NUMBER_KEY: trial.number}
+        rerun_of = trial.user_attrs.get("rerun_of") if hasattr(trial, "user_attrs") else None
+        if rerun_of is not None:
+            out[RERUN_KEY] = int(rerun_of)
+        return out
 
 
 class ResumableASHA(ASHAScheduler):
@@ -159,7 +216,7 @@ class ResumableASHA(ASHAScheduler):
         for bracket in self._brackets:
             for milestone, recorded in bracket._rungs:
                 for trial_id, hist in histories.items():
-                    at = [h for h in hist if h.get("tokens", 0) >= milestone and _finite(h.get(metric))]
+                    at = [h for h in hist if (h.get(self._time_attr) or 0) >= milestone and _finite(h.get(metric))]
                     if at:
                         recorded[trial_id] = self._metric_op * at[0][metric]
                         n += 1
@@ -170,10 +227,11 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and x == x and abs(x) != float("inf")
 
 
-def rungs(grace: int, reduction: float, max_t: int) -> list[int]:
+def rungs(grace: float, reduction: float, max_t: float) -> list[float]:
+    """ASHA's milestones (in its time unit: clocked seconds or tokens) for one bracket."""
     out, r = [], grace
     while r < max_t:
-        out.append(int(r))
+        out.append(int(r) if float(r).is_integer() else round(r, 3))
         r *= reduction
     return out
 
@@ -203,9 +261,12 @@ class ResultsCallback(tune.Callback):
         return self.numbers[trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        self._number(trial)
+        number = self._number(trial)
         self.started[trial.trial_id] = time.time()
         self.store.write_trial(self._record(trial, "running"))
+        rerun_of = trial.config.get(RERUN_KEY)
+        if rerun_of is not None:
+            self.store.link_rerun(int(rerun_of), number)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         keep = ("tokens", "step", "train_loss", "smoothed_loss", "val_loss", "clock_s", "objective", "tokens_per_s")
@@ -238,14 +299,22 @@ class ResultsCallback(tune.Callback):
         error = ""
         if status == "errored":
             error = last.get("error", "") or _error_text(trial)
+        started = self.started.get(trial.trial_id)
+        clock_started = last.get("clock_started_at")
         rec: dict[str, Any] = {
             "trial_id": trial.trial_id, "number": self._number(trial), "status": status,
+            "rerun_of": trial.config.get(RERUN_KEY),
             "params": params, "objective": last.get("objective"),
             "tokens": last.get("tokens", 0), "steps": last.get("step", 0), "clock_s": last.get("clock_s"),
             "final_train_loss": last.get("train_loss"), "final_smoothed_loss": last.get("smoothed_loss"),
             "final_val_loss": last.get("val_loss"), "best_val_loss": last.get("best_val_loss"),
             "tokens_per_s": last.get("tokens_per_s"), "startup_s": last.get("startup_s"),
             "startup_phases": last.get("startup_phases") or {},
+            # warm workers: runs the trial's process had trained before (0: a fresh process), whether its
+            # shape was already compiled and warm, and the seconds from Tune starting the trial to its clock
+            "worker_runs": last.get("worker_runs"), "warm_start": last.get("warm_start"),
+            "worker_pid": last.get("worker_pid"),
+            "start_latency_s": (clock_started - started) if _finite(clock_started) and started else None,
             # wall-clock span of the clocked training (to the last report for a trial ASHA stopped)
             "clock_started_at": last.get("clock_started_at"),
             "clock_ended_at": last.get("clock_ended_at", last.get("reported_at")),

@@ -53,6 +53,32 @@ def lr_sched(trial: optuna.Trial, base: Hyper) -> dict[str, Any]:
     return {**_rates(trial), **_schedule(trial)}
 
 
+HORIZON_RATIO = (0.1, 1.0)  # the schedule's end as a fraction of the track's budget (1: the track's, as the record)
+SPEEDRUN_MICRO = (4, 8, 16)  # micro-batches whose compiled graphs fit two at a time beside each other on a GPU
+SPEEDRUN_ACCUM = (1, 2)
+
+
+def _horizon(trial: optuna.Trial, budget_tokens: int) -> dict[str, Any]:
+    """Where the schedule ends (``horizon_tokens``): a fraction of the track's budget, log-scaled. A speedrun
+    crosses its target long before the budget, so a decay that ends at the budget has barely begun there."""
+    ratio = trial.suggest_float("horizon_ratio", *HORIZON_RATIO, log=True)
+    if ratio >= 1.0 or not budget_tokens:
+        return {"horizon_tokens": 0}  # the track's budget: exactly the record's behaviour
+    return {"horizon_tokens": max(1, round(ratio * budget_tokens))}
+
+
+def speedrun(trial: optuna.Trial, base: Hyper, budget_tokens: int = 0) -> dict[str, Any]:
+    """What moves time to target: both rates, warm-up, schedule with its floor, decay and horizon, micro-batch
+    and grad-accum (a larger batch runs more tokens a second), Muon momentum."""
+    out = {**_rates(trial), **_schedule(trial)}
+    if out["schedule"] != "constant":  # a constant schedule has no end to move (its warm-up is a ratio of it)
+        out.update(_horizon(trial, budget_tokens))
+    out["micro_batch_size"] = trial.suggest_categorical("micro_batch_size", list(SPEEDRUN_MICRO))
+    out["grad_accum_steps"] = trial.suggest_categorical("grad_accum_steps", list(SPEEDRUN_ACCUM))
+    out["muon_momentum"] = trial.suggest_float("muon_momentum", 0.85, 0.98)
+    return out
+
+
 def _accum(trial: optuna.Trial, effective: int, choices: tuple[int, ...] = ACCUM_STEPS) -> dict[str, Any]:
     # Optuna's categorical choices must not change between trials, so the accumulation steps come from a
     # fixed set that divides every effective batch on offer, and the micro-batch is derived from them.
@@ -92,20 +118,26 @@ class Space:
     description: str
     fn: SpaceFn
     params: tuple[str, ...]  # the parameter names it may suggest (for the record point)
+    uses_budget: bool = False  # fn takes the track's budget_tokens (for a horizon relative to it)
 
-    def sample(self, trial: optuna.Trial, base: Hyper) -> dict[str, Any]:
+    def sample(self, trial: optuna.Trial, base: Hyper, budget_tokens: int = 0) -> dict[str, Any]:
+        if self.uses_budget:
+            return self.fn(trial, base, budget_tokens=budget_tokens)  # type: ignore[call-arg]
         return self.fn(trial, base)
 
-    def record_point(self, base: Hyper) -> dict[str, Any]:
+    def record_point(self, base: Hyper, budget_tokens: int = 0) -> dict[str, Any]:
         """The record's settings (``base``) as this space's first trial."""
         point: dict[str, Any] = {}
         for name in self.params:
             if name == "effective_batch":
                 point[name] = base.batch_sequences
-            elif name in ("min_lr_ratio", "decay_ratio"):
+            elif name in ("min_lr_ratio", "decay_ratio", "horizon_ratio"):
                 continue  # conditional: absent for the record's constant schedule
             else:
                 point[name] = getattr(base, name)
+        if base.schedule != "constant" and "horizon_ratio" in self.params:
+            point["horizon_ratio"] = (min(1.0, base.horizon_tokens / budget_tokens)
+                                      if base.horizon_tokens and budget_tokens else 1.0)
         if base.schedule != "constant" and "min_lr_ratio" in self.params:
             point["min_lr_ratio"] = base.min_lr_ratio
         if base.schedule == "wsd" and "decay_ratio" in self.params:
@@ -126,6 +158,10 @@ SPACES: dict[str, Space] = {
         Space("full", "all of the above plus Muon momentum, weight decay and gradient clipping", full,
               _RATE + _SCHED + ("effective_batch", "grad_accum_steps", "muon_momentum", "weight_decay",
                                 "grad_clip")),
+        Space("speedrun", "time to target: LRs, warmup, schedule and its horizon, micro-batch x grad-accum, "
+              "Muon momentum", speedrun,
+              _RATE + _SCHED + ("horizon_ratio", "micro_batch_size", "grad_accum_steps", "muon_momentum"),
+              uses_budget=True),
     )
 }
 

@@ -31,6 +31,7 @@ CROSSING_RULES = ("first_step", "smoothed", "val")
 STOP_RULES = (*CROSSING_RULES, "all", "never")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "bf16", "fp32")
+FAULTS = ("nan", "raise", "oom")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -128,6 +129,10 @@ class Hyper:
     seq_len: int = 2048
     grad_clip: float = 1.0
     seed: int = 0
+    # tokens the schedule is laid out over (warmup and decay are fractions of it, and a decaying schedule ends
+    # there); 0: the track's budget_tokens (the record's behaviour). A speedrun crosses its target long before
+    # the track's budget, so a search can pull the decay's end forward to where it matters.
+    horizon_tokens: int = 0
 
     def __post_init__(self) -> None:
         _positive("muon_lr", self.muon_lr)
@@ -146,6 +151,9 @@ class Hyper:
         _check(isinstance(self.grad_clip, int | float) and self.grad_clip >= 0,
                f"grad_clip must be >= 0 (0 turns clipping off), got {self.grad_clip!r}")
         _check(isinstance(self.seed, int) and self.seed >= 0, f"seed must be an integer >= 0, got {self.seed!r}")
+        _check(isinstance(self.horizon_tokens, int) and not isinstance(self.horizon_tokens, bool)
+               and self.horizon_tokens >= 0,
+               f"horizon_tokens must be an integer >= 0 (0: the track's budget), got {self.horizon_tokens!r}")
         if self.schedule == "wsd":
             _check(self.warmup_ratio + self.decay_ratio <= 1.0,
                    f"warmup_ratio + decay_ratio must be <= 1 for the wsd schedule, got "
@@ -187,6 +195,10 @@ class Track:
     val_tokens: int = 524_288  # fixed validation set size (same tokens whatever the budget)
     report_every_tokens: int = 250_000  # reporter cadence (ASHA rungs are multiples of this)
     hyper: dict[str, Any] = field(default_factory=dict)  # the track's defaults over Hyper()
+    # a search's ASHA rungs on a speedrun are in clocked seconds: the first cut, and the most a trial gets
+    # (5 s is about 1M tokens at the record's ~200k tokens/s on an H100/H200; 200 s about the 40M-token cap)
+    rung_grace_s: float = 5.0
+    rung_max_s: float = 200.0
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "track.name must not be empty")
@@ -194,7 +206,7 @@ class Track:
         _one_of("record_rule", self.record_rule, CROSSING_RULES)
         _one_of("search_rule", self.search_rule, CROSSING_RULES)
         for name in ("budget_tokens", "max_tokens", "smoothing_tokens", "eval_every_tokens", "val_tokens",
-                     "report_every_tokens"):
+                     "report_every_tokens", "rung_grace_s", "rung_max_s"):
             _positive(name, getattr(self, name))
         _check(self.max_tokens >= self.budget_tokens,
                f"max_tokens ({self.max_tokens}) must be >= budget_tokens ({self.budget_tokens})")
@@ -210,6 +222,7 @@ class Track:
 # tracks take small steps (4 x 64 tokens): early progress is counted in steps, not tokens.
 _TINY: dict[str, Any] = dict(
     smoothing_tokens=4_096, eval_every_tokens=8_192, val_tokens=8_192, report_every_tokens=2_048,
+    rung_grace_s=2.0, rung_max_s=120.0,
     hyper={"micro_batch_size": 4, "seq_len": 64, "muon_lr": 0.02, "adamw_lr": 0.01},
 )
 
@@ -224,7 +237,7 @@ TRACKS: dict[str, Track] = {
         Track(
             name="speedrun-3.5", preset="blueberry-151m", data="offline", target=3.5,
             description="fastest to train loss 3.5 (record rule: first step <= 3.5)",
-            budget_tokens=40_000_000, max_tokens=60_000_000,
+            budget_tokens=40_000_000, max_tokens=60_000_000, rung_max_s=300.0,
         ),
         Track(
             name="marathon", preset="blueberry-151m", data="offline", target=None,
@@ -286,9 +299,16 @@ class Runtime:
     # a lock file held from warm-up to the end of the run, so runs sharing a GPU never overlap their clocks
     # (search sets it for fractional GPUs); "" for none
     device_lock: str = ""
+    # for tests of fault handling: "nan@N" turns the weights to NaN before step N, "raise@N" raises there,
+    # "oom@N" raises a CUDA out-of-memory error there; "" for none
+    fault: str = ""
 
     def __post_init__(self) -> None:
         _one_of("device", self.device, DEVICES)
+        if self.fault:
+            kind, _, at = self.fault.partition("@")
+            _check(kind in FAULTS and at.isdigit() and int(at) >= 1,
+                   f"fault must be KIND@STEP with KIND one of {', '.join(FAULTS)} and STEP >= 1; got {self.fault!r}")
         _one_of("dtype", self.dtype, DTYPES)
         if self.stop_rule:
             _one_of("stop_rule", self.stop_rule, STOP_RULES)
@@ -328,8 +348,9 @@ class RunConfig:
 
     @property
     def horizon_tokens(self) -> int:
-        """Tokens the LR schedule is laid out over (its progress = tokens / horizon)."""
-        return min(self.track.budget_tokens, self.max_tokens)
+        """Tokens the LR schedule is laid out over (its progress = tokens / horizon): ``hp.horizon_tokens``
+        when set, else the track's budget (never past the token cap)."""
+        return min(self.hp.horizon_tokens or self.track.budget_tokens, self.max_tokens)
 
     @property
     def stop_rule(self) -> str:

@@ -1,0 +1,49 @@
+"""Ray reuses a trial worker for trial after trial (reuse_actors with TrialWorker.reset_config); a trial that
+raises gets its worker replaced, and the trials after it train as a fresh process would."""
+
+import pytest
+
+from trainer.config import make_config
+from trainer.train import Workbench, train
+
+
+@pytest.mark.slow
+def test_trials_reuse_a_worker_and_a_fault_replaces_it(tmp_path):
+    import ray
+    from ray import tune
+
+    from search.tuner import TrialWorker
+
+    cache = str(tmp_path / "cache")
+    base = make_config("tiny-speedrun", overrides={"cache_dir": cache, "max_tokens": 12 * 256,
+                                                   "stop_rule": "never", "report_every_tokens": 4 * 256})
+    rates = {1: 0.02, 2: 0.01, 3: 0.02, 4: 0.005, 5: 0.03}
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        worker = tune.with_parameters(TrialWorker, base=base.to_dict(), rule="smoothed", cpu_threads=1)
+        grid = tune.Tuner(
+            tune.with_resources(worker, {"cpu": 1}),
+            param_space={"seed": tune.grid_search(list(rates)),
+                         "muon_lr": tune.sample_from(lambda spec: rates[spec.config.seed]),
+                         "fault": tune.sample_from(lambda spec: "raise@2" if spec.config.seed == 3 else "")},
+            tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+        )
+        results = grid.fit()
+    finally:
+        ray.shutdown()
+    by_seed = {}
+    for r in results:
+        by_seed[r.config["seed"]] = r
+    assert by_seed[3].error is not None and "injected fault" in str(by_seed[3].error)
+    ok = [by_seed[s].metrics for s in (1, 2, 4, 5)]
+    assert all(m["final"] and m["status"] == "budget_exhausted" for m in ok)
+    pid = {s: by_seed[s].metrics["worker_pid"] for s in (1, 2, 4, 5)}
+    assert pid[1] == pid[2] and by_seed[2].metrics["worker_runs"] == 1  # reused
+    assert pid[4] != pid[1] and by_seed[4].metrics["worker_runs"] == 0  # replaced after the fault
+    assert pid[5] == pid[4] and by_seed[5].metrics["worker_runs"] == 1
+    # the trial after the fault trains as a fresh process would
+    fresh = train(make_config("tiny-speedrun", overrides={"cache_dir": cache, "max_tokens": 12 * 256,
+                                                          "stop_rule": "never", "seed": 4, "muon_lr": 0.005}),
+                  bench=Workbench())
+    assert by_seed[4].metrics["train_loss"] == pytest.approx(fresh.final_train_loss, rel=1e-5)

@@ -1,0 +1,136 @@
+"""Warm workers: runs that share a Workbench (one process, trial after trial) give the losses a fresh process
+gives, and a failed run does not poison the next."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from trainer.config import make_config
+from trainer.train import Workbench, train
+
+# three different trials: seeds, rates, schedules and warm-up differ; the third has another micro-batch (a
+# second shape in the same worker)
+TRIALS = [
+    {"seed": 0, "muon_lr": 0.02, "adamw_lr": 0.01},
+    {"seed": 3, "muon_lr": 0.005, "adamw_lr": 0.003, "schedule": "cosine", "warmup_ratio": 0.1,
+     "horizon_tokens": 6144},
+    {"seed": 7, "muon_lr": 0.03, "adamw_lr": 0.002, "schedule": "wsd", "micro_batch_size": 2,
+     "weight_decay": 0.05},
+]
+COMMON = {"max_tokens": 24 * 4 * 64, "stop_rule": "never", "eval_every_tokens": 12 * 4 * 64}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def _config(cache_dir, trial, **extra):
+    return make_config("tiny-speedrun", overrides={"cache_dir": cache_dir, **COMMON, **trial, **extra})
+
+
+def _fresh_process(cache_dir, trial, out) -> dict:
+    sets = [w for k, v in {"cache_dir": cache_dir, **COMMON, **trial}.items() for w in ("--set", f"{k}={v}")]
+    p = subprocess.run([sys.executable, "-m", "trainer", "--quiet", "--out", str(out), *sets],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads((out / "result.json").read_text())
+
+
+def _losses(history) -> list[float]:
+    return [h["train_loss"] for h in history]
+
+
+def _same(a: list[float], b: list[float], rel: float = 1e-5) -> None:
+    assert len(a) == len(b) and a, (len(a), len(b))
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert abs(x - y) <= rel * abs(y), f"step {i + 1}: {x} vs {y}"
+
+
+@pytest.mark.slow
+def test_three_trials_in_one_worker_match_fresh_processes(cache_dir, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the fresh processes (OMP_NUM_THREADS=1): the same summation order
+    try:
+        bench = Workbench()
+        warm = [train(_config(cache_dir, t), bench=bench) for t in TRIALS]
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.worker_runs for r in warm] == [0, 1, 2]
+    assert [r.warm_start for r in warm] == [False, True, False]  # the third is a new shape
+    for i, (trial, result) in enumerate(zip(TRIALS, warm)):
+        fresh = _fresh_process(cache_dir, trial, tmp_path / f"fresh-{i}")
+        _same(_losses(result.history), _losses(fresh["history"]))
+        _same([v["val_loss"] for v in result.val_history], [v["val_loss"] for v in fresh["val_history"]])
+    # and the trials did differ
+    assert len({round(r.history[-1]["train_loss"], 4) for r in warm}) == 3
+
+
+def test_a_shape_seen_before_is_reused_and_the_bench_is_bounded(cache_dir):
+    bench = Workbench(max_shapes=2)
+    first = train(_config(cache_dir, TRIALS[0], max_tokens=2 * 256), bench=bench)
+    again = train(_config(cache_dir, TRIALS[1], max_tokens=2 * 256), bench=bench)
+    assert not first.warm_start and again.warm_start and len(bench.shapes) == 1
+    model = next(iter(bench.shapes.values())).model
+    for mb in (2, 1):  # two more shapes: the third drops everything and starts over
+        train(_config(cache_dir, TRIALS[0], micro_batch_size=mb, max_tokens=2 * 256), bench=bench)
+    assert len(bench.shapes) <= 2
+    back = train(_config(cache_dir, TRIALS[0], max_tokens=2 * 256), bench=bench)
+    assert not back.warm_start and next(reversed(bench.shapes.values())).model is not model
+
+
+@pytest.mark.parametrize("fault", ["nan@3", "raise@3", "oom@3"])
+def test_a_failed_run_does_not_poison_the_next(cache_dir, fault):
+    """A run that diverges (NaN weights), raises, or runs out of memory; the next run on the same bench gives
+    the losses of a run on a new bench."""
+    clean = train(_config(cache_dir, TRIALS[1]), bench=Workbench())
+    bench = Workbench()
+    train(_config(cache_dir, TRIALS[1]), bench=bench)  # warm the bench first
+    bad = _config(cache_dir, TRIALS[0], fault=fault)
+    if fault.startswith("raise"):
+        with pytest.raises(RuntimeError, match="injected fault"):
+            train(bad, bench=bench)
+        assert bench.dirty
+    else:
+        result = train(bad, bench=bench)
+        assert result.status == ("diverged" if fault.startswith("nan") else "failed")
+        if fault.startswith("oom"):
+            assert bench.dirty and "out of memory" in result.error
+    after = train(_config(cache_dir, TRIALS[1]), bench=bench)
+    assert not bench.dirty
+    _same(_losses(after.history), _losses(clean.history), rel=1e-6)
+
+
+def test_stopping_a_run_at_a_report_leaves_the_bench_clean(cache_dir):
+    """What ASHA does: the consumer stops iterating mid-run. The next run matches a new bench's."""
+    from trainer.train import TrainingRun
+
+    clean = train(_config(cache_dir, TRIALS[0]), bench=Workbench())
+    bench = Workbench()
+    reports = iter(TrainingRun(_config(cache_dir, TRIALS[1], report_every_tokens=4 * 4 * 64), bench))
+    first = next(reports)
+    assert not first["final"] and first["tokens"] == 4 * 4 * 64
+    reports.close()
+    assert not bench.dirty and bench.runs == 1
+    after = train(_config(cache_dir, TRIALS[0]), bench=bench)
+    _same(_losses(after.history), _losses(clean.history), rel=1e-6)
+
+
+def test_horizon_tokens_moves_the_schedule_and_zero_keeps_the_track_budget():
+    from trainer.schedule import multiplier_for
+
+    record = make_config("speedrun-4.5")
+    assert record.horizon_tokens == 20_000_000  # the record's behaviour: the track's budget
+    short = make_config("speedrun-4.5", overrides={"horizon_tokens": 8_000_000, "schedule": "linear",
+                                                    "min_lr_ratio": 0.0})
+    assert short.horizon_tokens == 8_000_000
+    assert multiplier_for(short.hp, 4_000_000, short.horizon_tokens) == pytest.approx(0.5)
+    assert multiplier_for(short.hp, 8_000_000, short.horizon_tokens) == pytest.approx(0.0)
+    assert multiplier_for(short.hp, 9_000_000, short.horizon_tokens) == pytest.approx(0.0)  # holds past it
+    capped = make_config("speedrun-4.5", overrides={"horizon_tokens": 10**9})
+    assert capped.horizon_tokens == capped.max_tokens
