@@ -8,10 +8,9 @@
 set -uo pipefail
 mkdir -p /tmp/s && tar -xJf .devbundle/site.tar.xz -C /tmp/s && export PYTHONPATH=/tmp/s/site:$PWD || exit 9
 export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}; R=/tmp/runs; BUDGET=${BUDGET:-480}; mkdir -p "$OUT" $R
+OUT=${OUT:-/tmp/out}; R=/tmp/campaign; BUDGET=${BUDGET:-480}; mkdir -p "$OUT" $R
 [ -f .carry/campaign.tar.gz ] && tar xzf .carry/campaign.tar.gz -C $R
 [ -d $R/records ] || cp -r records $R/records  # the control runs the current record's settings
-nvidia-smi --query-gpu=index,name,memory.total --format=csv > "$OUT/gpu.txt"
 case "${1:-search}" in
 search)
   if [ -f $R/campaign/settings.json ]; then
@@ -19,8 +18,8 @@ search)
   else
     python -m search.run --space speedrun --track speedrun-4.5 --num-trials 64 --seed 0 --name campaign \
       --runs-dir $R --time-budget-s "$BUDGET" --quiet
-  fi > "$OUT/search.log" 2>&1
-  grep -v "^\[\|WARNING\|INFO" "$OUT/search.log" | tail -40 ;;
+  fi > "$OUT/campaign-search.log" 2>&1
+  grep -v "^\[\|WARNING\|INFO" "$OUT/campaign-search.log" | tail -40 ;;
 promote)
   P=$(ls -d $R/campaign/promote-* 2>/dev/null | tail -1)
   if [ -n "$P" ]; then
@@ -28,7 +27,7 @@ promote)
   else
     python -m search.promote $R/campaign --top 3 --seeds 5 --set max_tokens=6086656 --records $R/records \
       --time-budget-s "$BUDGET"
-  fi > "$OUT/promote.log" 2>&1
-  echo "promote exit: $?"; grep -v "^\[\|WARNING\|INFO" "$OUT/promote.log" | tail -40 ;;
+  fi > "$OUT/campaign-promote.log" 2>&1
+  echo "promote exit: $?"; grep -v "^\[\|WARNING\|INFO" "$OUT/campaign-promote.log" | tail -40 ;;
 esac
 tar czf "$OUT/campaign.tar.gz" --exclude=ray -C $R .

@@ -57,15 +57,20 @@ def same_answer(args) -> dict:
               for t in OTHER_TRIALS]
     warm = train(_config(args.track, record), bench=bench)
     fresh = _fresh(args.track, record, Path(tempfile.mkdtemp()) / "fresh")
+    again = _fresh(args.track, record, Path(tempfile.mkdtemp()) / "fresh-again")  # the GPU's own run-to-run noise
     a = [h["train_loss"] for h in warm.history][:200]
     b = [h["train_loss"] for h in fresh["history"]][:200]
+    c = [h["train_loss"] for h in again["history"]][:200]
     diffs = [abs(x - y) for x, y in zip(a, b)]
+    noise = [abs(x - y) for x, y in zip(c, b)]
     val_w, val_f = warm.val_history[-1], fresh["val_history"][-1]
     out = {
         "track": args.track, "steps_compared": len(diffs), "max_step_loss_diff": max(diffs),
         "mean_step_loss_diff": sum(diffs) / len(diffs), "val_tokens": val_w["tokens"],
         "val_loss_warm": val_w["val_loss"], "val_loss_fresh": val_f["val_loss"],
         "val_diff": abs(val_w["val_loss"] - val_f["val_loss"]),
+        "fresh_vs_fresh_max_step_loss_diff": max(noise), "fresh_vs_fresh_mean_step_loss_diff": sum(noise) / len(noise),
+        "fresh_vs_fresh_val_diff": abs(again["val_history"][-1]["val_loss"] - val_f["val_loss"]),
         "warm_worker_runs": warm.worker_runs, "warm_start": warm.warm_start, "warm_startup_s": warm.startup_s,
         "fresh_startup_s": fresh["startup_s"], "other_trials_status": [o.status for o in others],
         "device": warm.device, "tokens_per_s_warm": warm.tokens_per_s, "tokens_per_s_fresh": fresh["tokens_per_s"],
@@ -74,7 +79,8 @@ def same_answer(args) -> dict:
     out["pass"] = out["max_step_loss_diff"] <= 0.01 and out["val_diff"] <= 0.01
     print(f"same answer ({warm.device}): max |step loss diff| over {len(diffs)} steps {out['max_step_loss_diff']:.4f}"
           f" (mean {out['mean_step_loss_diff']:.4f}); val at {val_w['tokens']:,} tokens {val_w['val_loss']:.4f} vs "
-          f"{val_f['val_loss']:.4f}; {'PASS' if out['pass'] else 'FAIL'}")
+          f"{val_f['val_loss']:.4f}; {'PASS' if out['pass'] else 'FAIL'}; two fresh processes differ by up to "
+          f"{max(noise):.4f} (mean {out['fresh_vs_fresh_mean_step_loss_diff']:.4f}), val by {out['fresh_vs_fresh_val_diff']:.4f}")
     return out
 
 

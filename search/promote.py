@@ -482,7 +482,7 @@ def promote_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[s
 
     import torch
 
-    from search.tuner import TuneReporter, shared_gpu_lock
+    from search.tuner import TuneReporter, shared_gpu_lock, worker_bench
     from trainer.train import train
 
     if cpu_threads:
@@ -512,7 +512,7 @@ def promote_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[s
 
     reporter = Deferred(rule, config.track.target, {"run": job["run"], "seed": job["seed"]})
     try:
-        result = train(config, reporter)
+        result = train(config, reporter, bench=worker_bench())
     except Exception as exc:
         atomic_write_json(path, {"job": job, "env": env, "result": None,
                                  "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
@@ -854,7 +854,7 @@ def run_pairs(plan: Plan, out_dir: Path, pairs: list[tuple[str, int]], *, addres
         tuner = tune.Tuner(
             tune.with_resources(fn, per_trial),
             param_space={"job": tune.grid_search(grid)},
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent, reuse_actors=True,
                                         time_budget_s=time_budget_s),
             run_config=tune.RunConfig(name=name, storage_path=str(out_dir.resolve()), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0)),

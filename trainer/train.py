@@ -549,11 +549,15 @@ class TrainingRun:
         if bench.dirty:
             bench.clear()
         worker_runs = bench.runs
+        importer = None
         if _settings(config, device)[0] and "torch._inductor.compile_fx" not in sys.modules:
-            threading.Thread(target=_import_compile_stack, name="import-compile", daemon=True).start()
+            importer = threading.Thread(target=_import_compile_stack, name="import-compile", daemon=True)
+            importer.start()
 
         t_phase = time.perf_counter()
         data = bench.tokens(config, self.progress)
+        if importer is not None:
+            importer.join()  # before anything here touches compile: two threads importing dynamo deadlock
         phases["data"] = time.perf_counter() - t_phase
         t_phase = time.perf_counter()
         if data.vocab_size > config.model.vocab_size:
