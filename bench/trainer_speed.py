@@ -6,8 +6,9 @@ settings are then run a second time to measure start-up with the compile cache w
 
     python bench/trainer_speed.py --out bench/results/trainer_speed --batches 4 8 16 32 64 --steps 60
 
-MFU counts 6·N FLOPs per token (N = 151,032,320, all parameters, attention excluded) against the measured
-dense bf16 peak (780 TFLOP/s on the H100, KINDS.md).
+MFU is the run result's (trainer/flops.py): training FLOPs per token with causal attention (6·N + 6·L·T·d,
+1.108 GFLOP/token for the 151M model at T = 2048) against the GPU's measured dense bf16 peak (H100 780,
+H200 790 TFLOP/s). The table prints both, and each row keeps them (flops_per_token, peak_name, peak_flops).
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: lis
     steady = (h[-1]["tokens"] - h[k]["tokens"]) / (h[-1]["clock_s"] - h[k]["clock_s"])
     return {"name": name, "micro_batch_size": batch, "steps": r["steps"], "tokens": r["tokens"],
             "clock_s": r["clock_s"], "tokens_per_s": r["tokens_per_s"], "steady_tokens_per_s": steady,
-            "step_time_ms": r["step_time_ms"], "mfu": r["mfu"],
+            "step_time_ms": r["step_time_ms"], "mfu": r["mfu"], "flops_per_token": r.get("flops_per_token"),
+            "flops_per_token_6n": r.get("flops_per_token_6n"), "peak_name": r.get("peak_name", ""),
+            "peak_flops": r.get("peak_flops"),
             "steady_mfu": r["mfu"] * steady / r["tokens_per_s"] if r["mfu"] else None,
             "peak_memory_gib": r["peak_memory_bytes"] / 2**30,
             "peak_reserved_gib": r.get("peak_reserved_bytes", 0) / 2**30, "warmup_compile_s": r["warmup_s"],
@@ -68,6 +71,11 @@ def main() -> None:
     (args.out / "summary.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows,
                                                        "env": {k: v for k, v in os.environ.items()
                                                                if k.startswith(("TORCH", "CUDA"))}}, indent=2))
+    from trainer.flops import describe
+
+    done = [r for r in rows if "error" not in r]
+    if done:
+        print("\n" + describe(done[0]))
     print(f"\n{'run':<16}{'tok/s':>10}{'steady':>10}{'MFU':>7}{'step ms':>9}{'mem GiB':>9}{'warmup s':>9}"
           f"{'start s':>9}")
     for r in rows:

@@ -30,7 +30,9 @@ late after that step's CUDA event (no ``.item()`` stall).
 Both sides train on the same random tokens (vocab 49,152, seq 2048, one seed). Each configuration runs in a
 fresh subprocess with a timeout (a timeout is recorded as such): ``--warmup`` steps (compilation happens
 there, timed as warm-up), then ``--steps`` steps between ``torch.cuda.synchronize()`` + ``perf_counter()``.
-MFU = 6 * N * tokens/s / 780e12 (N = 151,032,320; the H100's measured dense bf16 rate, KINDS.md).
+MFU = FLOPs per token x tokens/s / peak (trainer/flops.py): 6·N plus causal attention (1.108 GFLOP/token for the
+151M model at seq 2048; both sides are the same architecture), against the GPU's measured dense bf16 peak
+(H100 780, H200 790 TFLOP/s); the table prints both.
 
     PYTHONPATH=. python bench/upstream_vs_ours.py --out bench/results/upstream_vs_ours    # H100, ~6-8 min
     PYTHONPATH=. python bench/upstream_vs_ours.py --out /tmp/uvo-smoke --smoke             # CPU check
@@ -61,7 +63,6 @@ UPSTREAM_COMMIT = "496192d"
 VOCAB = 49_152
 SEQ = 2048
 N_PARAMS = 151_032_320
-PEAK_FLOPS = 780e12  # dense bf16, H100 (KINDS.md)
 EXPECTED_SPLIT = (125_829_120, 25_203_200)  # upstream's Muon / AdamW parameter counts at full size
 
 # the smoke model: same family as upstream's, small enough for fp16 Newton-Schulz on a CPU
@@ -88,17 +89,25 @@ def _sync(device) -> None:
 
 def _finish(spec: dict, device, n_params: int, warmup_s: float, elapsed: float, losses: list[float],
             setup_s: float) -> dict:
+    from dataclasses import replace
+
     import torch
+
+    from trainer.config import PRESETS
+    from trainer.flops import mfu_fields
 
     tokens = spec["steps"] * spec["batch"] * spec["seq"]
     tps = tokens / elapsed
+    overrides = spec.get("model_overrides")
+    model = replace(PRESETS["tiny"], **overrides) if overrides else PRESETS["blueberry-151m"]
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {
         "status": "ok", "tokens_per_s": tps, "ms_per_step": 1000 * elapsed / spec["steps"],
         "timed_s": elapsed, "timed_tokens": tokens, "warmup_s": warmup_s, "setup_s": setup_s,
         "peak_memory_gib": (torch.cuda.max_memory_allocated(device) / 2**30) if device.type == "cuda" else None,
-        "mfu": 6 * n_params * tps / PEAK_FLOPS, "n_params": n_params,
+        **mfu_fields(model, spec["seq"], tps, device_name), "n_params": n_params,
         "first_loss": losses[0] if losses else math.nan, "last_loss": losses[-1] if losses else math.nan,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name,
         "torch": torch.__version__,
     }
 
@@ -460,13 +469,21 @@ def main() -> None:
         "settings": {"seq": SEQ if not args.smoke else 64, "vocab": VOCAB, "warmup_steps": args.warmup,
                      "timed_steps": args.steps, "seed": args.seed, "muon_lr": 0.015, "adamw_lr": 0.001,
                      "weight_decay": 0.2, "grad_clip": 1.0, "grad_accum": 1, "autocast": "bf16",
-                     "mfu": f"6 * n_params * tokens/s / {PEAK_FLOPS:.0e}"},
+                     "mfu": "flops_per_token (6·N + causal attention) * tokens/s / peak_flops (trainer/flops.py)"},
         "rows": rows, "ratios": ratios, "total_wall_s": time.perf_counter() - start,
         "host": platform.node(), "python": sys.version.split()[0],
         "env": {k: v for k, v in os.environ.items() if k.startswith(env_keys)},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
+    from trainer.flops import describe
+
+    def mfu_pct(r: dict) -> str:
+        return f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "-"
+
+    done = [r for r in rows if r.get("status") == "ok"]
+    if done:
+        print("\n" + describe(done[0]))
     print(f"\n{'run':<24}{'B':>3}{'status':>8}{'tok/s':>10}{'ms/step':>9}{'MFU':>7}{'mem GiB':>9}{'warm-up s':>10}"
           f"{'wall s':>8}{'loss':>13}")
     for r in rows:
@@ -475,7 +492,7 @@ def main() -> None:
             continue
         mem = f"{r['peak_memory_gib']:.1f}" if r.get("peak_memory_gib") is not None else "-"
         print(f"{r['name']:<24}{r['batch']:>3}{'ok':>8}{r['tokens_per_s']:>10,.0f}{r['ms_per_step']:>9.1f}"
-              f"{100 * r['mfu']:>6.1f}%{mem:>9}{r['warmup_s']:>10.1f}{r['wall_s']:>8.1f}  {r['first_loss']:.2f}->{r['last_loss']:.2f}")
+              f"{mfu_pct(r):>7}{mem:>9}{r['warmup_s']:>10.1f}{r['wall_s']:>8.1f}  {r['first_loss']:.2f}->{r['last_loss']:.2f}")
 
     def fmt(x: float | None) -> str:
         return f"{x:.2f}x" if x is not None else "n/a"

@@ -277,9 +277,15 @@ class DataConfig:
     tokenizer: str = ""  # empty: the shipped SmolLM2 tokenizer; else a tokenizer.json path or HF name
     cache_dir: str = ""  # empty: $BLUEBERRY_CACHE or ~/.cache/blueberry-tune
     text_field: str = "text"
+    # train tokens to take from a streamed Hugging Face dataset (the hub's, or a local dataset folder): the
+    # stream stops there. make_config sets it to the track's max_tokens; 0: the whole dataset (the hub
+    # stand-in for the offline corpus then takes as many tokens as the offline corpus has)
+    stream_tokens: int = 0
 
     def __post_init__(self) -> None:
         _check(bool(self.train), "data.train must name a source, a file or an HF dataset")
+        _check(isinstance(self.stream_tokens, int) and not isinstance(self.stream_tokens, bool)
+               and self.stream_tokens >= 0, f"stream_tokens must be an integer >= 0 (0: all), got {self.stream_tokens!r}")
 
 
 @dataclass(frozen=True)
@@ -371,12 +377,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        track, runtime = Track(**d["track"]), Runtime(**d["runtime"])
+        data = dict(d["data"])
+        # A config saved before data.stream_tokens existed reads as make_config would make it today (with
+        # today's definition of its track, whose caps may have moved since).
+        data.setdefault("stream_tokens", _stream_tokens(TRACKS.get(track.name, track), runtime))
         return cls(
-            track=Track(**d["track"]),
+            track=track,
             model=ModelConfig(**d["model"]),
             hp=Hyper(**d["hp"]),
-            data=DataConfig(**d["data"]),
-            runtime=Runtime(**d["runtime"]),
+            data=DataConfig(**data),
+            runtime=runtime,
         )
 
 
@@ -476,4 +487,14 @@ def make_config(track_name: str = "tiny-speedrun", *, preset_name: str | None = 
     t = track(track_name)
     model = preset(preset_name or t.preset)
     base = RunConfig(track=t, model=model, hp=replace(RECORD_HYPER, **t.hyper), data=DataConfig(train=data or t.data))
-    return apply_overrides(base, overrides or {})
+    config = apply_overrides(base, overrides or {})
+    if not any(k.rpartition(".")[2] == "stream_tokens" for k in overrides or {}):
+        # A streamed dataset stops at what the track can use (a lower --set max_tokens keeps the track's cap,
+        # so quick runs share the track's token cache).
+        config = replace(config, data=replace(config.data, stream_tokens=_stream_tokens(t, config.runtime)))
+    return config
+
+
+def _stream_tokens(t: Track, runtime: Runtime) -> int:
+    """What a streamed dataset gives a run: the track's cap, or the run's own if larger."""
+    return max(t.max_tokens, runtime.max_tokens)

@@ -3,17 +3,25 @@
 A data source (``DataConfig.train``) is one of
 
 * a name from :data:`SOURCES`: ``sample`` (the small corpus shipped in ``trainer/assets``) or ``offline``
-  (the full offline corpus, found as described in :func:`find_offline_root`);
+  (the full offline corpus, found as described in :func:`find_offline_root`; where there is none, the
+  upstream's hub data :data:`HUB_DATASET` is streamed in its place);
 * a file, a glob, or several of either separated by commas (``.jsonl``, ``.jsonl.zst``, ``.json``,
   ``.json.zst``; one JSON object per document with a ``text`` field, or for ``.json`` a JSON array of such
   objects);
 * a folder laid out like the offline corpus (``val.jsonl.zst`` plus ``*/train-*.jsonl.zst``), read like
   ``offline``; any other folder is handed to ``datasets.load_dataset`` (a local Hugging Face dataset);
-* a Hugging Face dataset name (``owner/name``), loaded with ``datasets.load_dataset``.
+* a Hugging Face dataset name (``owner/name``).
+
+Hugging Face datasets (hub names and local folders) are streamed (``load_dataset(..., streaming=True)``), in
+the dataset's order, and the stream stops after ``DataConfig.stream_tokens`` train tokens (the track's
+``max_tokens``): a speedrun never downloads more than it can train on.
 
 The validation set (``DataConfig.val``) is the source's own when empty: the sample's and the offline
-corpus's held-out files, a Hugging Face dataset's ``validation`` split, and otherwise the documents whose
-``md5(text) % 100 == 0``, which are then left out of training. It can also be named like a train source.
+corpus's held-out files; for a Hugging Face dataset the first :data:`HEAD_VAL_DOCS` documents of its
+``validation`` split, or, when it has none (the upstream's hub data has only ``train``), the first
+:data:`HEAD_VAL_DOCS` documents of its train split, which training then skips (a fixed set, whatever the
+track's cap, disjoint from train); for files the documents whose ``md5(text) % 100 == 0``, which are then left
+out of training. It can also be named like a train source.
 
 :func:`load_tokens` encodes every document with ``add_special_tokens=False`` and appends one EOS
 (``<|endoftext|>``, id 0 for SmolLM2), so documents are separated, and stores the train and val streams as
@@ -31,6 +39,7 @@ import logging
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
@@ -39,6 +48,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import zstandard
@@ -63,6 +73,18 @@ SOURCES: dict[str, str] = {
     "sample": "the corpus sample shipped in trainer/assets (about 1.76M train and 138k val tokens)",
     "offline": "the full offline corpus ($BLUEBERRY_DATA or shared/data: */train-*.jsonl.zst, val.jsonl.zst)",
 }
+
+# The upstream's data (70% FineWeb-Edu dedup, 30% Cosmopedia-v2 from HuggingFaceTB/smollm-corpus), streamed
+# when there is no offline corpus. Its tokenizer, HuggingFaceTB/SmolLM2-135M, is the shipped one: same
+# vocabulary and merges (trainer/assets/NOTICE.md).
+HUB_DATASET = "vukrosic/blueberry-1B-pretrain"
+HUB_TOKENIZER = "HuggingFaceTB/SmolLM2-135M"
+# Validation of a streamed dataset: its first documents (of the validation split, else of train, which
+# training then skips). ~2M tokens on the hub data (~2,000 tokens a document), 4x the tracks' val_tokens.
+HEAD_VAL_DOCS = 1_000
+# The offline corpus's train tokens (one EOS per document): what the hub stand-in takes when uncapped.
+OFFLINE_TRAIN_TOKENS = 79_434_684
+HUB_PROBE_TIMEOUT_S = 5.0  # a hub that does not answer within this is taken as unreachable
 
 EOS_TOKEN = "<|endoftext|>"
 DATA_SUFFIXES = (".jsonl", ".jsonl.zst", ".json", ".json.zst")
@@ -179,11 +201,24 @@ _Source = _Files | _HFDataset
 
 
 @dataclass(frozen=True)
+class _Head:
+    """Validation = the first ``n_docs`` documents of the train source, which training skips."""
+
+    n_docs: int
+
+
+@dataclass(frozen=True)
 class _Plan:
     train: _Source
-    val: _Source | None  # None: hold documents out of train by the md5 rule
+    val: _Source | _Head | None  # None: hold documents out of train by the md5 rule
     description: str
     val_description: str
+    cap: int = 0  # train tokens at most (streamed datasets); 0: all
+    fallback: str = ""  # why the hub stands in for the offline corpus ("" when it does not)
+
+
+def _head_description(n_docs: int, split: str) -> str:
+    return f"the first {n_docs:,} documents of its {split} split" + (", skipped by train" if split == "train" else "")
 
 
 def find_offline_root() -> Path:
@@ -258,56 +293,82 @@ def _expand_files(spec: str) -> tuple[Path, ...]:
     return tuple(sorted(found))
 
 
-def _resolve(spec: str, *, split: str) -> tuple[_Source, _Source | None, str]:
-    """A source spec as (documents, its own validation source or None for the hold-out rule, description).
+@dataclass(frozen=True)
+class _Resolved:
+    source: _Source
+    own_val: _Source | None  # its own validation files, or None
+    description: str
+    fallback: str = ""  # the offline corpus was asked for and not found: why (the hub stands in)
+
+
+def _resolve(spec: str, *, split: str) -> _Resolved:
+    """A source spec as its documents, its own validation files (or None) and a description.
 
     ``split`` is the Hugging Face split to read: ``train`` for training, ``validation`` for DataConfig.val.
     """
     spec = spec.strip()
     if spec == "sample":
         train, val = _sample()
-        return train, val, "sample (trainer/assets)"
+        return _Resolved(train, val, "sample (trainer/assets)")
     if spec == "offline":
-        root = find_offline_root()
-        train, val = _offline(root)
-        return train, val, f"offline ({root})"
+        try:
+            root = find_offline_root()
+            train, val = _offline(root)
+        except ConfigError as e:
+            if split != "train":  # the hub's data has no validation files to stand in for the corpus's
+                raise
+            return _Resolved(_HFDataset(HUB_DATASET, split), None,
+                             f"Hugging Face dataset {HUB_DATASET} (streamed: no offline corpus)", _first_line(e))
+        return _Resolved(train, val, f"offline ({root})")
     single = "," not in spec
     path = Path(spec).expanduser()
     if single and path.is_dir():
         if _is_offline_layout(path):
             train, val = _offline(path)
-            return train, val, f"offline layout ({path.resolve()})"
-        return _HFDataset(str(path.resolve()), split), None, f"local dataset {path.resolve()}"
+            return _Resolved(train, val, f"offline layout ({path.resolve()})")
+        return _Resolved(_HFDataset(str(path.resolve()), split), None, f"local dataset {path.resolve()} (streamed)")
     if single and not glob.has_magic(spec) and not path.exists() and _looks_like_hf_name(spec):
-        return _HFDataset(spec, split), None, f"Hugging Face dataset {spec}"
+        return _Resolved(_HFDataset(spec, split), None, f"Hugging Face dataset {spec} (streamed)")
     files = _expand_files(spec)
     names = ", ".join(p.name for p in files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
-    return _Files(files), None, names
+    return _Resolved(_Files(files), None, names)
 
 
 def _plan(data: DataConfig) -> _Plan:
-    train, own_val, description = _resolve(data.train, split="train")
+    train = _resolve(data.train, split="train")
+    cap = 0
+    if isinstance(train.source, _HFDataset):
+        cap = data.stream_tokens or (OFFLINE_TRAIN_TOKENS if train.fallback else 0)
+    description = train.description + (f", first {cap:,} train tokens" if cap else "")
     if data.val.strip():
-        val_source, val_own, val_description = _resolve(data.val, split="validation")
+        val = _resolve(data.val, split="validation")
         # A source with its own validation files (sample, offline) given as val means those files.
-        return _Plan(train, val_own or val_source, description, val_description)
-    if own_val is not None:
-        return _Plan(train, own_val, description, "its held-out file")
-    if isinstance(train, _HFDataset):
-        # Whether the dataset has a validation split is only found out when it is loaded, i.e. when the cache
-        # is built: checking here would load (or download) it on every cache hit too.
-        return _Plan(train, _HFDataset(train.name, "validation", optional=True), description,
-                     "its validation split, else the md5 hold-out")
-    return _Plan(train, None, description, _HOLDOUT_DESCRIPTION)
+        val_description = val.description + (f", {_head_description(HEAD_VAL_DOCS, 'validation')}"
+                                              if isinstance(val.source, _HFDataset) and val.own_val is None else "")
+        return _Plan(train.source, val.own_val or val.source, description, val_description, cap, train.fallback)
+    if train.own_val is not None:
+        return _Plan(train.source, train.own_val, description, "its held-out file", cap, train.fallback)
+    if isinstance(train.source, _HFDataset):
+        # Whether the dataset has a validation split is only found out when it is streamed, i.e. when the cache
+        # is built: checking here would reach the hub on every cache hit too.
+        return _Plan(train.source, _HFDataset(train.source.name, "validation", optional=True), description,
+                     f"{_head_description(HEAD_VAL_DOCS, 'validation')}, else of train (skipped by train)", cap,
+                     train.fallback)
+    return _Plan(train.source, None, description, _HOLDOUT_DESCRIPTION, cap, train.fallback)
 
 
-def _source_key(source: _Source | None) -> Any:
+def _source_key(source: _Source | _Head | None) -> Any:
     """What identifies a source's content for the cache: files by path, size and mtime."""
     if source is None:
         return ["holdout-md5", HOLDOUT_MODULUS]
+    if isinstance(source, _Head):
+        return ["head", source.n_docs]
     if isinstance(source, _Files):
         return [["file", str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in source.paths]
-    key: list[Any] = ["hf", source.name, source.split, source.optional]
+    # streamed: the first HEAD_VAL_DOCS documents of a validation split, else of train
+    key: list[Any] = ["hf", source.name, source.split, source.optional, "stream"]
+    if source.split != "train" or source.optional:
+        key.append(["head", HEAD_VAL_DOCS])
     local = Path(source.name)
     if local.is_dir():  # a local dataset changes when its files do; hub datasets are keyed by name only
         key.append([[str(p.relative_to(local)), p.stat().st_size, p.stat().st_mtime_ns]
@@ -315,7 +376,9 @@ def _source_key(source: _Source | None) -> Any:
     return key
 
 
-def _cache_key(plan: _Plan, tok_fingerprint: str, text_field: str) -> str:
+def _cache_key(plan: _Plan, tok_fingerprint: str, text_field: str, *, cap: bool = True) -> str:
+    """The cache entry's key; with ``cap=False`` the key of its family, the same data at any token cap (the
+    train stream of a smaller cap is a prefix of a larger one's)."""
     payload = {
         "format": FORMAT_VERSION,
         "train": _source_key(plan.train),
@@ -323,6 +386,8 @@ def _cache_key(plan: _Plan, tok_fingerprint: str, text_field: str) -> str:
         "tokenizer": tok_fingerprint,
         "text_field": text_field,
     }
+    if cap and plan.cap:  # uncapped keys stay as they were before streams had caps
+        payload["cap"] = plan.cap
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()[:24]
 
 
@@ -471,15 +536,40 @@ class _UnknownSplit(ConfigError):
     pass
 
 
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_unreachable() -> str:
+    """Why the Hugging Face hub cannot be used now ("" if it may be): offline mode is set, or its host does not
+    take a TCP connection within HUB_PROBE_TIMEOUT_S. Without this, ``datasets`` retries for ~25 s on a
+    machine without the network. Behind a proxy (``HTTPS_PROXY``) the probe is left to ``datasets``."""
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if _env_true(name):
+            return f"{name}={os.environ[name]}"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return ""
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        return f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})"
+    return ""
+
+
 def _hf_load(name: str, split: str) -> Any:
+    """The split as a streamed ``datasets.IterableDataset``: nothing is downloaded beyond what is read."""
     try:
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency
         raise ConfigError(f"{name!r} looks like a Hugging Face dataset but `datasets` is not installed") from None
+    if not Path(name).is_dir() and (why := hub_unreachable()):
+        raise ConfigError(f"could not load dataset {name!r} from the Hugging Face hub: {why}")
     try:
-        return datasets.load_dataset(name, split=split, streaming=False)
+        return datasets.load_dataset(name, split=split, streaming=True)
     except ValueError as e:
-        if "Unknown split" in str(e):
+        if "Unknown split" in str(e) or "Bad split" in str(e):
             raise _UnknownSplit(f"dataset {name!r} has no {split!r} split ({_first_line(e)})") from None
         raise ConfigError(f"could not load dataset {name!r} split {split!r}: {_first_line(e)}") from None
     except Exception as e:
@@ -487,28 +577,40 @@ def _hf_load(name: str, split: str) -> Any:
 
 
 class _HFStream:
-    """The text column of a Hugging Face dataset split (memory-mapped Arrow, read in batches)."""
+    """The text column of a Hugging Face dataset split, streamed in batches; ``consumed`` counts rows read."""
 
     def __init__(self, source: _HFDataset, text_field: str) -> None:
         self.source = source
         self.text_field = text_field
         dataset = _hf_load(source.name, source.split)
-        if text_field not in dataset.column_names:
+        columns = getattr(dataset, "column_names", None)  # None when a stream does not know its features
+        if columns is not None and text_field not in columns:
             raise ConfigError(f"dataset {source.name!r} split {source.split!r} has no {text_field!r} column "
-                              f"(columns: {', '.join(dataset.column_names)}); set data.text_field")
-        self.dataset = dataset.select_columns([text_field])  # read only the text from the Arrow files
-        self.total = len(self.dataset)
+                              f"(columns: {', '.join(columns)}); set data.text_field")
+        if columns is not None and len(columns) > 1:
+            dataset = dataset.select_columns([text_field])  # read only the text
+        self.dataset = dataset
+        self.total = 0  # unknown for a stream
         self.consumed = 0
 
     def __iter__(self) -> Iterator[str]:
-        for batch in self.dataset.iter(batch_size=BATCH_DOCS):
-            for text in batch[self.text_field]:
-                self.consumed += 1
-                if not isinstance(text, str):
-                    raise ConfigError(f"dataset {self.source.name!r} row {self.consumed - 1}: "
-                                      f"{self.text_field!r} is {type(text).__name__}, not a string")
-                if text:
-                    yield text
+        where = f"dataset {self.source.name!r} split {self.source.split!r}"
+        try:
+            for batch in self.dataset.iter(batch_size=BATCH_DOCS):
+                if self.text_field not in batch:
+                    raise ConfigError(f"{where} has no {self.text_field!r} column (columns: "
+                                      f"{', '.join(batch)}); set data.text_field")
+                for text in batch[self.text_field]:
+                    self.consumed += 1
+                    if not isinstance(text, str):
+                        raise ConfigError(f"{where} row {self.consumed - 1}: "
+                                          f"{self.text_field!r} is {type(text).__name__}, not a string")
+                    if text:
+                        yield text
+        except ConfigError:
+            raise
+        except Exception as e:  # a dropped connection, a corrupt shard: one line, not a stack from the prefetch
+            raise ConfigError(f"reading {where} failed after {self.consumed:,} rows: {_first_line(e)}") from None
 
 
 def _open(source: _Source, text_field: str) -> _FileStream | _HFStream:
@@ -535,23 +637,48 @@ class _Reader:
     val_description: str  # what the validation set turned out to be
 
 
-def _reader(plan: _Plan, text_field: str) -> _Reader:
-    """Batches of documents over the whole plan, each document marked for train or val."""
-    train = _open(plan.train, text_field)
+def no_data_message(fallback: str, error: BaseException) -> str:
+    """One line: no offline corpus, no hub, and both ways to get data."""
+    return (f"no training data: no offline corpus ({fallback}) and the upstream's data {HUB_DATASET} could not be "
+            f"streamed ({_first_line(error)}). Either set BLUEBERRY_DATA (or --data) to an offline corpus folder "
+            f"(val.jsonl.zst, */train-*.jsonl.zst), or run with the network: the token cache is filled on first use, "
+            f"or ahead of time with `python -m trainer.prepare --track <track>` (and `--export DIR` writes an offline "
+            f"corpus for machines without the network)")
+
+
+def _reader(plan: _Plan, text_field: str, enough: threading.Event | None = None) -> _Reader:
+    """Batches of documents over the whole plan, each document marked for train or val.
+
+    Once ``enough`` is set (the train cap is reached) the train stream is left; the val stream is still read.
+    """
+    try:
+        train = _open(plan.train, text_field)
+    except ConfigError as e:
+        if plan.fallback:
+            raise ConfigError(no_data_message(plan.fallback, e)) from None
+        raise
+    if plan.fallback:
+        logger.warning("no offline corpus (%s): streaming %s instead (the first %s train tokens)", plan.fallback,
+                       HUB_DATASET, f"{plan.cap:,}")
     val: _FileStream | _HFStream | None = None
+    head = plan.val if isinstance(plan.val, _Head) else None
     val_description = plan.val_description
-    if plan.val is not None:
+    if plan.val is not None and head is None:
         try:
             val = _open(plan.val, text_field)
         except _UnknownSplit:
             if not (isinstance(plan.val, _HFDataset) and plan.val.optional):
                 raise
-            val_description = _HOLDOUT_DESCRIPTION
-    holdout = val is None
+            head = _Head(HEAD_VAL_DOCS)
+            val_description = _head_description(HEAD_VAL_DOCS, "train")
+        else:
+            if isinstance(plan.val, _HFDataset) and plan.val.optional:
+                val_description = _head_description(HEAD_VAL_DOCS, plan.val.split)
+    holdout = val is None and head is None
     streams = [(train, False)] + ([(val, True)] if val is not None else [])
     # Files report bytes read, datasets rows: show a byte bar when all inputs are files, else count docs.
     by_bytes = all(isinstance(s, _FileStream) for s, _ in streams)
-    total = sum(s.total for s, _ in streams) if by_bytes or all(isinstance(s, _HFStream) for s, _ in streams) else 0
+    total = sum(s.total for s, _ in streams) if by_bytes else 0
 
     def generate() -> Iterator[_Batch]:
         done = 0  # progress of the streams already finished
@@ -560,9 +687,18 @@ def _reader(plan: _Plan, text_field: str) -> _Reader:
             texts: list[str] = []
             flags: list[bool] = []
             size = 0
-            for text in stream:
+            # a streamed validation split: its first HEAD_VAL_DOCS documents
+            limit = HEAD_VAL_DOCS if to_val and isinstance(stream, _HFStream) else 0
+            for index, text in enumerate(stream):
+                if limit and index >= limit:
+                    break
+                if not to_val and enough is not None and enough.is_set() and (head is None or index >= head.n_docs):
+                    break
+                if head is not None and not to_val:
+                    flags.append(index < head.n_docs)
+                else:
+                    flags.append(_is_holdout(text) if holdout else to_val)
                 texts.append(text)
-                flags.append(_is_holdout(text) if holdout else to_val)
                 size += len(text)
                 if len(texts) >= BATCH_DOCS or size >= BATCH_BYTES:
                     n_docs += len(texts)
@@ -650,16 +786,45 @@ def _read_meta(folder: Path, key: str) -> dict[str, Any] | None:
     return meta if complete else None
 
 
-def _token_data(folder: Path, meta: dict[str, Any]) -> TokenData:
+def _token_data(folder: Path, meta: dict[str, Any], *, key: str = "", cap: int = 0,
+                description: str = "") -> TokenData:
+    """The memmaps of a cache entry; with ``cap``, the first ``cap`` train tokens of a larger entry of the same
+    family, named by the smaller entry's ``key`` and ``description`` (the same tokens a build at that cap gives)."""
+    train = np.memmap(folder / "train.u16", dtype=np.uint16, mode="r")
+    if cap and cap < len(train):
+        train = train[:cap]
+    n_docs = meta["train_docs"] if not cap else int((train == meta["eos_id"]).sum()) + int(train[-1] != meta["eos_id"])
+    source = meta["source"]
+    if description:
+        source = description + "; val: " + source.partition("; val: ")[2]
     return TokenData(
-        train=np.memmap(folder / "train.u16", dtype=np.uint16, mode="r"),
+        train=train,
         val=np.memmap(folder / "val.u16", dtype=np.uint16, mode="r"),
         vocab_size=meta["vocab_size"],
         eos_id=meta["eos_id"],
-        fingerprint=meta["key"],
-        source=meta["source"],
-        n_train_docs=meta["train_docs"],
+        fingerprint=key or meta["key"],
+        source=source,
+        n_train_docs=n_docs,
     )
+
+
+def _larger_entry(root: Path, family: str, cap: int) -> tuple[Path, dict[str, Any]] | None:
+    """A complete cache entry of the same data with at least ``cap`` train tokens (or the whole stream)."""
+    best: tuple[Path, dict[str, Any]] | None = None
+    for meta_path in sorted(root.glob("*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or meta.get("family") != family:
+            continue
+        whole = meta.get("train_tokens", 0) < meta.get("train_cap", 0)  # the stream ended before its cap
+        if not (meta.get("train_tokens", 0) >= cap or whole):
+            continue
+        if (_read_meta(meta_path.parent, meta.get("key", "")) is not None
+                and (best is None or meta["train_tokens"] < best[1]["train_tokens"])):
+            best = meta_path.parent, meta
+    return best
 
 
 @contextlib.contextmanager
@@ -694,14 +859,16 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path, key: str,
-           progress: bool) -> dict[str, Any]:
+           progress: bool, family: str = "") -> dict[str, Any]:
     """Tokenize the plan into folder/train.u16 and folder/val.u16; return the sidecar's contents.
 
     Tokens go to uniquely named temporary files that are renamed into place only when complete, and the
     sidecar is written last: a reader sees a whole cache entry or none, even with several builders at once.
+    With a cap (``plan.cap``) the train stream is cut at exactly that many tokens and reading stops there.
     """
     start = time.perf_counter()
-    reader = _reader(plan, text_field)
+    enough = threading.Event()
+    reader = _reader(plan, text_field, enough)
     description = f"{plan.description}; val: {reader.val_description}"
     encode: Callable[..., list[Any]] = getattr(tok, "encode_batch_fast", tok.encode_batch)  # no offsets: faster
     suffix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
@@ -711,8 +878,12 @@ def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path,
     # Imported here: tqdm is only needed when building.
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=reader.total or None, unit=reader.unit, unit_scale=reader.unit == "B", desc="tokenizing",
-               disable=not progress or not sys.stderr.isatty(), leave=False)
+    if plan.cap:  # a capped stream: the bar counts train tokens up to the cap
+        bar = tqdm(total=plan.cap, unit="tok", unit_scale=True, desc=f"streaming {plan.description}",
+                   disable=not progress or not sys.stderr.isatty(), leave=False)
+    else:
+        bar = tqdm(total=reader.total or None, unit=reader.unit, unit_scale=reader.unit == "B", desc="tokenizing",
+                   disable=not progress or not sys.stderr.isatty(), leave=False)
     # Three stages in three threads: read + parse, encode (in Rust, all cores), flatten + write (here).
     read = _prefetch(reader.batches)
     encoded = _prefetch(((b, encode(b.texts, add_special_tokens=False)) for b in read), depth=1)
@@ -723,14 +894,25 @@ def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path,
                 flat: dict[str, list[int]] = {"train": [], "val": []}
                 for enc, to_val in zip(encodings, batch.to_val):
                     split = "val" if to_val else "train"
-                    flat[split].extend(enc.ids)
-                    flat[split].append(eos)
+                    if split == "train" and plan.cap:
+                        room = plan.cap - tokens["train"] - len(flat["train"])
+                        if room <= 0:  # read ahead of the cap: dropped
+                            continue
+                        flat["train"].extend((enc.ids + [eos])[:room])
+                    else:
+                        flat[split].extend(enc.ids)
+                        flat[split].append(eos)
                     docs[split] += 1
                 for split, ids in flat.items():
                     if ids:
                         np.asarray(ids, dtype=np.uint16).tofile(out[split])
                         tokens[split] += len(ids)
-                bar.update(batch.progress - bar.n)
+                if plan.cap:
+                    if tokens["train"] >= plan.cap:
+                        enough.set()
+                    bar.update(tokens["train"] - bar.n)
+                else:
+                    bar.update(batch.progress - bar.n)
                 bar.set_postfix_str(f"{docs['train'] + docs['val']:,} docs, {tokens['train'] + tokens['val']:,} tokens",
                                     refresh=False)
             for fh in out.values():  # durable before the rename makes them visible
@@ -757,6 +939,8 @@ def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path,
     meta = {
         "format": FORMAT_VERSION,
         "key": key,
+        "family": family or key,
+        "train_cap": plan.cap,
         "source": description,
         "train_tokens": tokens["train"],
         "val_tokens": tokens["val"],
@@ -786,9 +970,13 @@ def load_tokens(data: DataConfig, *, progress: bool = True) -> TokenData:
                           f"so at most 65,536 are supported")
     plan = _plan(data)
     key = _cache_key(plan, tokenizer_fingerprint(tok), data.text_field)
+    family = _cache_key(plan, tokenizer_fingerprint(tok), data.text_field, cap=False)
     folder = cache_root(data) / "tokens" / key
     if (meta := _read_meta(folder, key)) is not None:
         return _token_data(folder, meta)
+    if plan.cap and (larger := _larger_entry(cache_root(data) / "tokens", family, plan.cap)) is not None:
+        # e.g. speedrun-4.5's 40M tokens are the first 40M of a marathon's 79M
+        return _token_data(*larger, key=key, cap=plan.cap, description=plan.description)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -797,7 +985,7 @@ def load_tokens(data: DataConfig, *, progress: bool = True) -> TokenData:
     with _build_lock(folder):
         meta = _read_meta(folder, key)  # another process may have built it while we waited for the lock
         if meta is None:
-            meta = _build(plan, tok, _eos_id(tok), data.text_field, folder, key, progress)
+            meta = _build(plan, tok, _eos_id(tok), data.text_field, folder, key, progress, family)
     return _token_data(folder, meta)
 
 

@@ -40,16 +40,13 @@ import torch
 
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, RunConfig
+from trainer.flops import mfu_fields
 from trainer.loss import ChunkedLMLoss, loss_chunk_for
-from trainer.model import GPT, compile_regions, count_parameters, flops_per_token, next_token_loss
+from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
 from trainer.optim import build_optimizers, set_lr
 from trainer.schedule import multiplier_for
 
 log = logging.getLogger(__name__)
-
-# Dense bf16 matmul rates measured on the lent GPUs (an 8192^3 product; KINDS.md), used for MFU.
-PEAK_FLOPS = {"H100": 780e12, "H200": 790e12}
-
 
 class Reporter(Protocol):
     def report(self, metrics: dict[str, Any]) -> None: ...
@@ -76,8 +73,11 @@ class RunResult:
     best_val_loss: float = math.nan
     tokens_per_s: float = 0.0
     step_time_ms: float = 0.0
-    mfu: float | None = None
-    flops_per_token: float = 0.0
+    mfu: float | None = None  # flops_per_token x tokens_per_s / peak_flops (trainer/flops.py)
+    flops_per_token: float = 0.0  # training FLOPs per token, causal attention included
+    flops_per_token_6n: float = 0.0  # the 6·N part alone
+    peak_flops: float | None = None  # the device's peak in trainer.flops.PEAK_FLOPS; None off the table
+    peak_name: str = ""
     peak_memory_bytes: int = 0  # whole process, warm-up (and CUDA graph pools) included
     peak_reserved_bytes: int = 0  # the same for the caching allocator's reserved memory
     startup_s: float = 0.0  # from the process's start (first run) or the run's start (later runs) to the clock
@@ -176,10 +176,6 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "cpu"
-
-
-def _peak_flops(device_name: str) -> float | None:
-    return next((v for k, v in PEAK_FLOPS.items() if k in device_name), None)
 
 
 @torch.no_grad()
@@ -717,10 +713,8 @@ class TrainingRun:
             prog.evaluated(done_steps, done_tokens, clock_s, val_loss)
             val_history.append({"step": done_steps, "tokens": done_tokens, "val_loss": val_loss, "clock_s": clock_s})
         status = status or prog.status(track.record_rule)
-        fpt = flops_per_token(config.model, hp.seq_len)["six_n"]
         name = _device_name(device)
         tps = done_tokens / clock_s if clock_s > 0 else 0.0
-        peak = _peak_flops(name)
         vals = [v["val_loss"] for v in val_history if math.isfinite(v["val_loss"])]
         self.result = RunResult(
             status=status, track=track.name, target=track.target, stop_rule=config.stop_rule,
@@ -728,7 +722,7 @@ class TrainingRun:
             final_train_loss=prog.last_loss, final_smoothed_loss=prog.smoothed, final_val_loss=prog.val,
             best_val_loss=min(vals) if vals else math.nan, tokens_per_s=tps,
             step_time_ms=1000 * clock_s / done_steps if done_steps else 0.0,
-            mfu=(fpt * tps / peak) if peak else None, flops_per_token=fpt,
+            **mfu_fields(config.model, hp.seq_len, tps, name),
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if on_cuda else 0,
             peak_reserved_bytes=torch.cuda.max_memory_reserved(device) if on_cuda else 0,
             startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases, worker_runs=worker_runs,

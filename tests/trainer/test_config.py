@@ -92,3 +92,16 @@ def test_apply_overrides_keeps_other_sections():
     cfg = make_config("tiny-speedrun")
     new = apply_overrides(cfg, {"max_tokens": 1000})
     assert new.runtime.max_tokens == 1000 and new.hp == cfg.hp and new.max_tokens == 1000
+
+
+def test_stream_tokens_of_configs_saved_before_it_existed() -> None:
+    # make_config caps a streamed dataset at the track's max_tokens; a config saved without the field reads the
+    # same, with today's track caps, so records do not grow a spurious data.stream_tokens change
+    for name in ("speedrun-4.5", "marathon", "tiny-speedrun"):
+        config = make_config(name)
+        assert config.data.stream_tokens == config.track.max_tokens
+        d = config.to_dict()
+        del d["data"]["stream_tokens"]
+        d["track"]["max_tokens"] = d["track"]["budget_tokens"] = 1_000  # an older definition of the track
+        assert RunConfig.from_dict(d).data == config.data
+        assert RunConfig.from_dict(config.to_dict()) == config

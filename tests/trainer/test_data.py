@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import re
@@ -50,8 +51,8 @@ def write_docs(path: Path, texts: Iterable[str]) -> Path:
 
 def read_docs(path: Path) -> list[str]:
     blob = path.read_bytes()
-    if path.name.endswith(".zst"):
-        blob = zstandard.ZstdDecompressor().decompress(blob)
+    if path.name.endswith(".zst"):  # streamed frames (trainer.prepare's) do not record their size
+        blob = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob)).read()
     return [json.loads(line)["text"] for line in blob.splitlines() if line.strip()]
 
 
@@ -432,11 +433,11 @@ def test_local_hf_dataset_folder_with_validation_split(tmp_path: Path, tok: Toke
     assert "validation split" in d.source
 
 
-def test_hf_name_without_validation_split_holds_out(tmp_path: Path, tok: Tokenizer, hf_cache: None,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_name_without_validation_split_holds_out_its_first_documents(
+        tmp_path: Path, tok: Tokenizer, hf_cache: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
 
-    texts = corpus(400, seed=7)  # the same documents as test_holdout_rule_without_val: some are held out
+    texts = corpus(400, seed=7)
     write_docs(tmp_path / "hub" / "data.jsonl", texts)
     calls: list[tuple[str, dict[str, Any]]] = []
     real_load = datasets.load_dataset
@@ -447,12 +448,14 @@ def test_hf_name_without_validation_split_holds_out(tmp_path: Path, tok: Tokeniz
         return real_load(str(tmp_path / "hub"), **kwargs)  # the real loader, on a local copy
 
     monkeypatch.setattr(datasets, "load_dataset", fake_hub)
+    monkeypatch.setattr(data_mod, "hub_unreachable", lambda: "")
+    monkeypatch.setattr(data_mod, "HEAD_VAL_DOCS", 30)
     d = load_tokens(cfg(tmp_path, train="someone/blueberry-docs"), progress=False)
-    assert ("someone/blueberry-docs", {"split": "train", "streaming": False}) in calls
-    held = [t for t in texts if is_holdout(t)]
-    np.testing.assert_array_equal(d.val, expected_stream(tok, held))
-    np.testing.assert_array_equal(d.train, expected_stream(tok, [t for t in texts if not is_holdout(t)]))
-    assert "md5" in d.source
+    assert ("someone/blueberry-docs", {"split": "train", "streaming": True}) in calls  # streamed, never whole
+    # no validation split: the first 30 documents are val, and train skips them
+    np.testing.assert_array_equal(d.val, expected_stream(tok, texts[:30]))
+    np.testing.assert_array_equal(d.train, expected_stream(tok, texts[30:]))
+    assert "first 30 documents of its train split" in d.source
 
     calls.clear()
     again = load_tokens(cfg(tmp_path, train="someone/blueberry-docs"), progress=False)
@@ -462,6 +465,154 @@ def test_hf_name_without_validation_split_holds_out(tmp_path: Path, tok: Tokeniz
         ConnectionError("no network")))
     with pytest.raises(ConfigError, match="someone/other.*no network"):
         load_tokens(cfg(tmp_path, train="someone/other"), progress=False)
+
+
+def hub_layout(root: Path, texts: list[str], shards: int = 3) -> Path:
+    """A dataset folder laid out as on the hub: data/train-0000i-of-0000n.parquet, one text column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "data").mkdir(parents=True)
+    per = -(-len(texts) // shards)
+    for i in range(shards):
+        table = pa.table({"text": texts[i * per:(i + 1) * per], "source": ["fake"] * len(texts[i * per:(i + 1) * per])})
+        pq.write_table(table, root / "data" / f"train-{i:05d}-of-{shards:05d}.parquet")
+    return root
+
+
+def counting_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wrap the streamed datasets so that the rows they hand out are counted (one counter per load)."""
+    counts: list[int] = []
+    real = data_mod._hf_load
+
+    class Counted:
+        def __init__(self, ds: Any, i: int) -> None:
+            self.ds, self.i, self.column_names = ds, i, ds.column_names
+
+        def select_columns(self, cols: list[str]) -> Counted:
+            return Counted(self.ds.select_columns(cols), self.i)
+
+        def iter(self, batch_size: int) -> Any:
+            for batch in self.ds.iter(batch_size=batch_size):
+                counts[self.i] += len(next(iter(batch.values())))
+                yield batch
+
+    def load(name: str, split: str) -> Any:
+        counts.append(0)
+        return Counted(real(name, split), len(counts) - 1)
+
+    monkeypatch.setattr(data_mod, "_hf_load", load)
+    return counts
+
+
+def test_streamed_dataset_stops_at_the_token_cap(tmp_path: Path, tok: Tokenizer, hf_cache: None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = corpus(3000, seed=31)
+    root = hub_layout(tmp_path / "hub", texts)
+    monkeypatch.setattr(data_mod, "HEAD_VAL_DOCS", 25)
+    monkeypatch.setattr(data_mod, "BATCH_DOCS", 20)
+    counts = counting_loads(monkeypatch)
+    full = expected_stream(tok, texts[25:])
+    cap = 5_000  # ~200 of the 2,975 train documents
+    d = load_tokens(cfg(tmp_path, train=str(root), stream_tokens=cap), progress=False)
+    assert len(d.train) == cap  # exactly the cap: the last document is cut
+    np.testing.assert_array_equal(d.train, full[:cap])
+    np.testing.assert_array_equal(d.val, expected_stream(tok, texts[:25]))
+    n_docs = int((full[:cap] == 0).sum()) + int(full[cap - 1] != 0)
+    assert d.n_train_docs == n_docs
+    assert "first 5,000 train tokens" in d.source and "first 25 documents of its train split" in d.source
+    # the stream stopped at the cap (a few batches of read-ahead), long before the end of the data
+    train_rows = counts[0]  # the train split's load; the second is the validation split it does not have
+    # (read-ahead: the prefetch queues hold up to ~7 batches of 20)
+    assert 25 + n_docs <= train_rows <= 25 + n_docs + 8 * 20 < len(texts) / 5, (train_rows, n_docs)
+    assert len(counts) == 2
+
+    # A smaller cap is the larger entry's prefix: no second stream, the same tokens as its own build would be.
+    def no_build(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(data_mod, "_build", no_build)
+    small = load_tokens(cfg(tmp_path, train=str(root), stream_tokens=2_000), progress=False)
+    assert len(small.train) == 2_000 and small.fingerprint != d.fingerprint
+    np.testing.assert_array_equal(small.train, full[:2_000])
+    np.testing.assert_array_equal(small.val, d.val)
+    assert "first 2,000 train tokens" in small.source and len(counts) == 2
+    monkeypatch.undo()
+    monkeypatch.setattr(data_mod, "HEAD_VAL_DOCS", 25)
+    monkeypatch.setattr(data_mod, "BATCH_DOCS", 20)
+    fresh = load_tokens(cfg(tmp_path / "other", train=str(root), stream_tokens=2_000), progress=False)
+    assert fresh.fingerprint == small.fingerprint and fresh.n_train_docs == small.n_train_docs
+    np.testing.assert_array_equal(fresh.train, small.train)
+
+    # A cap beyond the data: the whole stream.
+    whole = load_tokens(cfg(tmp_path, train=str(root), stream_tokens=10 * len(full)), progress=False)
+    np.testing.assert_array_equal(whole.train, full)
+
+
+def test_streamed_validation_split_gives_its_first_documents(tmp_path: Path, tok: Tokenizer, hf_cache: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    train, val = corpus(60, seed=32), corpus(40, seed=33)
+    write_docs(tmp_path / "ds" / "train.jsonl", train)
+    write_docs(tmp_path / "ds" / "validation.jsonl", val)
+    monkeypatch.setattr(data_mod, "HEAD_VAL_DOCS", 15)
+    d = load_tokens(cfg(tmp_path, train=str(tmp_path / "ds")), progress=False)
+    np.testing.assert_array_equal(d.train, expected_stream(tok, train))
+    np.testing.assert_array_equal(d.val, expected_stream(tok, val[:15]))
+    assert "first 15 documents of its validation split" in d.source
+
+
+def test_no_offline_corpus_streams_the_hub(tmp_path: Path, tok: Tokenizer, hf_cache: None,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = corpus(400, seed=34)
+    root = hub_layout(tmp_path / "hub", texts, shards=2)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("BLUEBERRY_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(data_mod, "HUB_DATASET", str(root))  # the hub's name, served from a local copy
+    monkeypatch.setattr(data_mod, "HEAD_VAL_DOCS", 10)
+    d = load_tokens(cfg(tmp_path, train="offline", stream_tokens=1_000), progress=False)
+    assert len(d.train) == 1_000
+    np.testing.assert_array_equal(d.train, expected_stream(tok, texts[10:])[:1_000])
+    np.testing.assert_array_equal(d.val, expected_stream(tok, texts[:10]))
+    assert "no offline corpus" in d.source and str(root) in d.source
+    # Uncapped, the stand-in takes what the offline corpus holds.
+    assert data_mod._plan(cfg(tmp_path, train="offline")).cap == data_mod.OFFLINE_TRAIN_TOKENS == 79_434_684
+
+
+def test_no_offline_corpus_and_no_hub_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("BLUEBERRY_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        load_tokens(cfg(tmp_path, train="offline", stream_tokens=1_000), progress=False)
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    assert "\n" not in message
+    for part in ("no offline corpus", "BLUEBERRY_DATA", "--data", "network", "python -m trainer.prepare",
+                 data_mod.HUB_DATASET, "HF_HUB_OFFLINE=1"):
+        assert part in message, part
+
+
+def test_hub_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert data_mod.hub_unreachable() == "HF_DATASETS_OFFLINE=1"
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setattr(data_mod, "HUB_PROBE_TIMEOUT_S", 2.0)
+    assert "cannot reach 127.0.0.1:9" in data_mod.hub_unreachable()
+
+
+def test_tracks_cap_their_streams() -> None:
+    assert make_config("speedrun-4.5").data.stream_tokens == 40_000_000
+    assert make_config("marathon").data.stream_tokens == 79_434_684
+    # a quick run keeps the track's cap (and cache entry); a longer one takes more; an explicit cap wins
+    assert make_config("speedrun-4.5", overrides={"max_tokens": "1000000"}).data.stream_tokens == 40_000_000
+    assert make_config("speedrun-4.5", overrides={"max_tokens": "50000000"}).data.stream_tokens == 50_000_000
+    assert make_config("speedrun-4.5", overrides={"data.stream_tokens": "7"}).data.stream_tokens == 7
+    with pytest.raises(ConfigError, match="stream_tokens"):
+        DataConfig(stream_tokens=-1)
 
 
 def test_hf_dataset_without_text_column(tmp_path: Path, hf_cache: None) -> None:

@@ -63,6 +63,12 @@ def test_result_has_crossings_and_reports(cache_dir):
     # the result names what it trained on: the shipped sample here, with its token counts
     assert "sample" in r.data["source"] and r.data["fingerprint"]
     assert r.data["train_tokens"] > r.tokens and r.data["val_tokens"] > 0 and r.data["train_docs"] > 0
+    # MFU names what it used: FLOPs per token with attention, the 6·N part, and the peak (none on a CPU)
+    from trainer.flops import flops_per_token
+
+    f = flops_per_token(cfg.model, cfg.hp.seq_len)
+    assert (r.flops_per_token, r.flops_per_token_6n) == (f["total"], f["six_n"])
+    assert r.mfu is None and r.peak_flops is None and r.peak_name == ""
 
 
 def test_divergence_stops_at_once(cache_dir):
