@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from trainer import checks
 from trainer.config import TRACKS, ConfigError, RunConfig, make_config, parse_set, preset
 from trainer.io import atomic_write_json, new_run_dir
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        checks.existing_file("--record", args.record)
+        checks.folder_to_write("--out", args.out)
         overrides = parse_set(args.overrides)
         if args.record:
             config = _config_from_record(args.record, overrides)
