@@ -30,6 +30,17 @@ def test_trainer_refuses_paths_of_the_wrong_kind(tmp_path, monkeypatch, capsys, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]
 
 
+@pytest.mark.parametrize("out", ["new", "empty"])
+def test_bad_data_leaves_no_run_directory(tmp_path, monkeypatch, capsys, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    code = main(["--quiet", "--out", out, "--data", str(tmp_path / "nonexistent.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nonexistent.jsonl" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # the --out is free for the next try
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
 @pytest.mark.parametrize("flag,value,kwargs,needle", [
     ("--x", float("nan"), {"above": 0}, "must be a finite number, got nan"),
     ("--x", float("-inf"), {"above": 0}, "must be a finite number"),
