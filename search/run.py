@@ -344,6 +344,11 @@ def _stored(key: str, settings: dict[str, Any]) -> list[Any]:
     return values
 
 
+def _same(given: Any, stored: Any) -> bool:
+    """A flag's value equals the stored one, also as settings.json stores it (JSON; other types as text)."""
+    return given == stored or json.loads(json.dumps(given, default=str)) == stored
+
+
 def _resume_changes(settings: dict[str, Any], args: argparse.Namespace, given: dict[str, Any]) -> list[str]:
     """--resume: refuse a flag that changes the search; apply the safe ones to ``settings`` and describe them."""
     differ, accepted = [], []
@@ -352,7 +357,7 @@ def _resume_changes(settings: dict[str, Any], args: argparse.Namespace, given: d
             continue
         flag = "--set" if key == "overrides" else f"--{key.replace('_', '-')}"
         mine = parse_set(value) if key == "overrides" else value
-        if not any(mine == stored for stored in _stored(key, settings)):
+        if not any(_same(mine, stored) for stored in _stored(key, settings)):
             shown = " ".join(value) if key == "overrides" else value
             differ.append(f"{flag} {shown} (stored {_stored(key, settings)[0]})")
     if differ:
