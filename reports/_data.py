@@ -32,7 +32,10 @@ _TRIAL_NUMERIC = (
 _HISTORY_NUMERIC = ("tokens", "step", "train_loss", "smoothed_loss", "val_loss", "clock_s", "objective",
                     "tokens_per_s")
 # Files a records directory may hold that are not records.
-_NOT_RECORDS = {"settings.json", "transfer.json", "best.json", "result.json", "config.json"}
+_NOT_RECORDS = {"settings.json", "transfer.json", "best.json", "result.json", "config.json", "params.json",
+                "utilisation.json", "promotion.json"}
+# Files that make a folder a run directory: JSON files inside one are a run's, never records.
+RUN_MARKERS = ("settings.json", "trials.parquet", "trials.csv", "transfer.json")
 
 
 class ReportInputError(Exception):
@@ -199,6 +202,40 @@ def normalise_history(history: pd.DataFrame | None) -> pd.DataFrame:
     return df.sort_values(["trial_id", "tokens"], kind="stable").reset_index(drop=True)
 
 
+def _trials_from_files(trial_dir: Path, notes: list[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The tables rebuilt from the per-trial JSON files a search writes the moment a trial ends (when
+    trials.parquet / .csv are missing or unreadable), as search.store builds them: ``params`` become
+    ``param_<name>`` columns, ``history`` the history rows."""
+    rows, history, bad = [], [], 0
+    for path in sorted(trial_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            bad += 1
+            continue
+        if not isinstance(record, dict):
+            bad += 1
+            continue
+        trial_id = str(record.get("trial_id") or path.stem)
+        row = {k: v for k, v in record.items() if not isinstance(v, dict | list)}
+        row["trial_id"] = trial_id
+        params = record.get("params") if isinstance(record.get("params"), dict) else {}
+        for name, value in params.items():
+            row[f"param_{name}"] = value
+        phases = record.get("startup_phases") if isinstance(record.get("startup_phases"), dict) else {}
+        for name, value in phases.items():
+            row[f"startup_{name}_s"] = value
+        rows.append(row)
+        for point in record.get("history") or []:
+            if isinstance(point, dict):
+                history.append({**point, "trial_id": trial_id})
+    if not rows:
+        return None, None
+    notes.append(f"no readable trials table: read {len(rows)} trials from trials/*.json"
+                 + (f" ({bad} unreadable files skipped)" if bad else ""))
+    return pd.DataFrame(rows), pd.DataFrame(history) if history else None
+
+
 def load(run_dir: str | Path) -> RunData:
     """Read a run directory (a search, promotion or transfer run). Raises :class:`ReportInputError`
     only when the path is missing or is not a run; anything unreadable inside it becomes a note."""
@@ -220,6 +257,9 @@ def load(run_dir: str | Path) -> RunData:
         settings = {}
     trials = _read_table(path, "trials", notes)
     history = _read_table(path, "history", notes)
+    if trials is None and (path / "trials").is_dir():
+        trials, rebuilt_history = _trials_from_files(path / "trials", notes)
+        history = rebuilt_history if history is None else history
     if history is None and trials is not None and len(trials):
         notes.append("no readable history.parquet yet: loss curves cannot be drawn")
     best = _read_json(path / "best.json", notes)
@@ -282,9 +322,12 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise ReportInputError(f"{root}: no such directory" if not root.exists() else f"{root}: not a directory")
     rows, notes = [], []
+    runs = {marker.parent for name in RUN_MARKERS for marker in root.rglob(name)}
     for path in sorted(root.rglob("*.json")):
         relative = path.relative_to(root).parts
         if path.name in _NOT_RECORDS or "report" in relative[:-1] or any(p.startswith(".") for p in relative):
+            continue
+        if any(parent in runs for parent in path.parents):  # a run's files (trials/, Ray's params.json)
             continue
         data = _read_json(path, notes)
         if not isinstance(data, dict):

@@ -7,6 +7,7 @@ exit status 2, never a traceback (`--debug` shows one for an unexpected failure)
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -32,14 +33,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_transfer_dir(path: Path) -> None:
+    """A --transfer folder must be a transfer run (search.transfer's runs/<name>), never silently ignored."""
+    if not path.exists():
+        raise ReportInputError(f"--transfer {path}: no such file or directory")
+    if not path.is_dir():
+        raise ReportInputError(f"--transfer {path}: not a directory (give a transfer run such as runs/<name>)")
+    try:
+        settings = json.loads((path / "settings.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        settings = None
+    kind = settings.get("kind") if isinstance(settings, dict) else None
+    if kind not in (None, "transfer"):
+        raise ReportInputError(f"--transfer {path}: a {kind} run, not a transfer run")
+    if not (path / "transfer.json").is_file():
+        raise ReportInputError(f"--transfer {path}: not a transfer run (no transfer.json)")
+
+
 def make_report(path: Path, out: Path | None = None, *, transfer_dirs: list[Path] | None = None) -> Path:
     """Write the report that fits `path`; returns the index page. Raises ReportInputError for bad input."""
     if not path.exists():
         raise ReportInputError(f"{path}: no such file or directory")
     if not path.is_dir():
         raise ReportInputError(f"{path}: not a directory (give a run directory such as runs/<name>, or records/)")
+    for transfer_dir in transfer_dirs or []:
+        check_transfer_dir(transfer_dir)
     out = out or path / "report"
     if any((path / m).exists() for m in RUN_MARKERS):
+        if transfer_dirs:
+            raise ReportInputError(f"--transfer is for a records directory; {path} is a run directory")
         run = load(path)
         index = write_transfer_report(run, out) if run.kind == "transfer" else write_search_report(run, out)
         for text in run.notes:  # after the report, so that a run that cannot be reported gives one line

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._html import esc, markdown_links, table
+from ._html import _MD_LINK, esc, markdown_links, table
 from ._style import format_duration, format_tokens, none_if_nan, plural
 
 ACCEPTED_VERDICTS = ("beats_record",)
@@ -98,12 +98,43 @@ def _time_text(entry: dict[str, Any]) -> str:
     return text
 
 
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]|<>&#!~]")
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.:+-]+")
+
+
+def md_text(value: Any) -> str:
+    """Text from a record as one Markdown table cell: HTML- and Markdown-significant characters escaped
+    (``<script>`` becomes ``&lt;script&gt;``, ``|`` cannot end the cell), new lines made spaces."""
+    raw = " ".join(("" if value is None else str(value)).split())
+    return _MD_SPECIAL.sub(lambda m: _MD_ENTITIES.get(m.group(0), "\\" + m.group(0)), raw)
+
+
+def md_links(value: Any) -> str:
+    """:func:`md_text`, but Markdown links to http(s) pages (the leaderboard's users) stay links."""
+    raw = " ".join(("" if value is None else str(value)).split())
+    out, last = [], 0
+    for match in _MD_LINK.finditer(raw):
+        url = "".join(f"%{ord(c):02X}" if c in "<>\"'`|\\" else c for c in match.group(2))
+        out += [md_text(raw[last:match.start()]), f"[{md_text(match.group(1))}]({url})"]
+        last = match.end()
+    out.append(md_text(raw[last:]))
+    return "".join(out)
+
+
+def md_code(value: Any) -> str:
+    """A word from a record in a code span when it is a plain word, else escaped text (never a broken span)."""
+    text = "" if value is None else str(value)
+    return f"`{text}`" if _PLAIN_WORD.fullmatch(text) else md_text(text)
+
+
 def _notes_text(entry: dict[str, Any], *, markdown: bool) -> str:
-    notes = str(entry["notes"])
+    notes = md_links(entry["notes"]) if markdown else str(entry["notes"])
     if entry["candidate"]:
         verdict = entry["verdict"] or "pending"
         detail = f" ({entry['verdict_detail']})" if entry["verdict_detail"] else ""
-        tag = f"*candidate*, verdict `{verdict}`{detail}" if markdown else f"candidate, verdict {verdict}{detail}"
+        tag = (f"*candidate*, verdict {md_code(verdict)}{' ' if detail else ''}{md_text(detail)}" if markdown
+               else f"candidate, verdict {verdict}{detail}")
         notes = f"{notes} — {tag}" if notes else tag
     return notes
 
@@ -115,7 +146,7 @@ def leaderboard_markdown(records: pd.DataFrame) -> str:
     if not tracks:
         return "\n".join([*lines, "*No records yet.*", ""])
     for track in tracks:
-        lines += ["", f"## {track['title']}", f"*Goal: {track['goal']}* · track `{track['track']}`", ""]
+        lines += ["", f"## {track['title']}", f"*Goal: {track['goal']}* · track {md_code(track['track'])}", ""]
         if track["budget"]:
             lines += ["| # | Date | Val Loss | Time | User | Notes |", "| :--- | :--- | :--- | :--- | :--- | :--- |"]
         else:
@@ -124,13 +155,13 @@ def leaderboard_markdown(records: pd.DataFrame) -> str:
             first = entry["rank"] == 1
             bold = (lambda s: f"**{s}**") if first else (lambda s: s)
             rank = bold(str(entry["rank"])) if entry["rank"] else "–"
-            notes = _notes_text(entry, markdown=True).replace("|", "\\|")
-            user = str(entry["user"]).replace("|", "\\|")
+            notes = _notes_text(entry, markdown=True)
+            user, date = md_links(entry["user"]), md_text(entry["date"])
             if track["budget"]:
                 loss = "–" if entry["val_loss"] is None else f"{entry['val_loss']:.4f}"
-                cells = [rank, entry["date"], loss, _time_text(entry), user, notes]
+                cells = [rank, date, loss, _time_text(entry), user, notes]
             else:
-                cells = [rank, entry["date"], bold(_time_text(entry)), bold(format_tokens(entry["tokens"])), user, notes]
+                cells = [rank, date, bold(_time_text(entry)), bold(format_tokens(entry["tokens"])), user, notes]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

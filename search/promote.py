@@ -1268,6 +1268,9 @@ def leaderboard(records_dir: str) -> str:
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from search.checks import promote_flags  # the rules shared by every command (issue 20)
+
+    promote_flags(args)
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
     if args.seeds < 1:

@@ -21,6 +21,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -280,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         print(describe())
         return 0
     try:
-        return _run(args)
+        _validate(args)
+        return _run(args, _given(argv))
     except ConfigError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
@@ -288,8 +290,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, given: dict[str, Any] | None = None) -> int:
+    with contextlib.ExitStack() as held:  # the run directory's lock, from the moment it is taken to the end
+        return _run_locked(args, given or {}, held)
+
+
+def _run_locked(args: argparse.Namespace, given: dict[str, Any], held: contextlib.ExitStack) -> int:
     import torch
+
+    from search.checks import working_on
+    from trainer.io import atomic_write_json
 
     runs_root = Path(args.runs_dir)
     if args.resume:
@@ -298,29 +308,153 @@ def _run(args: argparse.Namespace) -> int:
         run_dir = runs_root / args.name
         if not (run_dir / "settings.json").exists():
             raise ConfigError(f"nothing to resume: {run_dir}/settings.json does not exist")
-        settings = json.loads((run_dir / "settings.json").read_text())
-        if args.num_trials is not None:
-            settings["num_trials"] = args.num_trials
+        _read_search_settings(run_dir)  # a corrupt or foreign settings.json: refused before the lock file
+        held.enter_context(working_on(run_dir, "search.run"))
+        settings = _read_search_settings(run_dir)  # read again, under the lock
+        accepted = _resume_changes(settings, args, given)
+        if accepted:
+            print(f"resume: accepted {'; '.join(accepted)}", file=sys.stderr)
+            atomic_write_json(run_dir / "settings.json", settings)
     else:
         if args.address:
             _check_address(args.address)
         settings = _settings(args, torch.cuda.is_available())
+        settings["flags"] = _flags(args)
         name = args.name or f"{settings['space']}-{settings['track']}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = runs_root / name
         if run_dir.exists():
             raise ConfigError(f"{run_dir} already exists: pass --resume to continue it, or another --name")
         settings["name"] = name
-        run_dir.mkdir(parents=True)
-        from trainer.io import atomic_write_json
-
-        atomic_write_json(run_dir / "settings.json", settings)
     if settings["objective"] == "first_step":
         print(f"warning: {LUCK_WARNING}", file=sys.stderr)
     base = _base_config(settings)
     from trainer.data import load_tokens
 
     load_tokens(base.data, progress=not args.quiet)  # tokenize once, before any trial starts
+    if not args.resume:  # the data is good: only now is the run directory made (a failure leaves nothing)
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            raise ConfigError(f"{run_dir} already exists: pass --resume to continue it, or another --name") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot create {run_dir} ({exc.strerror or exc})") from None
+        held.enter_context(working_on(run_dir, "search.run"))
+        atomic_write_json(run_dir / "settings.json", settings)
     return _search(settings, base, run_dir, quiet=args.quiet, address=settings.get("address"))
+
+
+# the flags whose value --resume may change (the others define the search and must match settings.json)
+RESUME_SAFE = ("num_trials", "time_budget_s", "max_failures", "address", "quiet")
+# flags that are not settings of the search
+NOT_SETTINGS = ("list_spaces", "name", "runs_dir", "resume")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Every flag that can be checked without the data: finite, in range, paths of the right kind. Before Ray
+    starts or anything is written (--grace-period and --max-t are checked with the track's cap in _settings)."""
+    from search import checks as search_checks
+    from trainer import checks
+
+    checks.folder_to_write("--runs-dir", args.runs_dir)
+    checks.plain_name("--name", args.name)
+    checks.count("--num-trials", args.num_trials)
+    checks.count("--seed", args.seed, minimum=0)
+    if args.seed >= 2**32:
+        raise ConfigError(f"--seed must be < 2**32 (the sampler's seed), got {args.seed}")
+    checks.number("--reduction-factor", args.reduction_factor, above=1)
+    search_checks.ray_flags(args)
+    checks.positive("--time-budget-s", args.time_budget_s)
+    checks.count("--max-failures", args.max_failures, minimum=0)
+    search_checks.storage("--storage", args.storage)
+    if args.address is not None and not args.address.strip():
+        raise ConfigError("--address must be host:port or auto, got an empty string")
+    overrides = parse_set(args.overrides)
+    if overrides and not args.resume:
+        from spaces import get_space
+
+        make_config(args.track or "tiny-speedrun", preset_name=args.preset, overrides=overrides)  # values first
+        space = get_space(args.space)
+        searched = set(space.params)
+        if searched & {"effective_batch", "grad_accum_steps", "micro_batch_size"}:
+            searched |= {"micro_batch_size", "grad_accum_steps"}  # derived from the sampled batch split
+        clash = sorted(k for k in overrides if k.rpartition(".")[2] in searched)
+        if clash:
+            raise ConfigError(f"--set {', '.join(clash)}: the space {space.name} searches "
+                              f"{'it' if len(clash) == 1 else 'them'}; choose a space without "
+                              f"{'it' if len(clash) == 1 else 'them'} or leave out the --set")
+
+
+def _given(argv: list[str] | None) -> dict[str, Any]:
+    """The flags given on the command line (not their defaults), as parsed."""
+    parser = _parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The search's flags as given (defaults included), for --resume to compare against."""
+    return {k: v for k, v in vars(args).items() if k not in (*NOT_SETTINGS, "quiet")}
+
+
+def _read_search_settings(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "settings.json"
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--resume: {path} cannot be read ({type(exc).__name__}); it is not a search "
+                          "to continue") from None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"--resume: {path} is not a JSON object; it is not a search to continue")
+    kind = settings.get("kind", "search")
+    if kind != "search":
+        raise ConfigError(f"--resume: {run_dir} is a {kind} run, not a search (resume it with search.{kind})")
+    missing = [k for k in ("space", "track", "objective", "num_trials", "set", "asha", "sampler", "seed",
+                           "gpus_per_trial", "cpus_per_trial", "max_failures") if k not in settings]
+    if missing or not isinstance(settings.get("set"), dict) or not isinstance(settings.get("asha"), dict):
+        raise ConfigError(f"--resume: {path} is not a search's settings (lacks {', '.join(missing) or 'set/asha'})")
+    return settings
+
+
+def _stored(key: str, settings: dict[str, Any]) -> list[Any]:
+    """The values of flag ``key`` that agree with settings.json: as given when it started, and as resolved."""
+    asha = settings.get("asha") or {}
+    resolved = {"overrides": settings.get("set"), "preset": settings.get("preset"),
+                "grace_period": asha.get("grace_period"), "max_t": asha.get("max_t"),
+                "reduction_factor": asha.get("reduction_factor")}
+    values = [resolved[key] if key in resolved else settings.get(key)]
+    flags = settings.get("flags")
+    if isinstance(flags, dict) and key in flags:
+        values.append(flags[key])
+    return values
+
+
+def _same(given: Any, stored: Any) -> bool:
+    """A flag's value equals the stored one, also as settings.json stores it (JSON; other types as text)."""
+    return given == stored or json.loads(json.dumps(given, default=str)) == stored
+
+
+def _resume_changes(settings: dict[str, Any], args: argparse.Namespace, given: dict[str, Any]) -> list[str]:
+    """--resume: refuse a flag that changes the search; apply the safe ones to ``settings`` and describe them."""
+    differ, accepted = [], []
+    for key, value in given.items():
+        if key in NOT_SETTINGS or key in RESUME_SAFE:
+            continue
+        flag = "--set" if key == "overrides" else f"--{key.replace('_', '-')}"
+        mine = parse_set(value) if key == "overrides" else value
+        if not any(_same(mine, stored) for stored in _stored(key, settings)):
+            shown = " ".join(value) if key == "overrides" else value
+            differ.append(f"{flag} {shown} (stored {_stored(key, settings)[0]})")
+    if differ:
+        raise ConfigError(f"--resume: {'; '.join(differ)}: disagree with the search's settings.json; leave them "
+                          "out (the stored settings are used) or start a new --name")
+    for key in RESUME_SAFE:
+        if key in given and key != "quiet" and given[key] != settings.get(key):
+            if key == "address":
+                _check_address(given[key])
+            accepted.append(f"--{key.replace('_', '-')} {given[key]} (was {settings.get(key)})")
+            settings[key] = given[key]
+    return accepted
 
 
 def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: bool, address: str | None) -> int:

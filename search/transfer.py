@@ -520,6 +520,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from search.checks import transfer_flags  # the rules shared by every command (issue 20)
+
+    transfer_flags(args)
     track(args.track)
     track(args.short_track)
     if args.seeds < 1:

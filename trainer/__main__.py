@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 
+from trainer import checks
 from trainer.config import TRACKS, ConfigError, RunConfig, make_config, parse_set, preset
 from trainer.io import atomic_write_json, new_run_dir
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        checks.existing_file("--record", args.record)
+        checks.folder_to_write("--out", args.out)
         overrides = parse_set(args.overrides)
         if args.record:
             config = _config_from_record(args.record, overrides)
@@ -60,11 +64,19 @@ def main(argv: list[str] | None = None) -> int:
                 preset(args.preset)
             config = make_config(track, preset_name=args.preset, data=args.data, overrides=overrides)
         out = Path(args.out) if args.out else None
+        existed = out is not None and out.exists()
         run_dir = new_run_dir(out or Path("runs"), None if out else f"trainer-{config.track.name}", exact=bool(out))
         atomic_write_json(run_dir / "config.json", {"config": config.to_dict(), "argv": sys.argv})
         from trainer.train import train
 
-        result = train(config, progress=not args.quiet and sys.stderr.isatty())
+        try:
+            result = train(config, progress=not args.quiet and sys.stderr.isatty())
+        except ConfigError:  # refused before training (bad data, tokenizer): no run directory left behind
+            (run_dir / "config.json").unlink(missing_ok=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+            raise
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

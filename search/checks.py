@@ -1,0 +1,77 @@
+"""Checks shared by search.run, search.promote and search.transfer, made before Ray starts or anything is
+written: Ray's resource flags, --storage, run names, and a lock per run directory. No ray import here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from trainer import checks
+from trainer.config import ConfigError
+
+# the URI schemes pyarrow's filesystems (Ray Tune's storage) understand
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def ray_flags(args: argparse.Namespace) -> None:
+    """``--gpus-per-trial``, ``--cpus-per-trial``, ``--max-concurrent``, ``--num-cpus`` (where the command has
+    them): finite, in range, and a trial that fits the local Ray (else Ray waits for it for ever)."""
+    checks.positive("--gpus-per-trial", getattr(args, "gpus_per_trial", None))
+    checks.positive("--cpus-per-trial", getattr(args, "cpus_per_trial", None))
+    checks.count("--max-concurrent", getattr(args, "max_concurrent", None))
+    num_cpus = getattr(args, "num_cpus", None)
+    checks.count("--num-cpus", num_cpus)
+    cpus = getattr(args, "cpus_per_trial", None)
+    if cpus is not None and not getattr(args, "address", None):
+        available = num_cpus if num_cpus is not None else os.cpu_count() or 1
+        if cpus > available:
+            where = f"--num-cpus {num_cpus}" if num_cpus is not None else f"this machine's {available} CPUs"
+            raise ConfigError(f"--cpus-per-trial {cpus:g} does not fit in {where}: no trial could ever start")
+
+
+def storage(flag: str, value: str | None) -> None:
+    """Ray's storage: a local folder (not a file) or a URI whose scheme pyarrow knows."""
+    if value is None:
+        return
+    if "://" in value:
+        scheme = urlsplit(value).scheme.lower()
+        if scheme not in STORAGE_SCHEMES:
+            raise ConfigError(f"{flag} {value}: unknown scheme {scheme + '://'!r}; give a local folder or a URI "
+                              f"with one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}")
+        if scheme == "file":
+            checks.folder_to_write(flag, urlsplit(value).path)
+        return
+    checks.folder_to_write(flag, value)
+
+
+@contextlib.contextmanager
+def working_on(directory: Path, command: str) -> Iterator[None]:
+    """One command at a time on a run directory: an flock that goes with the process, killed or not."""
+    import fcntl
+
+    with open(Path(directory) / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{directory}: another {command} is working on it right now") from None
+        yield
+
+
+def promote_flags(args: argparse.Namespace) -> None:
+    """search.promote's flags of the kinds every command shares (its own rules stay in promote._validate)."""
+    ray_flags(args)
+    checks.positive("--time-budget-s", getattr(args, "time_budget_s", None))
+    checks.folder_to_write("--records", getattr(args, "records", None))
+    checks.existing_file("--control-record", getattr(args, "control_record", None))
+
+
+def transfer_flags(args: argparse.Namespace) -> None:
+    """search.transfer's flags of the kinds every command shares (its own rules stay in transfer._validate)."""
+    ray_flags(args)  # (the records folder is checked where it is read, by load_records)
+    checks.folder_to_write("--runs-dir", getattr(args, "runs_dir", None))
+    checks.plain_name("--name", getattr(args, "name", None))
