@@ -197,7 +197,7 @@ def _settings(args: argparse.Namespace, has_gpu: bool) -> dict[str, Any]:
         "record_params": space.record_point(config.hp, config.track.budget_tokens),
         "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial,
         "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
-        "reuse_workers": not args.fresh_workers,
+        "fresh_workers": args.fresh_workers,
         "time_budget_s": args.time_budget_s,
         "address": args.address, "storage": args.storage,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join([sys.executable, "-m", "search.run",
@@ -286,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        print("interrupted: finished trials are on disk; continue with --resume", file=sys.stderr)
+        resume = ["python", "-m", "search.run", "--name", args.name or "<name>", "--resume"]
+        if args.runs_dir != "runs":
+            resume[3:3] = ["--runs-dir", args.runs_dir]
+        name = getattr(args, "run_name", None)
+        if name:
+            resume[resume.index("--name") + 1] = name
+        print("interrupted: finished trials are on disk and the running ones are marked interrupted; continue "
+              f"with: {shlex.join(resume)}", file=sys.stderr)
         return 130
 
 
@@ -325,6 +332,7 @@ def _run_locked(args: argparse.Namespace, given: dict[str, Any], held: contextli
         if run_dir.exists():
             raise ConfigError(f"{run_dir} already exists: pass --resume to continue it, or another --name")
         settings["name"] = name
+        args.run_name = name
     if settings["objective"] == "first_step":
         print(f"warning: {LUCK_WARNING}", file=sys.stderr)
     base = _base_config(settings)
@@ -344,7 +352,7 @@ def _run_locked(args: argparse.Namespace, given: dict[str, Any], held: contextli
 
 
 # the flags whose value --resume may change (the others define the search and must match settings.json)
-RESUME_SAFE = ("num_trials", "time_budget_s", "max_failures", "address", "quiet")
+RESUME_SAFE = ("num_trials", "time_budget_s", "max_failures", "address", "quiet", "fresh_workers")
 # flags that are not settings of the search
 NOT_SETTINGS = ("list_spaces", "name", "runs_dir", "resume")
 
@@ -377,6 +385,8 @@ def _validate(args: argparse.Namespace) -> None:
         searched = set(space.params)
         if searched & {"effective_batch", "grad_accum_steps", "micro_batch_size"}:
             searched |= {"micro_batch_size", "grad_accum_steps"}  # derived from the sampled batch split
+        if "horizon_ratio" in searched:
+            searched.add("horizon_tokens")  # derived from the sampled ratio
         clash = sorted(k for k in overrides if k.rpartition(".")[2] in searched)
         if clash:
             raise ConfigError(f"--set {', '.join(clash)}: the space {space.name} searches "
@@ -512,7 +522,7 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
         tune.with_resources(worker, per_trial),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                     max_concurrent_trials=concurrent,
-                                    reuse_actors=settings.get("reuse_workers", True),
+                                    reuse_actors=not settings.get("fresh_workers", False),
                                     time_budget_s=settings.get("time_budget_s")),
         run_config=tune.RunConfig(name=session, storage_path=storage, callbacks=[callback], verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=settings["max_failures"]),
