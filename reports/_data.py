@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chores.files import record_paths
+
 log = logging.getLogger(__name__)
 
 STATUSES = ("completed", "stopped", "diverged", "errored", "running")
@@ -31,8 +33,6 @@ _TRIAL_NUMERIC = (
 )
 _HISTORY_NUMERIC = ("tokens", "step", "train_loss", "smoothed_loss", "val_loss", "clock_s", "objective",
                     "tokens_per_s")
-# Files a records directory may hold that are not records.
-_NOT_RECORDS = {"settings.json", "transfer.json", "best.json", "result.json", "config.json"}
 
 
 class ReportInputError(Exception):
@@ -282,10 +282,7 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise ReportInputError(f"{root}: no such directory" if not root.exists() else f"{root}: not a directory")
     rows, notes = [], []
-    for path in sorted(root.rglob("*.json")):
-        relative = path.relative_to(root).parts
-        if path.name in _NOT_RECORDS or "report" in relative[:-1] or any(p.startswith(".") for p in relative):
-            continue
+    for path in record_paths(root):
         data = _read_json(path, notes)
         if not isinstance(data, dict):
             if data is not None:
