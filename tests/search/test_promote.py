@@ -358,7 +358,7 @@ def test_resume_runs_only_the_missing_runs_and_writes_the_records_once(promoted,
     for label, seed in gone:
         assert json.loads((out / label / f"seed-{seed}" / "result.json").read_text())["job"] == \
             {"run": label, "seed": seed}
-    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("promote_trainable")]) == 2
+    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("pair_trainable")]) == 2
     [path] = _records(records)
     rec = json.loads(path.read_text())
     assert rec["seeds"] == [3, 4] and [r["seed"] for r in rec["results"]] == [3, 4]
