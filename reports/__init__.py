@@ -6,8 +6,8 @@ Never imports ray or torch, nor trainer/search/spaces: a run directory copied to
     reports.write_search_report(run, out_dir)  # or: python -m reports runs/<name>
     reports.leaderboard_markdown(reports.load_records("records"))
 
-Each plot is a pure ``_get_<plot>_info(run)`` that computes plain numbers and a thin ``plot_<plot>(run)``
-that returns a plotly Figure.
+Each plot is a pure ``_get_<plot>_info(run)`` that computes plain numbers and a thin ``plot_<plot>(run, info)``
+that returns a plotly Figure; a page computes the info once and passes it to the plot (and its tables).
 """
 
 from ._data import CENSORED, RECORD_COLUMNS, ReportInputError, RunData, load, load_records

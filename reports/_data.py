@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chores.files import record_paths
+
 log = logging.getLogger(__name__)
 
-STATUSES = ("completed", "stopped", "diverged", "errored", "running")
+STATUSES = ("completed", "stopped", "diverged", "errored", "running", "interrupted")
 RULES = ("first_step", "smoothed", "val")
 CENSORED = 1e6  # a censored objective is CENSORED + loss: the trial did not reach the target
 
@@ -31,11 +33,6 @@ _TRIAL_NUMERIC = (
 )
 _HISTORY_NUMERIC = ("tokens", "step", "train_loss", "smoothed_loss", "val_loss", "clock_s", "objective",
                     "tokens_per_s")
-# Files a records directory may hold that are not records.
-_NOT_RECORDS = {"settings.json", "transfer.json", "best.json", "result.json", "config.json", "params.json",
-                "utilisation.json", "promotion.json"}
-# Files that make a folder a run directory: JSON files inside one are a run's, never records.
-RUN_MARKERS = ("settings.json", "trials.parquet", "trials.csv", "transfer.json")
 
 
 class ReportInputError(Exception):
@@ -322,13 +319,7 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise ReportInputError(f"{root}: no such directory" if not root.exists() else f"{root}: not a directory")
     rows, notes = [], []
-    runs = {marker.parent for name in RUN_MARKERS for marker in root.rglob(name)}
-    for path in sorted(root.rglob("*.json")):
-        relative = path.relative_to(root).parts
-        if path.name in _NOT_RECORDS or "report" in relative[:-1] or any(p.startswith(".") for p in relative):
-            continue
-        if any(parent in runs for parent in path.parents):  # a run's files (trials/, Ray's params.json)
-            continue
+    for path in record_paths(root):
         data = _read_json(path, notes)
         if not isinstance(data, dict):
             if data is not None:

@@ -4,15 +4,15 @@ and atomic writes so a browser (or a second report) never sees half a page."""
 from __future__ import annotations
 
 import html
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
+
+from chores.files import atomic_write_bytes
 
 PLOTLY_JS = "plotly.min.js"
 
@@ -186,17 +186,7 @@ def page(title: str, body: str, *, nav: Sequence[tuple[str, str]] = (), here: st
 
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Write to a temporary file beside `path`, then os.replace it: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, content.encode("utf-8") if isinstance(content, str) else content, mode=0o644)
 
 
 def write_plotly_js(directory: Path) -> Path:

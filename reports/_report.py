@@ -79,7 +79,7 @@ def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
                      + (" …" if len(info["missing_history"]) > 20 else ""))
     if not info["rungs"]:
         notes.append("settings.json names no ASHA rungs: none are drawn.")
-    return [plot_loss_curves(run)], notes, ""
+    return [plot_loss_curves(run, info)], notes, ""
 
 
 def _parallel_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
@@ -88,7 +88,7 @@ def _parallel_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     info = _get_parallel_coordinate_info(run)
     if len(info["numbers"]) < 2:
         return [], ["Fewer than two trials have a result to draw yet."], ""
-    return [plot_parallel_coordinate(run)], [info["note"]] if info["note"] else [], ""
+    return [plot_parallel_coordinate(run, info)], [info["note"]] if info["note"] else [], ""
 
 
 def _importance_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
@@ -106,7 +106,7 @@ def _importance_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
                         rows, table_id="importance")
     if not any(np.isfinite(p["importance"]) for p in info["params"]):
         return [], [f"Not enough finished trials to rate parameters yet ({info['n_trials']} with a result)."], table
-    return [plot_param_importances(run)], [], table
+    return [plot_param_importances(run, info)], [], table
 
 
 def _slice_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
@@ -131,7 +131,7 @@ def _time_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
                            rows, table_id="rules"))
     if info["n_reached"] == 0:
         return [], [f"No trial has reached the target by the {info['rule']} rule yet."], table
-    return [plot_time_to_target(run)], [], table
+    return [plot_time_to_target(run, info)], [], table
 
 
 def _trials_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
@@ -319,7 +319,7 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
               (format_number(r["difference"], 3), r["difference"], "num"),
               (f"{format_number(r['n_with'], 0)} / {format_number(r['n_without'], 0)}", None, "num")]
              for r in knobs])
-    figures = [plot_transfer_scatter(transfer), plot_rank_change(transfer)]
+    figures = [plot_transfer_scatter(transfer, info), plot_rank_change(transfer, info)]
     body += "".join(figure_div(f, f"{prefix}-{i}") for i, f in enumerate(figures))
     return body, len(figures)
 

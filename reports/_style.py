@@ -16,11 +16,12 @@ STATUS_COLOURS = {
     "diverged": "#c62828",  # red
     "errored": "#7b3fa0",  # purple
     "running": "#1f77b4",  # blue
+    "interrupted": "#e08a00",  # orange: the search stopped while it ran; --resume ran it again
 }
 OTHER_COLOUR = "#c2c2c2"
 BEST_COLOUR = "#111111"
 RECORD_COLOUR = "#d4a000"  # gold: the record's settings
-STATUS_ORDER = ("completed", "stopped", "diverged", "errored", "running")
+STATUS_ORDER = ("completed", "stopped", "diverged", "errored", "running", "interrupted")
 
 STATUS_MEANING = {
     "completed": "reached the target or used its token budget",
@@ -28,6 +29,7 @@ STATUS_MEANING = {
     "diverged": "loss became NaN/inf",
     "errored": "raised an error",
     "running": "still training",
+    "interrupted": "cut short by a stop of the search (rerun on --resume)",
 }
 
 RULE_WORDS = {"first_step": "first step", "smoothed": "smoothed train loss", "val": "validation loss"}

@@ -12,11 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
+from chores.files import RUN_MARKERS
+
 from ._data import ReportInputError, load
 from ._report import is_records_dir, write_records_report, write_search_report, write_transfer_report
 from .leaderboard import leaderboard_markdown
-
-RUN_MARKERS = ("settings.json", "trials.parquet", "trials.csv", "transfer.json")
 
 
 def _parser() -> argparse.ArgumentParser:

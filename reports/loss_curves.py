@@ -103,8 +103,8 @@ def _trace(curve: dict[str, Any], metric: str, *, name: str, colour: str, width:
     )
 
 
-def plot_loss_curves(run: RunData) -> go.Figure:
-    info = _get_loss_curves_info(run)
+def plot_loss_curves(run: RunData, info: dict[str, Any] | None = None) -> go.Figure:
+    info = info if info is not None else _get_loss_curves_info(run)  # a page passes the info it computed
     metric = info["default_metric"]
     fig = go.Figure()
     traced: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (curve, style) per trace, for the menu

@@ -69,8 +69,8 @@ def _get_parallel_coordinate_info(run: RunData) -> dict[str, Any]:
     }
 
 
-def plot_parallel_coordinate(run: RunData) -> go.Figure:
-    info = _get_parallel_coordinate_info(run)
+def plot_parallel_coordinate(run: RunData, info: dict[str, Any] | None = None) -> go.Figure:
+    info = info if info is not None else _get_parallel_coordinate_info(run)  # a page passes the info it computed
     objective = info["objective"]
     dims = []
     for dim in info["dimensions"]:

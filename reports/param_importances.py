@@ -97,8 +97,8 @@ def _get_param_importances_info(run: RunData) -> dict[str, Any]:
     return {"method": METHOD, "n_trials": len(rows), "params": out}
 
 
-def plot_param_importances(run: RunData) -> go.Figure:
-    info = _get_param_importances_info(run)
+def plot_param_importances(run: RunData, info: dict[str, Any] | None = None) -> go.Figure:
+    info = info if info is not None else _get_param_importances_info(run)  # a page passes the info it computed
     shown = [p for p in info["params"] if np.isfinite(p["importance"])][::-1]  # plotly draws bottom-up
     text = []
     for p in shown:

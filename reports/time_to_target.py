@@ -79,8 +79,8 @@ def _get_time_to_target_info(run: RunData) -> dict[str, Any]:
     }
 
 
-def plot_time_to_target(run: RunData) -> go.Figure:
-    info = _get_time_to_target_info(run)
+def plot_time_to_target(run: RunData, info: dict[str, Any] | None = None) -> go.Figure:
+    info = info if info is not None else _get_time_to_target_info(run)  # a page passes the info it computed
     rule_words = RULE_WORDS.get(info["rule"], info["rule"])
     fig = make_subplots(rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.1,
                         subplot_titles=(f"{info['n_reached']} of {info['n_trials']} trials reached the target",

@@ -112,8 +112,8 @@ def _get_transfer_info(transfer: Any) -> dict[str, Any]:
     }
 
 
-def plot_transfer_scatter(transfer: Any) -> go.Figure:
-    info = _get_transfer_info(transfer)
+def plot_transfer_scatter(transfer: Any, info: dict[str, Any] | None = None) -> go.Figure:
+    info = info if info is not None else _get_transfer_info(transfer)  # a page passes the info it computed
     key = "value" if info["uses_values"] else "rank"
     rows = [r for r in info["rows"] if r[f"short_{key}"] is not None and r[f"long_{key}"] is not None]
     x, y = [r[f"short_{key}"] for r in rows], [r[f"long_{key}"] for r in rows]
@@ -147,8 +147,8 @@ def _axis_title(key: str) -> str:
     return words
 
 
-def plot_rank_change(transfer: Any) -> go.Figure:
-    info = _get_transfer_info(transfer)
+def plot_rank_change(transfer: Any, info: dict[str, Any] | None = None) -> go.Figure:
+    info = info if info is not None else _get_transfer_info(transfer)  # a page passes the info it computed
     fig = go.Figure()
     rows = [r for r in info["rows"] if r["short_rank"] is not None and r["long_rank"] is not None]
     for r in rows:

@@ -8,8 +8,9 @@ the loss the rule watches (smoothed train loss, one step's train loss, or valida
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from chores.values import finite
 
 CENSORED = 1e6  # seconds; far beyond any real time to target
 RULE_LOSS = {"first_step": "train_loss", "smoothed": "smoothed_loss", "val": "val_loss"}
@@ -23,12 +24,12 @@ LUCK_WARNING = ("the first_step rule ranks trials by the first single step whose
 def objective(metrics: dict[str, Any], rule: str, target: float | None) -> float:
     if target is None:
         loss = metrics.get("val_loss")
-        return float(loss) if _finite(loss) else CENSORED
+        return float(loss) if finite(loss) else CENSORED
     t = metrics.get(f"time_to_target_{rule}_s")
-    if _finite(t):
+    if finite(t):
         return float(t)
     loss = metrics.get(RULE_LOSS[rule])
-    return CENSORED + (float(loss) if _finite(loss) else 1e3)
+    return CENSORED + (float(loss) if finite(loss) else 1e3)
 
 
 def reached(value: float) -> bool:
@@ -37,7 +38,7 @@ def reached(value: float) -> bool:
 
 def describe(value: Any, has_target: bool) -> str:
     """An objective for people: seconds to target, or the loss a censored trial ended at (never 1e+06)."""
-    if not _finite(value):
+    if not finite(value):
         return "-"
     if not has_target:
         return f"{value:.4f}" if reached(value) else "no finite val loss"
@@ -45,6 +46,3 @@ def describe(value: Any, has_target: bool) -> str:
         return f"{value:.2f} s"
     return "not reached (no finite loss)" if value - CENSORED >= 1e3 else f"not reached (loss {value - CENSORED:.3f})"
 
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

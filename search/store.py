@@ -9,20 +9,39 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from chores.files import atomic_write_json, atomic_write_table
 from search.objective import CENSORED
 from trainer.config import CROSSING_RULES
-from trainer.io import atomic_write_json
 
 # interrupted: the search was stopped (Ctrl-C, SIGTERM, a kill) while the trial ran; --resume runs it again
 STATUSES = ("completed", "stopped", "diverged", "errored", "running", "interrupted")
 UNFINISHED = ("running", "interrupted")
+FINISHED = ("reached", "budget_exhausted")  # the trainer's statuses of a run that ended as it should
+HISTORY_COLUMNS = ["trial_id", "tokens", "step", "train_loss", "smoothed_loss", "val_loss", "clock_s", "objective",
+                   "tokens_per_s"]
+
+
+def trial_status(run_status: str | None, *, ended: bool = True) -> str:
+    """A trials table's status (:data:`STATUSES`) of a run whose trainer status is ``run_status``: completed
+    when it ended as it should (:data:`FINISHED`), diverged, errored (failed, or no status); stopped when it did
+    not end (``ended`` false: a scheduler stopped it before the trainer finished)."""
+    if not ended:
+        return "stopped"
+    if run_status in FINISHED:
+        return "completed"
+    return "diverged" if run_status == "diverged" else "errored"
+
+
+def write_tables(run_dir: Path, trials: pd.DataFrame, history: pd.DataFrame) -> None:
+    """``trials.parquet``, ``trials.csv`` and ``history.parquet``, each atomically."""
+    atomic_write_table(trials, run_dir / "trials.parquet")
+    atomic_write_table(trials, run_dir / "trials.csv")
+    atomic_write_table(history, run_dir / "history.parquet")
 
 
 class TrialStore:
@@ -102,15 +121,12 @@ class TrialStore:
             # have no target, so nothing is "reached" there)
             has_target = self._settings().get("target") is not None
             trials["reached"] = trials["objective"].lt(CENSORED) if has_target and "objective" in trials else False
-        history = pd.DataFrame(hist, columns=["trial_id", "tokens", "step", "train_loss", "smoothed_loss",
-                                              "val_loss", "clock_s", "objective", "tokens_per_s"])
+        history = pd.DataFrame(hist, columns=HISTORY_COLUMNS)
         return trials, history
 
     def write_tables(self) -> pd.DataFrame:
         trials, history = self.tables()
-        _atomic_df(trials, self.run_dir / "trials.parquet")
-        _atomic_df(trials, self.run_dir / "trials.csv")
-        _atomic_df(history, self.run_dir / "history.parquet")
+        write_tables(self.run_dir, trials, history)
         best = best_trial(trials, self._settings().get("target") is not None)
         if best is not None:
             atomic_write_json(self.run_dir / "best.json", best)
@@ -148,16 +164,3 @@ def best_trial(trials: pd.DataFrame, has_target: bool = True) -> dict[str, Any] 
     out["reached"] = bool(has_target and row["objective"] < CENSORED)
     return out
 
-
-def _atomic_df(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -28,8 +28,9 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from chores.values import finite
 from search.objective import describe, objective
-from search.store import TrialStore
+from search.store import TrialStore, trial_status
 from spaces import Space
 from trainer.config import ConfigError, RunConfig, apply_overrides
 
@@ -230,15 +231,11 @@ class ResumableASHA(ASHAScheduler):
         for bracket in self._brackets:
             for milestone, recorded in bracket._rungs:
                 for trial_id, hist in histories.items():
-                    at = [h for h in hist if (h.get(self._time_attr) or 0) >= milestone and _finite(h.get(metric))]
+                    at = [h for h in hist if (h.get(self._time_attr) or 0) >= milestone and finite(h.get(metric))]
                     if at:
                         recorded[trial_id] = self._metric_op * at[0][metric]
                         n += 1
         return n
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and x == x and abs(x) != float("inf")
 
 
 def rungs(grace: float, reduction: float, max_t: float) -> list[float]:
@@ -289,12 +286,8 @@ class ResultsCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         last = self.last.get(trial.trial_id, {})
-        if last.get("final"):
-            status = "diverged" if last.get("status") == "diverged" else (
-                "errored" if last.get("status") == "failed" else "completed")
-        else:
-            status = "stopped"  # ended by ASHA before the trainer finished
-        self._finish(trial, status)
+        # not final: ended by ASHA (or a time budget) before the trainer finished
+        self._finish(trial, trial_status(last.get("status"), ended=bool(last.get("final"))))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._finish(trial, "errored")
@@ -328,7 +321,7 @@ class ResultsCallback(tune.Callback):
             # shape was already compiled and warm, and the seconds from Tune starting the trial to its clock
             "worker_runs": last.get("worker_runs"), "warm_start": last.get("warm_start"),
             "worker_pid": last.get("worker_pid"),
-            "start_latency_s": (clock_started - started) if _finite(clock_started) and started else None,
+            "start_latency_s": (clock_started - started) if finite(clock_started) and started else None,
             # wall-clock span of the clocked training (to the last report for a trial ASHA stopped)
             "clock_started_at": last.get("clock_started_at"),
             "clock_ended_at": last.get("clock_ended_at", last.get("reported_at")),

@@ -1,10 +1,12 @@
-"""The layering of DESIGN.md, checked on the source with `ast` (nothing is imported):
+"""The layering of the README's Layout section, checked on the source with `ast` (nothing is imported):
 
-    trainer/  imports no ray, optuna or plotly
+    chores/   atomic writes, file locks, git state, finiteness: imports no other project package and no
+              torch, ray, optuna, plotly or pandas, so every package may import it
+    trainer/  imports no ray, optuna or plotly, and no project package but chores
     spaces/   imports optuna and trainer.config only (no ray, torch, plotly; no other project module)
-    search/   the only package that imports ray
-    reports/  no ray, no torch, no trainer/search/spaces; optuna only lazily (inside a function or a
-              try/except ImportError), so a run directory copied to a laptop is enough
+    search/   the only package that imports ray; never imports reports (the layer above it)
+    reports/  no ray, no torch, no trainer/search/spaces (chores only); optuna only lazily (inside a function
+              or a try/except ImportError), so a run directory copied to a laptop is enough
 
 Imports under `if TYPE_CHECKING:` are not run and are not counted. `importlib.import_module("x")` and
 `__import__("x")` with a literal name are.
@@ -20,8 +22,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("trainer", "spaces", "search", "reports")
+PACKAGES = ("chores", "trainer", "spaces", "search", "reports")
 PROJECT = set(PACKAGES)
+SHARED = {"chores"}  # the package every other one may import
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def test_only_search_imports_ray(package):
 
 def test_trainer_imports_no_ray_optuna_or_plotly():
     assert _violations("trainer", lambda i: i.top in ("ray", "optuna", "plotly")) == []
-    assert _violations("trainer", lambda i: i.top in PROJECT - {"trainer"}) == []
+    assert _violations("trainer", lambda i: i.top in PROJECT - {"trainer"} - SHARED) == []
 
 
 def test_spaces_imports_optuna_and_trainer_config_only():
@@ -156,9 +159,19 @@ def test_spaces_imports_optuna_and_trainer_config_only():
 
 
 def test_reports_needs_neither_ray_nor_torch_nor_the_other_packages():
-    assert _violations("reports", lambda i: i.top in ("ray", "torch") or i.top in PROJECT - {"reports"}) == []
+    assert _violations("reports", lambda i: i.top in ("ray", "torch") or i.top in PROJECT - {"reports"} - SHARED) == []
     # optuna is optional for reports: never imported when the module loads
     assert _violations("reports", lambda i: i.top == "optuna" and not i.lazy) == []
+
+
+def test_chores_imports_no_project_package_nor_heavy_library():
+    heavy = ("torch", "ray", "optuna", "plotly", "pandas", "numpy")
+    assert _violations("chores", lambda i: i.top in heavy or i.top in PROJECT - {"chores"}) == []
+
+
+def test_search_never_imports_reports():
+    """reports reads what search writes; search printing a report would make the layers a cycle."""
+    assert _violations("search", lambda i: i.top == "reports") == []
 
 
 def test_the_checker_sees_what_it_should(tmp_path, monkeypatch):

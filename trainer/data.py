@@ -55,6 +55,7 @@ import zstandard
 from tokenizers import Tokenizer
 
 from trainer.config import ConfigError, DataConfig
+from trainer.io import atomic_write_text
 
 try:  # POSIX only; without it two builders of one cache both tokenize, which is wasteful but still safe
     import fcntl
@@ -849,15 +850,6 @@ def _build_lock(folder: Path) -> Iterator[None]:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path, key: str,
            progress: bool, family: str = "") -> dict[str, Any]:
     """Tokenize the plan into folder/train.u16 and folder/val.u16; return the sidecar's contents.
@@ -953,7 +945,7 @@ def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path,
         "seconds": round(seconds, 3),
         "tokens_per_second": round(n_tokens / max(seconds, 1e-9)),
     }
-    _write_atomically(folder / "meta.json", json.dumps(meta, indent=1))
+    atomic_write_text(folder / "meta.json", json.dumps(meta, indent=1))
     return meta
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from reports_fakes import make_fake_records
@@ -10,6 +12,8 @@ import reports
 from reports._style import format_duration, format_tokens
 from reports.leaderboard import _get_leaderboard_info
 from reports.transfer import _get_transfer_info
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -22,6 +26,14 @@ def test_formats_match_the_seed_leaderboard():
     assert format_duration(9420) == "2h 37m" and format_duration(45.26) == "45.3s"
     assert format_duration(None) == format_duration(float("nan")) == "–"
     assert format_tokens(6_086_656) == "6,086,656" and format_tokens(18767872.0) == "18,767,872"
+
+
+def test_leaderboard_of_the_shipped_records_has_the_seed_tables(tmp_path):
+    """``python -m reports records/`` is the one way to the leaderboard (``promote --leaderboard`` is gone)."""
+    assert reports.make_report(ROOT / "records", tmp_path / "out") is not None
+    out = (tmp_path / "out" / "leaderboard.md").read_text(encoding="utf-8")
+    assert "## Fastest To 4.5 Train Loss" in out and "**3m 2s** | **6,086,656**" in out
+    assert "**9m 7s** | **18,767,872**" in out and "| 3.1940 | 2h 37m |" in out
 
 
 def test_leaderboard_info_ranks_accepted_entries_only(records):

@@ -1,4 +1,4 @@
-"""search.promote: the Welch test, the verdict, records on disk, and one real promotion through Ray on CPU.
+"""search.promote: plans, the CLI's bad input, and one real promotion through Ray on CPU.
 
 The end-to-end promotion (a fake search run on tiny-speedrun, top 1, 2 seeds, runs of 1,024 tokens) runs once
 per module and is shared by the tests that read its outputs; a second promotion of the same run is `slow`.
@@ -13,28 +13,18 @@ import math
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
-from search import promote
-from search.promote import (
-    baseline_record,
-    compare,
-    current_record,
-    group_summary,
-    main,
-    make_plan,
-    student_t_cdf,
-    welch_one_sided,
-    write_new_record,
-)
-from trainer.config import RECORD_HYPER, ConfigError, RunConfig, make_config, parse_set
+from search import promotion
+from search.promote import main, make_plan
+from search.records import current_record
+from search.trials import PROMOTABLE
+from trainer.config import ConfigError, RunConfig, make_config, parse_set
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--set", "max_tokens=1024", "--set", "seq_len=64", "--set", "micro_batch_size=8", "--set", "device=cpu"]
@@ -75,115 +65,12 @@ def make_search_run(root: Path, *, statuses: tuple[str, ...] | None = None) -> P
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Welch's test against scipy
-
-
-KNOWN = [
-    ([150.0, 152.0, 149.0], [180.0, 184.0, 182.0]),
-    ([178.0, 190.0, 175.0], [182.0, 181.0, 183.0]),
-    ([10.1, 9.8, 10.4, 10.0, 9.9], [10.3, 10.6, 10.2, 10.8]),
-    ([1.0, 2.0], [1.5, 2.5, 3.5, 4.5, 5.5, 6.5]),
-    ([5.0, 5.1, 4.9], [4.0, 4.2, 4.1]),            # slower: p near 1
-    ([3.0, 3.0001, 2.9999], [4.0, 7.0, 1.0, 9.0]),  # very unequal variances
-    ([100.0, 100.5], [200.0, 200.5]),               # extreme t: tiny p
-]
-
-
-@pytest.mark.parametrize("a,b", KNOWN)
-def test_welch_matches_scipy(a, b):
-    t, df, p = welch_one_sided(a, b)
-    ref = stats.ttest_ind(a, b, equal_var=False, alternative="less")
-    assert t == pytest.approx(float(ref.statistic), rel=1e-10)
-    assert df == pytest.approx(float(ref.df), rel=1e-10)
-    assert p == pytest.approx(float(ref.pvalue), rel=1e-8, abs=1e-15)
-
-
-def test_welch_random_samples_match_scipy():
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        a = rng.normal(100, rng.uniform(0.5, 20), rng.integers(2, 9)).tolist()
-        b = rng.normal(rng.uniform(80, 120), rng.uniform(0.5, 20), rng.integers(2, 9)).tolist()
-        _, _, p = welch_one_sided(a, b)
-        assert p == pytest.approx(float(stats.ttest_ind(a, b, equal_var=False, alternative="less").pvalue),
-                                  rel=1e-8, abs=1e-14)
-
-
-def test_t_cdf_matches_scipy_and_edges():
-    for df in (1.0, 2.5, 7.3, 30.0, 1e4):
-        for t in (-40.0, -3.0, -0.5, 0.0, 0.7, 2.0, 12.0):
-            assert student_t_cdf(t, df) == pytest.approx(float(stats.t.cdf(t, df)), rel=1e-9, abs=1e-15)
-    assert student_t_cdf(-math.inf, 3.0) == 0.0 and student_t_cdf(math.inf, 3.0) == 1.0
-    assert math.isnan(student_t_cdf(math.nan, 3.0))
-
-
-def test_welch_needs_two_values_and_handles_no_variance():
-    with pytest.raises(ValueError):
-        welch_one_sided([1.0], [2.0, 3.0])
-    t, df, p = welch_one_sided([1.0, 1.0], [2.0, 2.0])  # no variance: no test
-    assert t == -math.inf and math.isnan(df) and math.isnan(p)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The verdict
-
-
-def _seed(seed: int, first: float | None, smoothed: float | None = None, *, status: str = "reached",
-          clock: float = 500.0) -> dict[str, Any]:
-    out: dict[str, Any] = {"seed": seed, "status": status, "clock_s": clock, "final_val_loss": 4.0, "val_loss": 4.2}
-    for rule, t in (("first_step", first), ("smoothed", smoothed), ("val", None)):
-        out[f"time_to_target_{rule}_s"] = t
-        out[f"tokens_to_target_{rule}"] = None if t is None else int(t * 1000)
-    return out
-
-
-def test_verdict_beats_record_with_known_p():
-    cand = [_seed(i, t, t + 20) for i, t in enumerate([150.0, 152.0, 149.0])]
-    ctrl = [_seed(i, t, t + 20) for i, t in enumerate([180.0, 184.0, 182.0])]
-    v = compare(cand, ctrl, "first_step", False, 0.05)
-    ref = stats.ttest_ind([150, 152, 149], [180, 184, 182], equal_var=False, alternative="less")
-    assert v["verdict"] == "beats_record"
-    assert v["p_value"] == pytest.approx(float(ref.pvalue), rel=1e-8)
-    assert v["relative_to_control"] == pytest.approx(np.mean([150, 152, 149]) / np.mean([180, 184, 182]))
-
-
-def test_verdict_not_significant_when_close_and_alpha_matters():
-    cand = [_seed(i, t) for i, t in enumerate([178.0, 190.0, 175.0])]
-    ctrl = [_seed(i, t) for i, t in enumerate([182.0, 181.0, 183.0])]
-    v = compare(cand, ctrl, "first_step", False, 0.05)
-    p = float(stats.ttest_ind([178, 190, 175], [182, 181, 183], equal_var=False, alternative="less").pvalue)
-    assert v["verdict"] == "not_significant" and v["p_value"] == pytest.approx(p, rel=1e-8)
-    assert compare(cand, ctrl, "first_step", False, min(0.99, p * 1.01))["verdict"] == "beats_record"
-
-
-def test_censoring_candidate_that_never_reaches_fails_control_enters_at_its_clock():
-    ctrl = [_seed(i, t) for i, t in enumerate([180.0, 184.0, 182.0])]
-    cand = [_seed(0, 100.0), _seed(1, 101.0), _seed(2, None, status="budget_exhausted")]
-    v = compare(cand, ctrl, "first_step", False, 0.05)
-    assert v["verdict"] == "not_significant" and v["p_value"] is None and "1 of 3 candidate seeds" in v["verdict_reason"]
-    # a control seed that never reached counts at its whole clocked time (a lower bound): conservative
-    cand = [_seed(i, t) for i, t in enumerate([150.0, 152.0, 149.0])]
-    ctrl = [_seed(0, 180.0), _seed(1, 184.0), _seed(2, None, status="budget_exhausted", clock=190.0)]
-    v = compare(cand, ctrl, "first_step", False, 0.05)
-    ref = stats.ttest_ind([150, 152, 149], [180, 184, 190], equal_var=False, alternative="less")
-    assert v["p_value"] == pytest.approx(float(ref.pvalue), rel=1e-8) and v["verdict"] == "beats_record"
-    assert "1 control seeds never reached" in v["verdict_reason"]
-
-
-def test_verdict_on_a_budget_track_uses_val_loss_and_one_seed_has_no_test():
-    cand = [{**_seed(i, None, status="budget_exhausted"), "final_val_loss": x} for i, x in enumerate([3.10, 3.11, 3.09])]
-    ctrl = [{**_seed(i, None, status="budget_exhausted"), "final_val_loss": x} for i, x in enumerate([3.20, 3.22, 3.21])]
-    assert compare(cand, ctrl, "first_step", True, 0.05)["verdict"] == "beats_record"
-    assert group_summary(cand, "first_step", True)["val_loss"] == pytest.approx(3.10)
-    one = compare(cand[:1], ctrl[:1], "first_step", False, 0.05)
-    assert one["verdict"] == "not_significant" and one["p_value"] is None
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Plans, records, baselines
 
 
 def test_plan_takes_the_top_distinct_trials_and_the_track_defaults_as_control(tmp_path, caplog):
     caplog.set_level("INFO", logger="search.promote")
+    caplog.set_level("INFO", logger="search.trials")
     run = make_search_run(tmp_path)
     plan = make_plan(run, top=3, seeds=[0, 1], overrides={"device": "cpu"}, records_dir=tmp_path / "records",
                      control_record=None)
@@ -224,57 +111,6 @@ def test_control_is_the_best_accepted_record(tmp_path):
     assert current_record(records, "speedrun-4.5") is None
 
 
-def test_records_are_never_overwritten_even_by_concurrent_writers(tmp_path):
-    directory = tmp_path / "records" / "tiny-speedrun"
-    paths: list[Path] = []
-
-    def make(n: int) -> dict[str, Any]:
-        return {"id": f"20260101-abcdef12-{n}", "payload": "x" * 10_000}
-
-    def writer() -> None:
-        paths.append(write_new_record(directory, make)[0])
-
-    threads = [threading.Thread(target=writer) for _ in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert len({p.name for p in paths}) == 8
-    assert sorted(p.name for p in directory.iterdir()) == sorted(f"20260101-abcdef12-{n}.json" for n in range(1, 9))
-    for p in paths:
-        assert json.loads(p.read_text())["id"] == p.stem  # complete, and its id names its file
-    before = (directory / "20260101-abcdef12-1.json").read_text()
-    write_new_record(directory, make)
-    assert (directory / "20260101-abcdef12-1.json").read_text() == before
-
-
-def test_shipped_baseline_records(tmp_path):
-    from trainer.__main__ import _config_from_record
-
-    expected = {"speedrun-4.5": (182.0, 6_086_656, None), "speedrun-3.5": (547.0, 18_767_872, None),
-                "marathon": (9_420.0, 1_000_000_000, 3.1940)}
-    for track, (time_s, tokens, val_loss) in expected.items():
-        path = ROOT / "records" / "baseline" / f"{track}.json"
-        data = json.loads(path.read_text())
-        assert data["status"] == "baseline" and data["track"] == track and data["gpu"] == "RTX 4090"
-        assert data["time_s"] == time_s and data["tokens"] == tokens and data["val_loss"] == val_loss
-        assert "Vuk Rosić" in data["user"]
-        config = _config_from_record(str(path), {})  # what `python -m trainer --record` reads
-        assert config.hp == RECORD_HYPER == make_config(track).hp
-        assert config.track.name == track
-        assert {k: v for k, v in data.items() if k != "config"} == \
-            {k: v for k, v in json.loads(json.dumps(baseline_record(track))).items() if k != "config"}
-        ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", str(path)])
-        assert ignored.returncode == 1, f"{path} is git-ignored"
-
-
-def test_leaderboard_prints_the_seed_tables(capsys):
-    assert main(["--leaderboard", str(ROOT / "records")]) == 0
-    out = capsys.readouterr().out
-    assert "## Fastest To 4.5 Train Loss" in out and "**3m 2s** | **6,086,656**" in out
-    assert "**9m 7s** | **18,767,872**" in out and "| 3.1940 | 2h 37m |" in out
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Bad input: one line, exit 2, no traceback
 
@@ -308,7 +144,7 @@ def test_bad_input_in_process(tmp_path, capsys):
     run = make_search_run(tmp_path)
     assert main([str(run), "--set", "no_such_key=1"]) == 2
     assert main([str(run), "--seeds", "0"]) == 2
-    assert main(["--leaderboard", str(tmp_path / "nowhere")]) == 2
+    assert main([str(run), "--top", "0"]) == 2
     (tmp_path / "notarun").mkdir()
     assert main([str(tmp_path / "notarun")]) == 2
     err = capsys.readouterr().err
@@ -414,33 +250,7 @@ def test_dry_run_runs_nothing(tmp_path, capsys):
     plan = json.loads(capsys.readouterr().out)
     assert [r["label"] for r in plan["runs"]] == ["control", "cand-1", "cand-2", "cand-3"]
     assert not list(run.glob("promote-*")) and not (tmp_path / "records").exists()
-    assert promote.PROMOTABLE == ("completed", "stopped")
-
-
-def test_seed_result_reads_crossings_val_at_crossing_and_downsamples():
-    history = [{"step": s, "tokens": 512 * s, "train_loss": 10 - s / 200, "smoothed_loss": 10.2 - s / 200,
-                "clock_s": 0.1 * s} for s in range(1, 1001)]
-    val_history = [{"step": s, "tokens": 512 * s, "val_loss": 10 - s / 210, "clock_s": 0.1 * s}
-                   for s in (0, 250, 500, 750, 1000)]
-    crossings = {"first_step": {"step": 600, "tokens": 307_200, "time_s": 60.0, "loss": 7.0},
-                 "smoothed": {"step": 640, "tokens": 327_680, "time_s": 64.0, "loss": 7.0}, "val": None}
-    result = {"status": "budget_exhausted", "crossings": crossings, "steps": 1000, "tokens": 512_000,
-              "clock_s": 100.0, "final_train_loss": 5.0, "final_smoothed_loss": 5.2, "final_val_loss": 5.24,
-              "best_val_loss": 5.24, "tokens_per_s": 5120.0, "startup_s": 3.0, "device": "cpu",
-              "history": history, "val_history": val_history}
-    r = promote.seed_result(7, {"result": result, "env": {"torch": "x"}}, {}, "", "first_step")
-    assert r["seed"] == 7 and r["reached"] and r["time_to_target_s"] == 60.0 and r["tokens_to_target"] == 307_200
-    assert r["steps_to_target"] == 600 and r["time_to_target_smoothed_s"] == 64.0 and r["time_to_target_val_s"] is None
-    assert r["val_loss"] == pytest.approx(10 - 750 / 210) and r["val_loss_tokens"] == 512 * 750  # first eval after
-    curve = r["loss_curve"]
-    assert len(curve["tokens"]) == promote.CURVE_POINTS and curve["step"][0] == 1 and curve["step"][-1] == 1000
-    assert curve["tokens"] == sorted(curve["tokens"])
-    # without the worker's file: Ray's last metrics, no curves
-    metrics = {"final": True, "status": "reached", "step": 5, "tokens": 2560, "clock_s": 1.0,
-               "time_to_target_first_step_s": 0.8, "tokens_to_target_first_step": 2048, "val_loss": 7.0}
-    r = promote.seed_result(1, None, metrics, "", "first_step")
-    assert r["reached"] and r["time_to_target_s"] == 0.8 and r["loss_curve"]["tokens"] == []
-    assert promote.seed_result(1, None, {}, "boom", "first_step")["status"] == "errored"
+    assert PROMOTABLE == ("completed", "stopped")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -462,7 +272,7 @@ def _started(tmp_path: Path) -> tuple[Path, Path]:
     records = tmp_path / "records"
     plan = make_plan(run, top=1, seeds=[3, 4], overrides=parse_set(QUICK[1::2]), records_dir=records,
                      control_record=None)
-    return promote.start_promotion(plan, records_dir=records, alpha=0.05, user="me"), records
+    return promotion.start_promotion(plan, records_dir=records, alpha=0.05, user="me"), records
 
 
 def test_resume_of_what_is_not_a_promotion_is_one_line_exit_2(tmp_path, capsys):
@@ -494,7 +304,7 @@ def test_resume_rebuilds_the_stored_plan_and_refuses_changes(tmp_path, capsys):
     _main_error(capsys, ["--resume", str(out), "--top", "2"], "--top 2 (stored 1)")
     _main_error(capsys, ["--resume", str(out), "--seeds", "3", "--set", "device=cuda"], "--seeds 3 (stored 2)")
     _main_error(capsys, ["--resume", str(out), str(tmp_path)], "disagree with its settings.json")
-    with promote.working_on(out):  # another command is on it (killed ones hold no lock)
+    with promotion.working_on(out):  # another command is on it (killed ones hold no lock)
         _main_error(capsys, ["--resume", str(out)], "another search.promote is working on it")
     # a record accepted since does not change the control: it stays the track defaults it started with
     accepted = make_config("tiny-speedrun").to_dict()
@@ -548,7 +358,7 @@ def test_resume_runs_only_the_missing_runs_and_writes_the_records_once(promoted,
     for label, seed in gone:
         assert json.loads((out / label / f"seed-{seed}" / "result.json").read_text())["job"] == \
             {"run": label, "seed": seed}
-    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("promote_trainable")]) == 2
+    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("pair_trainable")]) == 2
     [path] = _records(records)
     rec = json.loads(path.read_text())
     assert rec["seeds"] == [3, 4] and [r["seed"] for r in rec["results"]] == [3, 4]

@@ -1,5 +1,5 @@
-"""search.transfer: candidates from records, the rank statistics against scipy, the CLI's bad input, and one
-tiny transfer run through Ray on CPU (slow)."""
+"""search.transfer: candidates from records (the bounded design, the factorial one, what it costs), the rank
+statistics' guards, the CLI's bad input, and one tiny transfer run through Ray on CPU (slow)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from search.transfer import (
-    _parser,
-    _resume_command,
-    analyse,
-    bootstrap_ci,
+from search.transfer import _parser, _resume_command
+from search.transfer_analysis import analyse, bootstrap_ci, kendall, knob_effects, regret, spearman
+from search.transfer_design import (
     build_candidates,
-    kendall,
-    knob_effects,
+    describe_estimate,
+    estimate,
     load_records,
-    rankdata,
-    regret,
     set_short_values,
-    spearman,
+    winning_records,
 )
 from trainer.config import make_config
 
@@ -38,12 +34,15 @@ SHORT, LONG = "tiny-speedrun", "tiny-marathon"
 
 def write_record(root: Path, ident: str, changes: dict[str, Any], *, status: str = "candidate",
                  track: str = SHORT, time_s: float | None = 10.0, relative: float | None = None,
-                 control: str | None = None) -> Path:
+                 control: str | None = None, verdict: str | None = "beats_record",
+                 tokens_per_s: list[float] | None = None) -> Path:
     config = make_config(track)
     config = replace(config, hp=replace(config.hp, **changes))
     path = root / track / f"{ident}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"id": ident, "kind": "record", "status": status, "track": track,
+                                "verdict": verdict if status == "candidate" else None, "gpu": "GPU-X",
+                                "results": [{"seed": i, "tokens_per_s": v} for i, v in enumerate(tokens_per_s or [])],
                                 "mean_time_s": time_s, "config": config.to_dict(),
                                 **({"relative_to_control": relative, "control": {"record": control}}
                                    if relative is not None else {})}))
@@ -69,7 +68,7 @@ def test_candidates_singles_combinations_conflict_and_dedup(tmp_path):
     write_record(tmp_path, "other", {"muon_lr": 0.05}, track="tiny-marathon")  # another track
     records = load_records(tmp_path, SHORT)
     assert sorted(r["id"] for r in records) == ["a", "a2", "b", "base", "c"]
-    cands = build_candidates(records, LONG)
+    cands = build_candidates(records, LONG, factorial=True)
     by_changes = {json.dumps(c.changes, sort_keys=True): c for c in cands}
     assert len(by_changes) == len(cands)  # unique
 
@@ -104,7 +103,65 @@ def test_candidates_max_combine(tmp_path):
     recs = load_records(tmp_path, SHORT)
     assert len(build_candidates(recs, LONG, max_combine=1)) == 4  # baseline (no records) + 3 singles
     assert len(build_candidates(recs, LONG, max_combine=2)) == 7
-    assert len(build_candidates(recs, LONG)) == 8  # + all three
+    assert len(build_candidates(recs, LONG, factorial=True)) == 8  # + all three
+    # the bounded design: baseline, each alone, all three (compatible) together
+    bounded = build_candidates(recs, LONG)
+    assert [c.kind for c in bounded] == ["baseline", "single", "single", "single", "combination"]
+    assert bounded[-1].changes == {"muon_lr": 0.03, "weight_decay": 0.1, "muon_momentum": 0.9}
+
+
+def test_only_records_that_beat_their_control_are_combined_by_default(tmp_path):
+    write_record(tmp_path, "base", {}, status="baseline")
+    write_record(tmp_path, "won", {"muon_lr": 0.03})
+    write_record(tmp_path, "lost", {"weight_decay": 0.1}, verdict="not_significant")
+    write_record(tmp_path, "lost2", {"muon_lr": 0.03}, verdict="not_significant")  # its group has a winner
+    records = load_records(tmp_path, SHORT)
+    kept, left = winning_records(records)
+    assert sorted(r["id"] for r in kept) == ["base", "lost2", "won"] and [r["id"] for r in left] == ["lost"]
+    assert [c.changes for c in build_candidates(kept, LONG)] == [{}, {"muon_lr": 0.03}]
+    kept, left = winning_records(records, include_not_significant=True)
+    assert len(kept) == 4 and left == []
+    assert len(build_candidates(kept, LONG)) == 4  # baseline, two groups alone, both together
+
+
+def test_bounded_design_combines_the_compatible_winners_best_first(tmp_path):
+    write_record(tmp_path, "a", {"muon_lr": 0.03}, time_s=12.0)
+    write_record(tmp_path, "b", {"muon_lr": 0.04, "weight_decay": 0.1}, time_s=11.0)  # best; conflicts with a
+    write_record(tmp_path, "c", {"muon_momentum": 0.9}, time_s=15.0)
+    records = load_records(tmp_path, SHORT)
+    set_short_values(records)
+    cands = build_candidates(records, LONG)
+    assert [c.id for c in cands] == ["baseline", "r1", "r2", "r3", "c1"]
+    assert cands[-1].changes == {"muon_lr": 0.04, "weight_decay": 0.1, "muon_momentum": 0.9}
+    assert cands[-1].records == ["b", "c"]
+    assert len(build_candidates(records, LONG, factorial=True)) > len(cands)
+
+
+def test_estimate_counts_runs_tokens_and_gpu_time_from_measured_speed(tmp_path):
+    write_record(tmp_path, "a", {"muon_lr": 0.03}, tokens_per_s=[1000.0, 3000.0])
+    write_record(tmp_path, "b", {"weight_decay": 0.1}, tokens_per_s=[2000.0])
+    write_record(tmp_path, "c", {"muon_momentum": 0.9})  # no measurement: not in the mean
+    records = load_records(tmp_path, SHORT)
+    config = replace(make_config(LONG), runtime=replace(make_config(LONG).runtime, max_tokens=10_000))
+    cost = estimate([config] * 3, [0, 1], records)
+    assert cost["runs"] == 6 and cost["tokens"] == 60_000 and cost["tokens_per_s"] == 2000.0
+    assert cost["gpu_s"] == pytest.approx(30.0) and cost["measured_by"] == 2 and cost["gpus"] == ["GPU-X"]
+    assert "estimated GPU time" in describe_estimate(cost)
+    unknown = estimate([config], [0], [r for r in records if r["id"] == "c"])
+    assert unknown["gpu_s"] is None and "GPU time unknown" in describe_estimate(unknown)
+
+
+def test_dry_run_on_the_repositorys_records_is_affordable_and_the_factorial_is_one_flag_away():
+    p = _cli("records", "--track", "marathon", "--dry-run", "--seeds", "2")
+    assert p.returncode == 0, p.stderr
+    n = int(p.stdout.split(" candidates", 1)[0])
+    assert 1 <= n <= 8 and "estimated GPU time" in p.stdout and f"{2 * n} runs" in p.stdout
+    assert "--include-not-significant" in p.stdout  # the records left out are named, with the way to add them
+    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-combine", "9")
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split(" candidates", 1)[0]) > 8 and "estimated GPU time" in p.stdout
+    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-candidates", "3")
+    assert p.returncode == 0 and p.stdout.startswith("3 candidates"), p.stderr
 
 
 def test_load_records_errors(tmp_path):
@@ -122,33 +179,19 @@ def test_load_records_errors(tmp_path):
 # Statistics
 
 
-@pytest.mark.parametrize("x,y", [
-    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 1.0, 4.0, 3.0, 6.0, 5.0]),
-    ([3.1, 2.2, 5.5, 1.0, 4.4, 2.2, 7.0], [0.5, 0.7, 0.2, 0.9, 0.3, 0.6, 0.3]),  # ties on both sides
-    ([1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]),
-])
-def test_correlations_match_scipy(x, y):
-    assert rankdata(x) == pytest.approx(list(stats.rankdata(x)))
-    assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
-    assert kendall(x, y) == pytest.approx(stats.kendalltau(x, y).statistic)
-
-
 def test_correlations_undefined():
     assert math.isnan(spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
     assert math.isnan(kendall([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]))
     assert bootstrap_ci([1.0, 2.0], [1.0, 2.0], spearman) == (pytest.approx(math.nan, nan_ok=True),) * 2
 
 
-def test_bootstrap_ci_against_scipy():
+def test_bootstrap_ci_is_reproducible_and_brackets_the_value():
     rng = np.random.default_rng(1)
     x = rng.normal(size=12)
     y = x + rng.normal(scale=0.8, size=12)
     lo, hi = bootstrap_ci(list(x), list(y), spearman, samples=1000, seed=3)
     assert (lo, hi) == bootstrap_ci(list(x), list(y), spearman, samples=1000, seed=3)  # fixed seed
     assert -1 <= lo <= spearman(list(x), list(y)) <= hi <= 1
-    ref = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
-                          n_resamples=1000, method="percentile", random_state=3).confidence_interval
-    assert lo == pytest.approx(ref.low, abs=0.12) and hi == pytest.approx(ref.high, abs=0.12)
     klo, khi = bootstrap_ci(list(x), list(y), kendall, samples=1000, seed=3)
     assert -1 <= klo <= kendall(list(x), list(y)) <= khi <= 1
 
@@ -203,18 +246,23 @@ def test_dry_run(tmp_path):
 
 def test_resume_command_repeats_what_defines_the_candidates():
     args = _parser().parse_args(["recs", "--budget-tokens", "1024", "--max-combine", "1", "--seeds", "2",
+                                 "--max-candidates", "5", "--include-not-significant",
                                  "--set", "device=cpu", "--set", "loss_chunk=4096", "--max-runs", "1",
                                  "--gpus-per-trial", "0.5", "--name", "x"])
     cmd = shlex.split(_resume_command(args, Path("runs/x")))
     assert cmd[:4] == ["python", "-m", "search.transfer", "recs"] and "--resume" in cmd
-    pairs = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("--") and cmd[i] != "--resume"}
+    switches = ("--resume", "--include-not-significant")  # flags without a value
+    assert all(s in cmd for s in switches)
+    pairs = {cmd[i]: cmd[i + 1] for i in range(len(cmd) - 1) if cmd[i].startswith("--") and cmd[i] not in switches}
     assert pairs == {"--track": "marathon", "--short-track": "speedrun-4.5", "--runs-dir": "runs", "--name": "x",
                      "--seeds": "2", "--budget-tokens": "1024", "--max-combine": "1", "--max-runs": "1",
+                     "--max-candidates": "5",
                      "--gpus-per-trial": "0.5", "--set": "loss_chunk=4096"}  # the last --set; both are there:
     assert cmd.count("--set") == 2 and "device=cpu" in cmd
     # defaults stay out
     plain = shlex.split(_resume_command(_parser().parse_args(["recs", "--name", "x"]), Path("runs/x")))
-    assert not {"--seeds", "--budget-tokens", "--gpus-per-trial", "--set", "--max-runs"} & set(plain)
+    assert not {"--seeds", "--budget-tokens", "--gpus-per-trial", "--set", "--max-runs", "--max-candidates",
+                "--include-not-significant"} & set(plain)
 
 
 @pytest.mark.parametrize("args,message", [
