@@ -43,7 +43,8 @@ def test_a_lock_held_by_another_process_is_busy(tmp_path: Path) -> None:
 
 
 def test_record_paths_skip_hidden_report_and_run_files(tmp_path: Path) -> None:
-    for name in ("t/a.json", "t/.tmp.json", ".hidden/b.json", "report/c.json", "t/settings.json", "t/report/d.json"):
+    for name in ("t/a.json", "t/.tmp.json", ".hidden/b.json", "report/c.json", "t/best.json", "t/report/d.json",
+                 "run/settings.json", "run/trials/x.json", "run/ray/params.json"):  # a run directory's files
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
     assert [p.relative_to(tmp_path).as_posix() for p in record_paths(tmp_path)] == ["t/a.json"]
