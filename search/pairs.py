@@ -51,7 +51,7 @@ def pair_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[str,
 
     import torch
 
-    from search.tuner import TuneReporter, shared_gpu_lock, worker_bench
+    from search.tuner import TuneReporter, shared_gpu_lock
     from trainer.train import train
 
     if cpu_threads:
@@ -81,7 +81,7 @@ def pair_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[str,
 
     reporter = Deferred(rule, config.track.target, {"run": job["run"], "seed": job["seed"]})
     try:
-        result = train(config, reporter, bench=worker_bench())
+        result = train(config, reporter)
     except Exception as exc:
         atomic_write_json(path, {"job": job, "env": env, "result": None,
                                  "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
@@ -227,7 +227,7 @@ def run_pairs(jobs: list[Job], seeds: list[int], rule: str, out_dir: Path, pairs
         tuner = tune.Tuner(
             tune.with_resources(fn, per_trial),
             param_space={"job": tune.grid_search(grid)},
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent, reuse_actors=True,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
                                         time_budget_s=time_budget_s),
             run_config=tune.RunConfig(name=name, storage_path=str(out_dir.resolve()), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0)),

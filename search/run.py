@@ -255,6 +255,9 @@ def _summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, f
         lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     if share:
+        if share.get("per_gpu"):
+            lines.append("clocked share of wall time per GPU: " + ", ".join(
+                f"GPU {gpu} {100 * f:.0f}%" for gpu, f in share["per_gpu"].items()))
         lines.append(f"clocked training: {share['clocked_s']:.0f} s of {share['wall_s']:.0f} s wall "
                      f"({100 * share['fraction']:.0f}%; {100 * share['fraction_after_first_clock']:.0f}% after the "
                      f"first trial's clock started)")
@@ -570,11 +573,21 @@ def _record_share(run_dir: Path, trials, session: str, start: float, end: float)
     from search.store import clocked_share
     from trainer.io import atomic_write_json
 
-    spans = []
+    spans: list[tuple[float, float]] = []
+    per_gpu: dict[str, list[tuple[float, float]]] = {}
     if not trials.empty and {"clock_started_at", "clock_ended_at"} <= set(trials.columns):
-        spans = [(float(a), float(b)) for a, b in zip(trials["clock_started_at"], trials["clock_ended_at"])
-                 if pd.notna(a) and pd.notna(b)]
+        gpus = trials["cuda_visible_devices"] if "cuda_visible_devices" in trials else [""] * len(trials)
+        for a, b, gpu in zip(trials["clock_started_at"], trials["clock_ended_at"], gpus):
+            if pd.notna(a) and pd.notna(b):
+                spans.append((float(a), float(b)))
+                if isinstance(gpu, str) and gpu:
+                    per_gpu.setdefault(gpu, []).append((float(a), float(b)))
     share = clocked_share(spans, start, end)
+    if share and per_gpu:
+        # each GPU's own clocked share of the session's wall time: a GPU that sat idle shows here, which the
+        # union above hides
+        share["per_gpu"] = {gpu: round(g["fraction"], 4) for gpu, s in sorted(per_gpu.items())
+                            if (g := clocked_share(s, start, end))}
     path = run_dir / "utilisation.json"
     try:
         history = json.loads(path.read_text()) if path.exists() else []

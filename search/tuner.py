@@ -106,20 +106,6 @@ class TrialWorker(tune.Trainable):
             reports.close()
 
 
-_BENCH = None
-
-
-def worker_bench():
-    """This process's Workbench, for function trainables that Ray reuses (reuse_actors): a promotion's or
-    transfer's runs of one shape then compile and warm up once per worker."""
-    global _BENCH
-    from trainer.train import Workbench
-
-    if _BENCH is None or _BENCH.dirty:
-        _BENCH = Workbench()
-    return _BENCH
-
-
 class TuneReporter:
     """Turns trainer's reports into Tune results: the objective added, None as NaN."""
 

@@ -57,3 +57,19 @@ def test_describe_shows_seconds_or_the_censored_loss():
     assert describe(CENSORED + 1e3, True) == "not reached (no finite loss)"
     assert describe(3.65, False) == "3.6500" and describe(CENSORED, False) == "no finite val loss"
     assert describe(None, True) == describe(float("nan"), False) == "-"
+
+
+def test_utilisation_has_each_gpus_own_share(tmp_path):
+    """A GPU that sat idle shows in the per-GPU shares, which the union of all clocks hides."""
+    import json
+
+    import pandas as pd
+
+    from search.run import _record_share
+
+    trials = pd.DataFrame({"clock_started_at": [0.0, 50.0, 10.0], "clock_ended_at": [50.0, 100.0, 30.0],
+                           "cuda_visible_devices": ["0", "0", "1"]})
+    share = _record_share(tmp_path, trials, "session-1", 0.0, 100.0)
+    assert share["fraction"] == 1.0 and share["per_gpu"] == {"0": 1.0, "1": 0.2}
+    saved = json.loads((tmp_path / "utilisation.json").read_text())
+    assert saved[-1]["per_gpu"] == {"0": 1.0, "1": 0.2}
