@@ -33,7 +33,7 @@ from ._style import (
 )
 from .leaderboard import leaderboard_html, leaderboard_markdown
 from .loss_curves import _get_loss_curves_info, plot_loss_curves
-from .optimization_history import plot_optimization_history
+from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
 from .slice import plot_slice
@@ -65,7 +65,7 @@ class Page:
 def _history_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if run.trials.empty:
         return [], ["no trials yet"], ""
-    return [plot_optimization_history(run)], [], ""
+    return [plot_optimization_history(run, _get_optimization_history_info(run))], [], ""
 
 
 def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:

@@ -36,7 +36,7 @@ def _reached(run):
 
 def test_best_so_far_is_the_running_minimum_over_reached_trials(run):
     info = _get_optimization_history_info(run)
-    numbers, best = info["best_so_far"]["number"], info["best_so_far"]["value"]
+    numbers, best = info.best_so_far.number, info.best_so_far.value
     assert numbers == sorted(run.trials["number"].tolist())
     reached = _reached(run)
     for n, value in zip(numbers, best):
@@ -47,23 +47,23 @@ def test_best_so_far_is_the_running_minimum_over_reached_trials(run):
             assert value == pytest.approx(earlier.min())
     finite = [v for v in best if v is not None]
     assert all(b <= a for a, b in zip(finite, finite[1:])), "best so far must never increase"
-    assert info["best"]["value"] == pytest.approx(reached["objective"].min())
-    assert info["best"]["number"] == int(reached.loc[reached["objective"].idxmin(), "number"])
+    assert info.best.value == pytest.approx(reached["objective"].min())
+    assert info.best.number == int(reached.loc[reached["objective"].idxmin(), "number"])
 
 
 def test_history_splits_trials_by_what_can_be_plotted(run):
     info = _get_optimization_history_info(run)
-    valued = sorted(n for g in info["valued"].values() for n in g["number"])
-    unreached = sorted(n for g in info["unreached"].values() for n in g["number"])
-    no_value = sorted(n for g in info["no_value"].values() for n in g["number"])
+    valued = sorted(n for g in info.valued.values() for n in g.number)
+    unreached = sorted(n for g in info.unreached.values() for n in g.number)
+    no_value = sorted(n for g in info.no_value.values() for n in g.number)
     trials = run.trials
     assert valued == sorted(_reached(run)["number"])
     # censored values (1e6 + loss) never reach the plot: unreached trials are shown by their loss
-    assert all(y < 100 for g in info["unreached"].values() for y in g["y"])
-    assert set(info["unreached"]) >= {"stopped", "running"}
+    assert all(y < 100 for g in info.unreached.values() for y in g.y)
+    assert set(info.unreached) >= {"stopped", "running"}
     assert no_value == [ERRORED, DIVERGED]
     assert sorted(valued + unreached + no_value) == sorted(trials["number"])
-    assert info["record"]["number"] == 0 and info["record"]["value"] == pytest.approx(trials.loc[0, "objective"])
+    assert info.record.number == 0 and info.record.value == pytest.approx(trials.loc[0, "objective"])
 
 
 def test_history_on_a_budget_track_is_not_censored(tmp_path):
@@ -72,17 +72,17 @@ def test_history_on_a_budget_track_is_not_censored(tmp_path):
     trials = run.trials
     trials["objective"] = trials["best_val_loss"]
     info = _get_optimization_history_info(run)
-    assert run.is_budget_track and not info["censored"]
-    valued = sorted(n for g in info["valued"].values() for n in g["number"])
+    assert run.is_budget_track and not info.censored
+    valued = sorted(n for g in info.valued.values() for n in g.number)
     expected = trials[np.isfinite(trials["objective"]) & (trials["status"] != "errored")]["number"]
     assert valued == sorted(expected)
-    assert info["y_label"] == "validation loss (nats)"
+    assert info.y_label == "validation loss (nats)"
 
 
 def test_history_figure_has_one_trace_per_group(run):
     info = _get_optimization_history_info(run)
     fig = reports.plot_optimization_history(run)
-    expected = len(info["valued"]) + 1 + len(info["unreached"]) + 1 + len(info["no_value"])  # + best line + star
+    expected = len(info.valued) + 1 + len(info.unreached) + 1 + len(info.no_value)  # + best line + star
     assert len(fig.data) == expected
 
 
