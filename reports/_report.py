@@ -86,9 +86,9 @@ def _parallel_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if not run.param_columns:
         return [], ["The trials table has no param_* columns."], ""
     info = _get_parallel_coordinate_info(run)
-    if len(info["numbers"]) < 2:
+    if len(info.numbers) < 2:
         return [], ["Fewer than two trials have a result to draw yet."], ""
-    return [plot_parallel_coordinate(run, info)], [info["note"]] if info["note"] else [], ""
+    return [plot_parallel_coordinate(run, info)], [info.note] if info.note else [], ""
 
 
 def _importance_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:

@@ -147,29 +147,29 @@ def test_missing_history_gives_no_curves(tmp_path):
 def test_parallel_coordinates_encode_logs_and_categories(run):
     info = _get_parallel_coordinate_info(run)
     reached = _reached(run)
-    dims = {d["param"]: d for d in info["dimensions"]}
+    dims = {d.param: d for d in info.dimensions}
     assert set(dims) == {"muon_lr", "adamw_lr", "warmup_ratio", "schedule", "weight_decay"}
-    assert dims["muon_lr"]["kind"] == "log" and "log10" in dims["muon_lr"]["label"]
-    np.testing.assert_allclose(dims["muon_lr"]["values"], np.log10(reached["param_muon_lr"]))
-    ticks = [10 ** t for t in dims["muon_lr"]["tickvals"]]
+    assert dims["muon_lr"].kind == "log" and "log10" in dims["muon_lr"].label
+    np.testing.assert_allclose(dims["muon_lr"].values, np.log10(reached["param_muon_lr"]))
+    ticks = [10 ** t for t in dims["muon_lr"].tickvals]
     assert all(reached["param_muon_lr"].min() - 1e-12 <= t <= reached["param_muon_lr"].max() + 1e-12 for t in ticks)
-    assert dims["muon_lr"]["ticktext"] == [f"{t:.3g}" for t in ticks]
+    assert dims["muon_lr"].ticktext == [f"{t:.3g}" for t in ticks]
     schedule = dims["schedule"]
-    assert schedule["kind"] == "categorical" and schedule["ticktext"] == sorted(schedule["ticktext"])
-    decoded = [schedule["ticktext"][int(code)] for code in schedule["values"]]
+    assert schedule.kind == "categorical" and schedule.ticktext == sorted(schedule.ticktext)
+    decoded = [schedule.ticktext[int(code)] for code in schedule.values]
     assert decoded == reached["param_schedule"].tolist()
-    assert dims["warmup_ratio"]["kind"] == "linear"
-    assert info["objective"]["values"] == pytest.approx(reached["objective"].tolist())
-    assert info["numbers"] == reached["number"].tolist()
-    assert str(len(run.trials) - len(reached)) in info["note"]
+    assert dims["warmup_ratio"].kind == "linear"
+    assert info.objective.values == pytest.approx(reached["objective"].tolist())
+    assert info.numbers == reached["number"].tolist()
+    assert str(len(run.trials) - len(reached)) in info.note
 
 
 def test_parallel_coordinates_fall_back_to_loss_when_nothing_reached(tmp_path):
     run = reports.load(make_fake_run(tmp_path, 10))
     run.trials["reached"] = False
     info = _get_parallel_coordinate_info(run)
-    assert "loss" in info["objective"]["label"]
-    assert len(info["numbers"]) == int(run.trials["final_smoothed_loss"].notna().sum())
+    assert "loss" in info.objective.label
+    assert len(info.numbers) == int(run.trials["final_smoothed_loss"].notna().sum())
 
 
 # ---------------------------------------------------------------------------------------------------------
