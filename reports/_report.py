@@ -95,17 +95,17 @@ def _importance_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if not run.param_columns:
         return [], ["The trials table has no param_* columns."], ""
     info = _get_param_importances_info(run)
-    rows = [[(esc(p["param"]), p["param"], ""),
-             (format_number(p["importance"], 3), "" if np.isnan(p["importance"]) else p["importance"], "num"),
-             (format_number(p["p_value"], 2), "" if np.isnan(p["p_value"]) else p["p_value"], "num"),
-             (format_number(p["spearman"], 3), "" if p["spearman"] is None else p["spearman"], "num"),
-             (str(p["groups"] or ""), p["groups"], "num"), (str(p["n"]), p["n"], "num"), (esc(p["reason"] or ""), "", "")]
-            for p in info["params"]]
+    rows = [[(esc(p.param), p.param, ""),
+             (format_number(p.importance, 3), "" if np.isnan(p.importance) else p.importance, "num"),
+             (format_number(p.p_value, 2), "" if np.isnan(p.p_value) else p.p_value, "num"),
+             (format_number(p.spearman, 3), "" if p.spearman is None else p.spearman, "num"),
+             (str(p.groups or ""), p.groups, "num"), (str(p.n), p.n, "num"), (esc(p.reason or ""), "", "")]
+            for p in info.params]
     table = _html.table([("param", "parameter"), ("importance", "η²_H"), ("p_value", "p-value (Kruskal–Wallis)"),
                          ("spearman", "Spearman ρ"), ("groups", "groups"), ("n", "trials"), ("reason", "not rated because")],
                         rows, table_id="importance")
-    if not any(np.isfinite(p["importance"]) for p in info["params"]):
-        return [], [f"Not enough finished trials to rate parameters yet ({info['n_trials']} with a result)."], table
+    if not any(np.isfinite(p.importance) for p in info.params):
+        return [], [f"Not enough finished trials to rate parameters yet ({info.n_trials} with a result)."], table
     return [plot_param_importances(run, info)], [], table
 
 

@@ -178,15 +178,15 @@ def test_parallel_coordinates_fall_back_to_loss_when_nothing_reached(tmp_path):
 
 def test_importance_ranks_the_driving_param_above_noise(run):
     info = _get_param_importances_info(run)
-    order = [p["param"] for p in info["params"]]
-    by_name = {p["param"]: p for p in info["params"]}
+    order = [p.param for p in info.params]
+    by_name = {p.param: p for p in info.params}
     assert order[0] == "muon_lr"
-    assert by_name["muon_lr"]["importance"] > 0.5 and by_name["muon_lr"]["p_value"] < 1e-3
-    assert by_name["muon_lr"]["importance"] > by_name["weight_decay"]["importance"] + 0.4
-    assert by_name["schedule"]["groups"] == 4 and by_name["schedule"]["spearman"] is None
+    assert by_name["muon_lr"].importance > 0.5 and by_name["muon_lr"].p_value < 1e-3
+    assert by_name["muon_lr"].importance > by_name["weight_decay"].importance + 0.4
+    assert by_name["schedule"].groups == 4 and by_name["schedule"].spearman is None
     # running and errored trials carry no result
-    assert info["n_trials"] == int(run.trials["status"].isin(["completed", "stopped", "diverged"]).sum())
-    assert "Kruskal" in info["method"]
+    assert info.n_trials == int(run.trials["status"].isin(["completed", "stopped", "diverged"]).sum())
+    assert "Kruskal" in info.method
 
 
 def test_effect_size_edges():
