@@ -36,7 +36,7 @@ from .loss_curves import _get_loss_curves_info, plot_loss_curves
 from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
-from .slice import plot_slice
+from .slice import _get_slice_info, plot_slice
 from .time_to_target import _get_time_to_target_info, plot_time_to_target
 from .transfer import (
     _get_transfer_info,
@@ -114,7 +114,7 @@ def _slice_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
         return [], ["The trials table has no param_* columns."], ""
     if objective_values(run).isna().all() and final_loss(run.trials)[0].isna().all():
         return [], ["No trial has a result or a loss to plot yet."], ""
-    return [plot_slice(run)], [], ""
+    return [plot_slice(run, _get_slice_info(run))], [], ""
 
 
 def _time_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:

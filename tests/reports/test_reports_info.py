@@ -214,17 +214,17 @@ def test_kruskal_wallis_matches_scipy():
 
 def test_slice_info(run):
     info = _get_slice_info(run)
-    panels = {p["param"]: p for p in info["panels"]}
-    assert panels["muon_lr"]["log"] and panels["adamw_lr"]["log"] and not panels["warmup_ratio"]["log"]
-    assert panels["schedule"]["categorical"]
+    panels = {p.param: p for p in info.panels}
+    assert panels["muon_lr"].log and panels["adamw_lr"].log and not panels["warmup_ratio"].log
+    assert panels["schedule"].categorical
     reached = _reached(run)
-    assert len(panels["muon_lr"]["valued"]["x"]) == len(reached)
-    assert panels["muon_lr"]["valued"]["y"] == pytest.approx(reached["objective"].tolist())
+    assert len(panels["muon_lr"].valued.x) == len(reached)
+    assert panels["muon_lr"].valued.y == pytest.approx(reached["objective"].tolist())
     loss = run.trials.loc[~run.trials["reached"], "final_smoothed_loss"].dropna()
-    assert sorted(panels["muon_lr"]["unreached"]["y"]) == pytest.approx(sorted(loss))
-    assert info["two_rows"]
+    assert sorted(panels["muon_lr"].unreached.y) == pytest.approx(sorted(loss))
+    assert info.two_rows
     fig = reports.plot_slice(run)
-    assert len(fig.data) == 2 * len(panels) + len(info["statuses"])
+    assert len(fig.data) == 2 * len(panels) + len(info.statuses)
 
 
 # ---------------------------------------------------------------------------------------------------------
