@@ -121,16 +121,16 @@ def _time_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if run.is_budget_track:
         return [], ["This track has no target (a fixed token budget): there is no time to target."], ""
     info = _get_time_to_target_info(run)
-    rows = [[(esc(r["rule"]), r["rule"], ""), (str(r["reached"]), r["reached"], "num"),
-             (format_duration(r["best_s"]), r["best_s"] or "", "num"),
-             (format_duration(r["median_s"]), r["median_s"] or "", "num"),
-             (format_duration(r["record_s"]), r["record_s"] or "", "num")] for r in info["by_rule"]]
+    rows = [[(esc(r.rule), r.rule, ""), (str(r.reached), r.reached, "num"),
+             (format_duration(r.best_s), r.best_s or "", "num"),
+             (format_duration(r.median_s), r.median_s or "", "num"),
+             (format_duration(r.record_s), r.record_s or "", "num")] for r in info.by_rule]
     table = ("<h2>Every crossing rule</h2>"
              + _html.table([("rule", "rule"), ("reached", "trials that reached"), ("best", "best time"),
-                            ("median", "median time"), ("record", f"record settings (trial {info['record']['number'] if info['record'] else '–'})")],
+                            ("median", "median time"), ("record", f"record settings (trial {info.record.number if info.record else '–'})")],
                            rows, table_id="rules"))
-    if info["n_reached"] == 0:
-        return [], [f"No trial has reached the target by the {info['rule']} rule yet."], table
+    if info.n_reached == 0:
+        return [], [f"No trial has reached the target by the {info.rule} rule yet."], table
     return [plot_time_to_target(run, info)], [], table
 
 

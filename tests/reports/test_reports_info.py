@@ -235,18 +235,18 @@ def test_time_to_target_info(run):
     info = _get_time_to_target_info(run)
     trials = run.trials
     column = trials["time_to_target_smoothed_s"]
-    assert info["rule"] == "smoothed" and info["column"] == "time_to_target_smoothed_s"
-    assert sorted(info["times"]) == pytest.approx(sorted(column.dropna()))
-    assert info["n_reached"] == int(column.notna().sum())
-    assert info["record"]["number"] == 0
-    assert info["record"]["time_s"] == pytest.approx(column[0])
-    assert info["best"]["time_s"] == pytest.approx(column.min())
-    assert info["speedup_vs_record"] == pytest.approx(column[0] / column.min())
-    histogram = info["histogram"]
-    assert sum(histogram["counts"]) == info["n_reached"] and len(histogram["edges"]) == len(histogram["counts"]) + 1
-    assert histogram["edges"][0] == pytest.approx(column.min()) and histogram["edges"][-1] == pytest.approx(column.max())
-    rules = {r["rule"]: r for r in info["by_rule"]}
-    assert rules["first_step"]["reached"] == int(trials["time_to_target_first_step_s"].notna().sum())
+    assert info.rule == "smoothed" and info.column == "time_to_target_smoothed_s"
+    assert sorted(info.times) == pytest.approx(sorted(column.dropna()))
+    assert info.n_reached == int(column.notna().sum())
+    assert info.record.number == 0
+    assert info.record.time_s == pytest.approx(column[0])
+    assert info.best.time_s == pytest.approx(column.min())
+    assert info.speedup_vs_record == pytest.approx(column[0] / column.min())
+    histogram = info.histogram
+    assert sum(histogram.counts) == info.n_reached and len(histogram.edges) == len(histogram.counts) + 1
+    assert histogram.edges[0] == pytest.approx(column.min()) and histogram.edges[-1] == pytest.approx(column.max())
+    rules = {r.rule: r for r in info.by_rule}
+    assert rules["first_step"].reached == int(trials["time_to_target_first_step_s"].notna().sum())
 
 
 def test_record_trial_is_found_by_its_params(run):
