@@ -70,14 +70,14 @@ def _history_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
 
 def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     info = _get_loss_curves_info(run)
-    if not info["curves"]:
+    if not info.curves:
         return [], ["No trial has reported a loss yet (history.parquet is missing or empty)."], ""
     notes = []
-    if info["missing_history"]:
-        notes.append(f"{plural(len(info['missing_history']), 'trial')} without history (errored before a first report, "
-                     f"or not reported yet), not drawn: trials {', '.join(map(str, info['missing_history'][:20]))}"
-                     + (" …" if len(info["missing_history"]) > 20 else ""))
-    if not info["rungs"]:
+    if info.missing_history:
+        notes.append(f"{plural(len(info.missing_history), 'trial')} without history (errored before a first report, "
+                     f"or not reported yet), not drawn: trials {', '.join(map(str, info.missing_history[:20]))}"
+                     + (" …" if len(info.missing_history) > 20 else ""))
+    if not info.rungs:
         notes.append("settings.json names no ASHA rungs: none are drawn.")
     return [plot_loss_curves(run, info)], notes, ""
 

@@ -92,34 +92,34 @@ def test_history_figure_has_one_trace_per_group(run):
 
 def test_loss_curves_have_every_trial_with_history_and_the_rungs(run):
     info = _get_loss_curves_info(run)
-    assert info["rungs"] == RUNGS
-    assert info["target"] == TARGET
-    assert info["missing_history"] == [ERRORED]
-    assert len(info["curves"]) == len(run.trials) - 1
-    assert info["metrics"][0] == "smoothed_loss" and set(info["metrics"]) == {"smoothed_loss", "train_loss", "val_loss"}
-    for curve in info["curves"]:
-        tokens = curve["series"]["smoothed_loss"]["tokens"]
+    assert info.rungs == RUNGS
+    assert info.target == TARGET
+    assert info.missing_history == [ERRORED]
+    assert len(info.curves) == len(run.trials) - 1
+    assert info.metrics[0] == "smoothed_loss" and set(info.metrics) == {"smoothed_loss", "train_loss", "val_loss"}
+    for curve in info.curves:
+        tokens = curve.series["smoothed_loss"].tokens
         assert tokens == sorted(tokens)
-        if curve["status"] == "stopped":
-            assert curve["cut"] and curve["last_tokens"] in RUNGS  # ASHA stops at a rung
+        if curve.status == "stopped":
+            assert curve.cut and curve.last_tokens in RUNGS  # ASHA stops at a rung
         else:
-            assert not curve["cut"]
-        if curve["status"] == "completed":
-            reached = bool(run.trials.loc[run.trials["number"] == curve["number"], "reached"].iloc[0])
-            assert (curve["end"]["loss"] <= TARGET) == reached
-            assert reached or curve["last_tokens"] == MAX_T
-    diverged = next(c for c in info["curves"] if c["status"] == "diverged")
-    assert math.isfinite(diverged["end"]["loss"])  # marked at its last finite loss
+            assert not curve.cut
+        if curve.status == "completed":
+            reached = bool(run.trials.loc[run.trials["number"] == curve.number, "reached"].iloc[0])
+            assert (curve.end.loss <= TARGET) == reached
+            assert reached or curve.last_tokens == MAX_T
+    diverged = next(c for c in info.curves if c.status == "diverged")
+    assert math.isfinite(diverged.end.loss)  # marked at its last finite loss
     # the per-step blow-up (25 nats) must not squash the axis
-    assert info["y_ranges"]["train_loss"][1] < 20
-    low, high = info["y_ranges"]["smoothed_loss"]
+    assert info.y_ranges["train_loss"][1] < 20
+    low, high = info.y_ranges["smoothed_loss"]
     assert low < TARGET < high
 
 
 def test_loss_curve_figure_draws_each_trial_once_plus_highlights(run):
     info = _get_loss_curves_info(run)
     fig = reports.plot_loss_curves(run)
-    assert len(fig.data) == len(info["curves"]) + 2  # + record settings and best trial on top
+    assert len(fig.data) == len(info.curves) + 2  # + record settings and best trial on top
     dashed = [t for t in fig.data if t.line.dash == "dash"]
     assert len(dashed) == int((run.trials["status"] == "stopped").sum())
     assert [s.x0 for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1] == RUNGS
@@ -136,7 +136,7 @@ def test_rungs_come_from_the_asha_settings_when_not_listed(tmp_path):
 def test_missing_history_gives_no_curves(tmp_path):
     run = reports.load(make_fake_run(tmp_path, 8, history=False))
     info = _get_loss_curves_info(run)
-    assert info["curves"] == [] and len(info["missing_history"]) == 8
+    assert info.curves == [] and len(info.missing_history) == 8
     assert any("history" in n for n in run.notes)
 
 
