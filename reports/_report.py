@@ -47,7 +47,7 @@ from .transfer import (
     plot_rank_change,
     plot_transfer_scatter,
 )
-from .trials_table import trials_table_html
+from .trials_table import _get_trials_table_info, trials_table_html
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _time_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
 def _trials_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if run.trials.empty:
         return [], ["no trials yet"], ""
-    return [], [], trials_table_html(run)
+    return [], [], trials_table_html(run, _get_trials_table_info(run))
 
 
 SEARCH_PAGES = (

@@ -258,7 +258,7 @@ def test_record_trial_is_found_by_its_params(run):
 
 
 def test_trials_table(run):
-    table = _get_trials_table_info(run)
+    table = _get_trials_table_info(run).table
     assert len(table) == len(run.trials)
     assert {"status", "error", "param_muon_lr", "time_to_target_smoothed_s"} <= set(table.columns)
     html = trials_table_html(run)
