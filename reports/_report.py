@@ -31,7 +31,7 @@ from ._style import (
     plural,
     status_colour,
 )
-from .leaderboard import leaderboard_html, leaderboard_markdown
+from .leaderboard import _get_leaderboard_info, leaderboard_html, leaderboard_markdown
 from .loss_curves import _get_loss_curves_info, plot_loss_curves
 from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
@@ -398,12 +398,13 @@ def write_records_report(records_dir: Path, out_dir: Path, transfer_dirs: list[P
         raise ReportInputError(f"{records_dir}: no record JSON files found (expected records/<track>/<id>.json)")
     transfers = find_transfer_runs(records_dir, list(transfer_dirs or []))
     nav = [("index.html", "Leaderboard")] + ([("transfer.html", "Transfer")] if transfers else [])
-    markdown = leaderboard_markdown(records)
+    leaderboard = _get_leaderboard_info(records)  # once for the Markdown and the HTML tables
+    markdown = leaderboard_markdown(records, leaderboard)
     notes = "".join(note(n) for n in records.attrs.get("notes", []))
     n_candidates = int((records["status"] != "baseline").sum())
     body = (notes + f"<p class=lead>{len(records)} records ({n_candidates} candidates) from <code>{esc(records_dir)}</code>. "
             "Ranked rows are accepted entries (baselines and candidates whose verdict is beats_record); other "
-            "candidates are listed unranked, in italics, with their verdict.</p>" + leaderboard_html(records)
+            "candidates are listed unranked, in italics, with their verdict.</p>" + leaderboard_html(records, leaderboard)
             + "<details><summary>Markdown (for the README)</summary><pre>" + html.escape(markdown) + "</pre></details>")
     write_atomic(out_dir / "leaderboard.md", markdown)
     if transfers:

@@ -37,15 +37,15 @@ def test_leaderboard_of_the_shipped_records_has_the_seed_tables(tmp_path):
 
 
 def test_leaderboard_info_ranks_accepted_entries_only(records):
-    tracks = _get_leaderboard_info(records)
-    assert [t["track"] for t in tracks] == ["speedrun-4.5", "speedrun-3.5", "marathon"]
+    tracks = _get_leaderboard_info(records).tracks
+    assert [t.track for t in tracks] == ["speedrun-4.5", "speedrun-3.5", "marathon"]
     fast = tracks[0]
-    ranks = [(r["id"], r["rank"]) for r in fast["rows"]]
+    ranks = [(r.id, r.rank) for r in fast.rows]
     # the significant candidate takes first place; the others are listed unranked
     assert ranks == [("cand-fast", 1), ("seed-4.5", 2), ("cand-partial", None), ("cand-close", None)]
-    assert fast["title"] == "Fastest To 4.5 Train Loss" and not fast["budget"]
+    assert fast.title == "Fastest To 4.5 Train Loss" and not fast.budget
     marathon = tracks[2]
-    assert marathon["budget"] and marathon["rows"][0]["val_loss"] == pytest.approx(3.194)
+    assert marathon.budget and marathon.rows[0].val_loss == pytest.approx(3.194)
 
 
 def test_leaderboard_markdown_in_the_seed_style(records):
