@@ -285,10 +285,10 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
 
 def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]:
     info = _get_transfer_info(transfer)
-    if not info["rows"]:
+    if not info.rows:
         return note(f"{label}: transfer.json holds no candidate with a short and a long result yet."), 0
     stats_rows = []
-    for k, v in info["statistics"].items():
+    for k, v in info.statistics.items():
         band = _band(*interval(transfer, k))
         stats_rows.append([(esc(k), k, ""), (format_number(v, 3) + band, v, "num")])
     if isinstance(transfer, dict) and transfer.get("short_winner") is not None:
@@ -303,9 +303,9 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
             level = f"{100 * level:g}% " if isinstance(level, int | float) else ""
             body += (f"<p class=muted>In brackets: {level}bootstrap confidence intervals from "
                      f"{boot.get('samples')} resamples of the candidates.</p>")
-    elif info["computed"]:
+    elif info.computed:
         body += "<p class=muted>computed here from the ranks: " + esc(", ".join(
-            f"{k} {v:.3f}" for k, v in info["computed"].items())) + "</p>"
+            f"{k} {v:.3f}" for k, v in info.computed.items())) + "</p>"
     knobs = knob_effects(transfer)
     if knobs:
         body += ("<h3>Which knobs helped at this length</h3><p class=muted>Mean long-track result of the candidates "
