@@ -31,12 +31,12 @@ from ._style import (
     plural,
     status_colour,
 )
-from .leaderboard import leaderboard_html, leaderboard_markdown
+from .leaderboard import _get_leaderboard_info, leaderboard_html, leaderboard_markdown
 from .loss_curves import _get_loss_curves_info, plot_loss_curves
-from .optimization_history import plot_optimization_history
+from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
-from .slice import plot_slice
+from .slice import _get_slice_info, plot_slice
 from .time_to_target import _get_time_to_target_info, plot_time_to_target
 from .transfer import (
     _get_transfer_info,
@@ -47,7 +47,7 @@ from .transfer import (
     plot_rank_change,
     plot_transfer_scatter,
 )
-from .trials_table import trials_table_html
+from .trials_table import _get_trials_table_info, trials_table_html
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +65,19 @@ class Page:
 def _history_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if run.trials.empty:
         return [], ["no trials yet"], ""
-    return [plot_optimization_history(run)], [], ""
+    return [plot_optimization_history(run, _get_optimization_history_info(run))], [], ""
 
 
 def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     info = _get_loss_curves_info(run)
-    if not info["curves"]:
+    if not info.curves:
         return [], ["No trial has reported a loss yet (history.parquet is missing or empty)."], ""
     notes = []
-    if info["missing_history"]:
-        notes.append(f"{plural(len(info['missing_history']), 'trial')} without history (errored before a first report, "
-                     f"or not reported yet), not drawn: trials {', '.join(map(str, info['missing_history'][:20]))}"
-                     + (" …" if len(info["missing_history"]) > 20 else ""))
-    if not info["rungs"]:
+    if info.missing_history:
+        notes.append(f"{plural(len(info.missing_history), 'trial')} without history (errored before a first report, "
+                     f"or not reported yet), not drawn: trials {', '.join(map(str, info.missing_history[:20]))}"
+                     + (" …" if len(info.missing_history) > 20 else ""))
+    if not info.rungs:
         notes.append("settings.json names no ASHA rungs: none are drawn.")
     return [plot_loss_curves(run, info)], notes, ""
 
@@ -86,26 +86,26 @@ def _parallel_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if not run.param_columns:
         return [], ["The trials table has no param_* columns."], ""
     info = _get_parallel_coordinate_info(run)
-    if len(info["numbers"]) < 2:
+    if len(info.numbers) < 2:
         return [], ["Fewer than two trials have a result to draw yet."], ""
-    return [plot_parallel_coordinate(run, info)], [info["note"]] if info["note"] else [], ""
+    return [plot_parallel_coordinate(run, info)], [info.note] if info.note else [], ""
 
 
 def _importance_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if not run.param_columns:
         return [], ["The trials table has no param_* columns."], ""
     info = _get_param_importances_info(run)
-    rows = [[(esc(p["param"]), p["param"], ""),
-             (format_number(p["importance"], 3), "" if np.isnan(p["importance"]) else p["importance"], "num"),
-             (format_number(p["p_value"], 2), "" if np.isnan(p["p_value"]) else p["p_value"], "num"),
-             (format_number(p["spearman"], 3), "" if p["spearman"] is None else p["spearman"], "num"),
-             (str(p["groups"] or ""), p["groups"], "num"), (str(p["n"]), p["n"], "num"), (esc(p["reason"] or ""), "", "")]
-            for p in info["params"]]
+    rows = [[(esc(p.param), p.param, ""),
+             (format_number(p.importance, 3), "" if np.isnan(p.importance) else p.importance, "num"),
+             (format_number(p.p_value, 2), "" if np.isnan(p.p_value) else p.p_value, "num"),
+             (format_number(p.spearman, 3), "" if p.spearman is None else p.spearman, "num"),
+             (str(p.groups or ""), p.groups, "num"), (str(p.n), p.n, "num"), (esc(p.reason or ""), "", "")]
+            for p in info.params]
     table = _html.table([("param", "parameter"), ("importance", "η²_H"), ("p_value", "p-value (Kruskal–Wallis)"),
                          ("spearman", "Spearman ρ"), ("groups", "groups"), ("n", "trials"), ("reason", "not rated because")],
                         rows, table_id="importance")
-    if not any(np.isfinite(p["importance"]) for p in info["params"]):
-        return [], [f"Not enough finished trials to rate parameters yet ({info['n_trials']} with a result)."], table
+    if not any(np.isfinite(p.importance) for p in info.params):
+        return [], [f"Not enough finished trials to rate parameters yet ({info.n_trials} with a result)."], table
     return [plot_param_importances(run, info)], [], table
 
 
@@ -114,30 +114,30 @@ def _slice_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
         return [], ["The trials table has no param_* columns."], ""
     if objective_values(run).isna().all() and final_loss(run.trials)[0].isna().all():
         return [], ["No trial has a result or a loss to plot yet."], ""
-    return [plot_slice(run)], [], ""
+    return [plot_slice(run, _get_slice_info(run))], [], ""
 
 
 def _time_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if run.is_budget_track:
         return [], ["This track has no target (a fixed token budget): there is no time to target."], ""
     info = _get_time_to_target_info(run)
-    rows = [[(esc(r["rule"]), r["rule"], ""), (str(r["reached"]), r["reached"], "num"),
-             (format_duration(r["best_s"]), r["best_s"] or "", "num"),
-             (format_duration(r["median_s"]), r["median_s"] or "", "num"),
-             (format_duration(r["record_s"]), r["record_s"] or "", "num")] for r in info["by_rule"]]
+    rows = [[(esc(r.rule), r.rule, ""), (str(r.reached), r.reached, "num"),
+             (format_duration(r.best_s), r.best_s or "", "num"),
+             (format_duration(r.median_s), r.median_s or "", "num"),
+             (format_duration(r.record_s), r.record_s or "", "num")] for r in info.by_rule]
     table = ("<h2>Every crossing rule</h2>"
              + _html.table([("rule", "rule"), ("reached", "trials that reached"), ("best", "best time"),
-                            ("median", "median time"), ("record", f"record settings (trial {info['record']['number'] if info['record'] else '–'})")],
+                            ("median", "median time"), ("record", f"record settings (trial {info.record.number if info.record else '–'})")],
                            rows, table_id="rules"))
-    if info["n_reached"] == 0:
-        return [], [f"No trial has reached the target by the {info['rule']} rule yet."], table
+    if info.n_reached == 0:
+        return [], [f"No trial has reached the target by the {info.rule} rule yet."], table
     return [plot_time_to_target(run, info)], [], table
 
 
 def _trials_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
     if run.trials.empty:
         return [], ["no trials yet"], ""
-    return [], [], trials_table_html(run)
+    return [], [], trials_table_html(run, _get_trials_table_info(run))
 
 
 SEARCH_PAGES = (
@@ -285,10 +285,10 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
 
 def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]:
     info = _get_transfer_info(transfer)
-    if not info["rows"]:
+    if not info.rows:
         return note(f"{label}: transfer.json holds no candidate with a short and a long result yet."), 0
     stats_rows = []
-    for k, v in info["statistics"].items():
+    for k, v in info.statistics.items():
         band = _band(*interval(transfer, k))
         stats_rows.append([(esc(k), k, ""), (format_number(v, 3) + band, v, "num")])
     if isinstance(transfer, dict) and transfer.get("short_winner") is not None:
@@ -303,9 +303,9 @@ def _transfer_section(transfer: Any, label: str, prefix: str) -> tuple[str, int]
             level = f"{100 * level:g}% " if isinstance(level, int | float) else ""
             body += (f"<p class=muted>In brackets: {level}bootstrap confidence intervals from "
                      f"{boot.get('samples')} resamples of the candidates.</p>")
-    elif info["computed"]:
+    elif info.computed:
         body += "<p class=muted>computed here from the ranks: " + esc(", ".join(
-            f"{k} {v:.3f}" for k, v in info["computed"].items())) + "</p>"
+            f"{k} {v:.3f}" for k, v in info.computed.items())) + "</p>"
     knobs = knob_effects(transfer)
     if knobs:
         body += ("<h3>Which knobs helped at this length</h3><p class=muted>Mean long-track result of the candidates "
@@ -398,12 +398,13 @@ def write_records_report(records_dir: Path, out_dir: Path, transfer_dirs: list[P
         raise ReportInputError(f"{records_dir}: no record JSON files found (expected records/<track>/<id>.json)")
     transfers = find_transfer_runs(records_dir, list(transfer_dirs or []))
     nav = [("index.html", "Leaderboard")] + ([("transfer.html", "Transfer")] if transfers else [])
-    markdown = leaderboard_markdown(records)
+    leaderboard = _get_leaderboard_info(records)  # once for the Markdown and the HTML tables
+    markdown = leaderboard_markdown(records, leaderboard)
     notes = "".join(note(n) for n in records.attrs.get("notes", []))
     n_candidates = int((records["status"] != "baseline").sum())
     body = (notes + f"<p class=lead>{len(records)} records ({n_candidates} candidates) from <code>{esc(records_dir)}</code>. "
             "Ranked rows are accepted entries (baselines and candidates whose verdict is beats_record); other "
-            "candidates are listed unranked, in italics, with their verdict.</p>" + leaderboard_html(records)
+            "candidates are listed unranked, in italics, with their verdict.</p>" + leaderboard_html(records, leaderboard)
             + "<details><summary>Markdown (for the README)</summary><pre>" + html.escape(markdown) + "</pre></details>")
     write_atomic(out_dir / "leaderboard.md", markdown)
     if transfers:

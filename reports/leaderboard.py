@@ -10,6 +10,7 @@ session on the same GPU).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -50,11 +51,52 @@ def _verdict_text(row: pd.Series) -> str:
     return ", ".join(parts)
 
 
-def _get_leaderboard_info(records: pd.DataFrame) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """One record as a leaderboard row: its `rank` (None for an unranked candidate) and display fields."""
+
+    rank: int | None
+    id: str
+    date: str
+    time_s: float | None
+    std_time_s: float | None
+    tokens: float | None
+    val_loss: float | None
+    user: str  # Markdown links kept
+    notes: str
+    candidate: bool
+    verdict: str | None
+    verdict_detail: str  # p-value, seeds and time relative to the control, for a candidate
+    gpu: str | None
+    command: str | None
+    path: str | None
+
+
+@dataclass(frozen=True)
+class TrackTable:
+    """One track's table: its title and goal, whether it is a budget track (ranked by val loss), its rows."""
+
+    track: str
+    title: str
+    goal: str
+    budget: bool
+    target: float | None
+    rule: str
+    rows: list[LeaderboardEntry]
+
+
+@dataclass(frozen=True)
+class LeaderboardInfo:
+    """The leaderboard's tables: speedruns by target, high first; budget tracks; tiny CPU tracks last."""
+
+    tracks: list[TrackTable]
+
+
+def _get_leaderboard_info(records: pd.DataFrame) -> LeaderboardInfo:
     """Per track (speedruns by target, high first; budget tracks; tiny CPU tracks last): its title, goal,
     kind and rows, each row with `rank` (None for unranked candidates) and display fields."""
     if records is None or records.empty:
-        return []
+        return LeaderboardInfo(tracks=[])
     out = []
     for track, rows in records.groupby(records["track"].fillna("unknown").astype(str), sort=False):
         target = _target_of(track, rows)
@@ -71,30 +113,30 @@ def _get_leaderboard_info(records: pd.DataFrame) -> list[dict[str, Any]]:
             if ranked:
                 rank += 1
             candidate = row["status"] != "baseline"
-            entries.append({
-                "rank": rank if ranked else None, "id": row["id"], "date": none_if_nan(row.get("date")) or "",
-                "time_s": none_if_nan(row["time_s"]), "std_time_s": none_if_nan(row.get("std_time_s")),
-                "tokens": none_if_nan(row["tokens"]), "val_loss": none_if_nan(row.get("val_loss")),
-                "user": none_if_nan(row.get("user")) or none_if_nan(row.get("source")) or "search.promote",
-                "notes": none_if_nan(row.get("notes")) or "", "candidate": candidate,
-                "verdict": none_if_nan(row.get("verdict")), "verdict_detail": _verdict_text(row) if candidate else "",
-                "gpu": none_if_nan(row.get("gpu")), "command": none_if_nan(row.get("command")), "path": row.get("path"),
-            })
+            entries.append(LeaderboardEntry(
+                rank=rank if ranked else None, id=row["id"], date=none_if_nan(row.get("date")) or "",
+                time_s=none_if_nan(row["time_s"]), std_time_s=none_if_nan(row.get("std_time_s")),
+                tokens=none_if_nan(row["tokens"]), val_loss=none_if_nan(row.get("val_loss")),
+                user=none_if_nan(row.get("user")) or none_if_nan(row.get("source")) or "search.promote",
+                notes=none_if_nan(row.get("notes")) or "", candidate=candidate,
+                verdict=none_if_nan(row.get("verdict")), verdict_detail=_verdict_text(row) if candidate else "",
+                gpu=none_if_nan(row.get("gpu")), command=none_if_nan(row.get("command")), path=row.get("path"),
+            ))
         if budget:
             title, goal = "The Marathon", "Best val loss after the track's token budget"
         else:
             what = "Val Loss" if rule == "val" else "Train Loss"
             title, goal = f"Fastest To {target:g} {what}", f"Fastest Time to Reach Loss ≤ {target:g}"
-        out.append({"track": track, "title": title, "goal": goal, "budget": budget, "target": target, "rule": rule,
-                    "rows": entries})
-    out.sort(key=lambda t: _track_order(t["track"], t["target"]))
-    return out
+        out.append(TrackTable(track=track, title=title, goal=goal, budget=budget, target=target, rule=rule,
+                              rows=entries))
+    out.sort(key=lambda t: _track_order(t.track, t.target))
+    return LeaderboardInfo(tracks=out)
 
 
-def _time_text(entry: dict[str, Any]) -> str:
-    text = format_duration(entry["time_s"])
-    if entry["std_time_s"] is not None and entry["time_s"] is not None:
-        text += f" ± {format_duration(entry['std_time_s'])}"
+def _time_text(entry: LeaderboardEntry) -> str:
+    text = format_duration(entry.time_s)
+    if entry.std_time_s is not None and entry.time_s is not None:
+        text += f" ± {format_duration(entry.std_time_s)}"
     return text
 
 
@@ -128,40 +170,40 @@ def md_code(value: Any) -> str:
     return f"`{text}`" if _PLAIN_WORD.fullmatch(text) else md_text(text)
 
 
-def _notes_text(entry: dict[str, Any], *, markdown: bool) -> str:
-    notes = md_links(entry["notes"]) if markdown else str(entry["notes"])
-    if entry["candidate"]:
-        verdict = entry["verdict"] or "pending"
-        detail = f" ({entry['verdict_detail']})" if entry["verdict_detail"] else ""
+def _notes_text(entry: LeaderboardEntry, *, markdown: bool) -> str:
+    notes = md_links(entry.notes) if markdown else str(entry.notes)
+    if entry.candidate:
+        verdict = entry.verdict or "pending"
+        detail = f" ({entry.verdict_detail})" if entry.verdict_detail else ""
         tag = (f"*candidate*, verdict {md_code(verdict)}{' ' if detail else ''}{md_text(detail)}" if markdown
                else f"candidate, verdict {verdict}{detail}")
         notes = f"{notes} — {tag}" if notes else tag
     return notes
 
 
-def leaderboard_markdown(records: pd.DataFrame) -> str:
+def leaderboard_markdown(records: pd.DataFrame, info: LeaderboardInfo | None = None) -> str:
     """The leaderboard as Markdown, table for table in the style of seed/leaderboard.md."""
-    tracks = _get_leaderboard_info(records)
+    tracks = (info if info is not None else _get_leaderboard_info(records)).tracks  # a page passes its info
     lines = ["# Blueberry-Nano Speedrun Leaderboard", ""]
     if not tracks:
         return "\n".join([*lines, "*No records yet.*", ""])
     for track in tracks:
-        lines += ["", f"## {track['title']}", f"*Goal: {track['goal']}* · track {md_code(track['track'])}", ""]
-        if track["budget"]:
+        lines += ["", f"## {track.title}", f"*Goal: {track.goal}* · track {md_code(track.track)}", ""]
+        if track.budget:
             lines += ["| # | Date | Val Loss | Time | User | Notes |", "| :--- | :--- | :--- | :--- | :--- | :--- |"]
         else:
             lines += ["| # | Date | Time | Tokens Used | User | Notes |", "| :--- | :--- | :--- | :--- | :--- | :--- |"]
-        for entry in track["rows"]:
-            first = entry["rank"] == 1
+        for entry in track.rows:
+            first = entry.rank == 1
             bold = (lambda s: f"**{s}**") if first else (lambda s: s)
-            rank = bold(str(entry["rank"])) if entry["rank"] else "–"
+            rank = bold(str(entry.rank)) if entry.rank else "–"
             notes = _notes_text(entry, markdown=True)
-            user, date = md_links(entry["user"]), md_text(entry["date"])
-            if track["budget"]:
-                loss = "–" if entry["val_loss"] is None else f"{entry['val_loss']:.4f}"
+            user, date = md_links(entry.user), md_text(entry.date)
+            if track.budget:
+                loss = "–" if entry.val_loss is None else f"{entry.val_loss:.4f}"
                 cells = [rank, date, loss, _time_text(entry), user, notes]
             else:
-                cells = [rank, date, bold(_time_text(entry)), bold(format_tokens(entry["tokens"])), user, notes]
+                cells = [rank, date, bold(_time_text(entry)), bold(format_tokens(entry.tokens)), user, notes]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -171,37 +213,38 @@ def _verdict_badge(verdict: str | None) -> str:
     return f'<span class="verdict {css}">{esc(verdict or "pending")}</span>'
 
 
-def leaderboard_html(records: pd.DataFrame) -> str:
+def leaderboard_html(records: pd.DataFrame, info: LeaderboardInfo | None = None) -> str:
     """The leaderboard's tables as HTML (sortable; candidates in italics with a verdict badge)."""
+    info = info if info is not None else _get_leaderboard_info(records)  # a page passes the info it computed
     parts = []
-    for track in _get_leaderboard_info(records):
-        parts.append(f"<h2>{esc(track['title'])} <span class=muted>track {esc(track['track'])}</span></h2>"
-                     f"<p class=muted><em>Goal: {esc(track['goal'])}</em></p>")
-        if track["budget"]:
+    for track in info.tracks:
+        parts.append(f"<h2>{esc(track.title)} <span class=muted>track {esc(track.track)}</span></h2>"
+                     f"<p class=muted><em>Goal: {esc(track.goal)}</em></p>")
+        if track.budget:
             columns = [("rank", "#"), ("date", "Date"), ("val_loss", "Val Loss"), ("time", "Time"), ("user", "User"),
                        ("notes", "Notes"), ("gpu", "GPU")]
         else:
             columns = [("rank", "#"), ("date", "Date"), ("time", "Time"), ("tokens", "Tokens Used"), ("user", "User"),
                        ("notes", "Notes"), ("gpu", "GPU")]
         rows = []
-        for entry in track["rows"]:
-            rank = (f"<b>{entry['rank']}</b>" if entry["rank"] == 1 else str(entry["rank"])) if entry["rank"] else "–"
-            notes = markdown_links(entry["notes"])
-            if entry["candidate"]:
-                detail = f" <span class=muted>{esc(entry['verdict_detail'])}</span>" if entry["verdict_detail"] else ""
-                notes = f"{notes} candidate {_verdict_badge(entry['verdict'])}{detail}".strip()
-            if entry["command"]:
-                notes += f'<br><code class="muted">{esc(entry["command"])}</code>'
-            cells = [(rank, entry["rank"] if entry["rank"] else "", "num"), (esc(entry["date"]), entry["date"], "")]
-            time_cell = (esc(_time_text(entry)), "" if entry["time_s"] is None else entry["time_s"], "num")
-            if track["budget"]:
-                loss = "–" if entry["val_loss"] is None else f"{entry['val_loss']:.4f}"
-                cells += [(loss, "" if entry["val_loss"] is None else entry["val_loss"], "num"), time_cell]
+        for entry in track.rows:
+            rank = (f"<b>{entry.rank}</b>" if entry.rank == 1 else str(entry.rank)) if entry.rank else "–"
+            notes = markdown_links(entry.notes)
+            if entry.candidate:
+                detail = f" <span class=muted>{esc(entry.verdict_detail)}</span>" if entry.verdict_detail else ""
+                notes = f"{notes} candidate {_verdict_badge(entry.verdict)}{detail}".strip()
+            if entry.command:
+                notes += f'<br><code class="muted">{esc(entry.command)}</code>'
+            cells = [(rank, entry.rank if entry.rank else "", "num"), (esc(entry.date), entry.date, "")]
+            time_cell = (esc(_time_text(entry)), "" if entry.time_s is None else entry.time_s, "num")
+            if track.budget:
+                loss = "–" if entry.val_loss is None else f"{entry.val_loss:.4f}"
+                cells += [(loss, "" if entry.val_loss is None else entry.val_loss, "num"), time_cell]
             else:
-                cells += [time_cell, (esc(format_tokens(entry["tokens"])), entry["tokens"] or "", "num")]
-            cells += [(markdown_links(entry["user"]), str(entry["user"]), ""), (notes, entry["notes"], ""),
-                      (esc(entry["gpu"] or ""), entry["gpu"] or "", "")]
+                cells += [time_cell, (esc(format_tokens(entry.tokens)), entry.tokens or "", "num")]
+            cells += [(markdown_links(entry.user), str(entry.user), ""), (notes, entry.notes, ""),
+                      (esc(entry.gpu or ""), entry.gpu or "", "")]
             rows.append(cells)
-        parts.append(table(columns, rows, table_id=f"track-{track['track']}",
-                           row_classes=["candidate" if e["candidate"] else "" for e in track["rows"]]))
+        parts.append(table(columns, rows, table_id=f"track-{track.track}",
+                           row_classes=["candidate" if e.candidate else "" for e in track.rows]))
     return "\n".join(parts)

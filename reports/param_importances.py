@@ -12,6 +12,7 @@ carry no result). Each parameter also gets its Spearman correlation with the obj
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -81,7 +82,30 @@ def effect_size(values: pd.Series, objective: pd.Series) -> dict[str, Any]:
             "reason": None}
 
 
-def _get_param_importances_info(run: RunData) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ParamImportance:
+    """One parameter's rating: eta²_H and its p-value (NaN with a `reason` when not rated), Spearman's rho."""
+
+    param: str
+    column: str
+    spearman: float | None  # None for categorical or unrated parameters
+    importance: float
+    p_value: float
+    groups: int
+    n: int
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ParamImportancesInfo:
+    """The ratings, most important first (unrated last), and the trials they come from."""
+
+    method: str
+    n_trials: int
+    params: list[ParamImportance]
+
+
+def _get_param_importances_info(run: RunData) -> ParamImportancesInfo:
     rows, objective = ranked_trials(run)
     out = []
     for column in run.param_columns:
@@ -92,33 +116,33 @@ def _get_param_importances_info(run: RunData) -> dict[str, Any]:
             numbers = pd.to_numeric(values, errors="coerce")
             rho = numbers.rank().corr(objective.rank())  # Spearman: Pearson on ranks
             spearman = None if not np.isfinite(rho) else float(rho)
-        out.append({"param": param_label(column), "column": column, "spearman": spearman, **result})
-    out.sort(key=lambda r: (-r["importance"] if np.isfinite(r["importance"]) else math.inf, r["param"]))
-    return {"method": METHOD, "n_trials": len(rows), "params": out}
+        out.append(ParamImportance(param=param_label(column), column=column, spearman=spearman, **result))
+    out.sort(key=lambda r: (-r.importance if np.isfinite(r.importance) else math.inf, r.param))
+    return ParamImportancesInfo(method=METHOD, n_trials=len(rows), params=out)
 
 
-def plot_param_importances(run: RunData, info: dict[str, Any] | None = None) -> go.Figure:
+def plot_param_importances(run: RunData, info: ParamImportancesInfo | None = None) -> go.Figure:
     info = info if info is not None else _get_param_importances_info(run)  # a page passes the info it computed
-    shown = [p for p in info["params"] if np.isfinite(p["importance"])][::-1]  # plotly draws bottom-up
+    shown = [p for p in info.params if np.isfinite(p.importance)][::-1]  # plotly draws bottom-up
     text = []
     for p in shown:
-        parts = [f"p = {p['p_value']:.2g}"]
-        if p["spearman"] is not None:
-            parts.append(f"ρ = {p['spearman']:+.2f}")
+        parts = [f"p = {p.p_value:.2g}"]
+        if p.spearman is not None:
+            parts.append(f"ρ = {p.spearman:+.2f}")
         text.append(", ".join(parts))
     fig = go.Figure(go.Bar(
-        x=[p["importance"] for p in shown], y=[p["param"] for p in shown], orientation="h", text=text,
+        x=[p.importance for p in shown], y=[p.param for p in shown], orientation="h", text=text,
         textposition="outside", cliponaxis=False, marker=dict(color="#4c78a8"),
         hovertemplate="%{y}: η²_H = %{x:.3f}<br>%{text}<extra></extra>",
     ))
-    skipped = [f"{p['param']} ({p['reason']})" for p in info["params"] if not np.isfinite(p["importance"])]
-    subtitle = f"{info['n_trials']} trials; ρ: Spearman correlation with the objective, + means larger values are worse"
+    skipped = [f"{p.param} ({p.reason})" for p in info.params if not np.isfinite(p.importance)]
+    subtitle = f"{info.n_trials} trials; ρ: Spearman correlation with the objective, + means larger values are worse"
     if skipped:
         subtitle += "; not rated: " + ", ".join(skipped)
     fig.update_layout(**{**LAYOUT, "margin": dict(l=160, r=140, t=100, b=70)},
                       title=f"Parameter importance<br><sup>{subtitle}</sup>",
                       height=max(320, 120 + 48 * len(shown)), showlegend=False)
-    top = max([p["importance"] for p in shown] + [0.05])
+    top = max([p.importance for p in shown] + [0.05])
     fig.update_xaxes(title_text="share of the objective's rank variance explained (η²_H, 0 to 1)",
                      range=[0, min(1.0, top * 1.25)])
     return fig

@@ -11,6 +11,7 @@ fields elsewhere at the top level or under `correlations` / `statistics` are sho
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -80,7 +81,34 @@ def _side_value(row: dict[str, Any], side: str) -> tuple[float | None, str | Non
     return None, None
 
 
-def _get_transfer_info(transfer: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TransferRow:
+    """One candidate: its rank and result on the short and the long track (None where missing)."""
+
+    id: str
+    short_rank: float | None
+    long_rank: float | None
+    short_value: float | None
+    long_value: float | None
+
+    def pair(self, by_value: bool) -> tuple[float | None, float | None]:
+        """(short, long): the results when `by_value`, else the ranks."""
+        return (self.short_value, self.long_value) if by_value else (self.short_rank, self.long_rank)
+
+
+@dataclass(frozen=True)
+class TransferInfo:
+    """A transfer.json read: the candidates, the result fields named, and its statistics or ours."""
+
+    rows: list[TransferRow]
+    short_label: str  # the short-track result's field, say short_time_s (short_rank when there is none)
+    long_label: str
+    uses_values: bool  # both sides have results: the scatter plots them rather than the ranks
+    statistics: dict[str, float]  # the numbers transfer.json states
+    computed: dict[str, float]  # Spearman and Kendall of the ranks, computed here (three candidates or more)
+
+
+def _get_transfer_info(transfer: Any) -> TransferInfo:
     rows, labels = [], {"short": None, "long": None}
     for i, row in enumerate(_rows_of(transfer)):
         ident = next((str(row[k]) for k in _ID_KEYS if row.get(k) not in (None, "")), f"#{i + 1}")
@@ -102,22 +130,22 @@ def _get_transfer_info(transfer: Any) -> dict[str, Any]:
 
         computed = {"spearman": float(stats.spearmanr(both["short_rank"], both["long_rank"]).statistic),
                     "kendall": float(stats.kendalltau(both["short_rank"], both["long_rank"]).statistic)}
-    return {
-        "rows": [{k: none_if_nan(v) for k, v in r.items()} for r in df.to_dict("records")],
-        "short_label": labels["short"] or "short_rank",
-        "long_label": labels["long"] or "long_rank",
-        "uses_values": bool(df["short_value"].notna().any() and df["long_value"].notna().any()),
-        "statistics": _statistics(transfer),
-        "computed": computed,
-    }
+    return TransferInfo(
+        rows=[TransferRow(**{k: none_if_nan(v) for k, v in r.items()}) for r in df.to_dict("records")],
+        short_label=labels["short"] or "short_rank",
+        long_label=labels["long"] or "long_rank",
+        uses_values=bool(df["short_value"].notna().any() and df["long_value"].notna().any()),
+        statistics=_statistics(transfer),
+        computed=computed,
+    )
 
 
-def plot_transfer_scatter(transfer: Any, info: dict[str, Any] | None = None) -> go.Figure:
+def plot_transfer_scatter(transfer: Any, info: TransferInfo | None = None) -> go.Figure:
     info = info if info is not None else _get_transfer_info(transfer)  # a page passes the info it computed
-    key = "value" if info["uses_values"] else "rank"
-    rows = [r for r in info["rows"] if r[f"short_{key}"] is not None and r[f"long_{key}"] is not None]
-    x, y = [r[f"short_{key}"] for r in rows], [r[f"long_{key}"] for r in rows]
-    fig = go.Figure(go.Scatter(x=x, y=y, text=[r["id"] for r in rows], mode="markers+text", textposition="top center",
+    key = "value" if info.uses_values else "rank"
+    rows = [r for r in info.rows if None not in r.pair(info.uses_values)]
+    x, y = [r.pair(info.uses_values)[0] for r in rows], [r.pair(info.uses_values)[1] for r in rows]
+    fig = go.Figure(go.Scatter(x=x, y=y, text=[r.id for r in rows], mode="markers+text", textposition="top center",
                                marker=dict(size=11, color="#4c78a8", line=dict(width=1, color="white")),
                                name="candidates", hovertemplate="%{text}<br>short %{x:.4g}<br>long %{y:.4g}<extra></extra>"))
     if key == "rank" and rows:
@@ -126,12 +154,12 @@ def plot_transfer_scatter(transfer: Any, info: dict[str, Any] | None = None) -> 
                                  line=dict(color="#999", dash="dot"), hoverinfo="skip"))
         fig.update_xaxes(autorange="reversed")
         fig.update_yaxes(autorange="reversed")
-    stat = info["statistics"] or info["computed"]
+    stat = info.statistics or info.computed
     sub = ", ".join(f"{k} {v:.3g}" for k, v in list(stat.items())[:6])
     fig.update_layout(**LAYOUT, title="Short-track against long-track result" + (f"<br><sup>{sub}</sup>" if sub else ""),
                       height=560, showlegend=key == "rank")
-    fig.update_xaxes(title_text=_axis_title(info["short_label"] if key == "value" else "short-track rank (1 = best)"))
-    fig.update_yaxes(title_text=_axis_title(info["long_label"] if key == "value" else "long-track rank (1 = best)"))
+    fig.update_xaxes(title_text=_axis_title(info.short_label if key == "value" else "short-track rank (1 = best)"))
+    fig.update_yaxes(title_text=_axis_title(info.long_label if key == "value" else "long-track rank (1 = best)"))
     return fig
 
 
@@ -147,17 +175,17 @@ def _axis_title(key: str) -> str:
     return words
 
 
-def plot_rank_change(transfer: Any, info: dict[str, Any] | None = None) -> go.Figure:
+def plot_rank_change(transfer: Any, info: TransferInfo | None = None) -> go.Figure:
     info = info if info is not None else _get_transfer_info(transfer)  # a page passes the info it computed
     fig = go.Figure()
-    rows = [r for r in info["rows"] if r["short_rank"] is not None and r["long_rank"] is not None]
+    rows = [r for r in info.rows if r.short_rank is not None and r.long_rank is not None]
     for r in rows:
-        change = r["long_rank"] - r["short_rank"]
+        change = r.long_rank - r.short_rank
         colour = "#2e8b57" if change < 0 else ("#c62828" if change > 0 else "#8a8a8a")
-        fig.add_trace(go.Scatter(x=[0, 1], y=[r["short_rank"], r["long_rank"]], cliponaxis=False,
-                                 mode="lines+markers+text", text=[r["id"], r["id"]], textposition=["middle left", "middle right"],
-                                 line=dict(color=colour, width=2.5), marker=dict(size=10, color=colour), name=r["id"],
-                                 showlegend=False, hovertemplate=f"{r['id']}: rank %{{y}}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=[0, 1], y=[r.short_rank, r.long_rank], cliponaxis=False,
+                                 mode="lines+markers+text", text=[r.id, r.id], textposition=["middle left", "middle right"],
+                                 line=dict(color=colour, width=2.5), marker=dict(size=10, color=colour), name=r.id,
+                                 showlegend=False, hovertemplate=f"{r.id}: rank %{{y}}<extra></extra>"))
     fig.update_xaxes(tickvals=[0, 1], ticktext=["short track", "long track"], range=[-0.45, 1.45], showgrid=False,
                      zeroline=False)
     fig.update_layout(**{**LAYOUT, "margin": dict(l=80, r=80, t=90, b=60)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,8 +13,15 @@ from ._html import esc, table
 from ._style import format_number, param_label, status_colour
 
 
-def _get_trials_table_info(run: RunData) -> pd.DataFrame:
-    """The table's columns in display order (keys are the trials' column names)."""
+@dataclass(frozen=True)
+class TrialsTableInfo:
+    """The trials as the table shows them: one row per trial, the columns in display order (the trials' column
+    names; columns with no value at all are left out, but for number, status and error)."""
+
+    table: pd.DataFrame
+
+
+def _get_trials_table_info(run: RunData) -> TrialsTableInfo:
     trials = run.trials
     rule = run.search_rule
     columns = ["number", "trial_id", "status", "reached", "objective", f"time_to_target_{rule}_s",
@@ -22,7 +30,7 @@ def _get_trials_table_info(run: RunData) -> pd.DataFrame:
                "tokens", "steps", "clock_s", "final_smoothed_loss", "final_train_loss", "best_val_loss",
                "tokens_per_s", "startup_s", *run.param_columns, "device", "error"]
     present = [c for c in columns if c in trials and (c in ("number", "status", "error") or trials[c].notna().any())]
-    return trials[present].copy()
+    return TrialsTableInfo(table=trials[present].copy())
 
 
 HEADERS = {"number": "#", "trial_id": "trial", "objective": "objective (censored)", "clock_s": "clock (s)",
@@ -60,8 +68,9 @@ def _cell(column: str, value: Any) -> tuple[str, Any, str]:
     return esc(value), str(value), ""
 
 
-def trials_table_html(run: RunData) -> str:
-    info = _get_trials_table_info(run)
-    columns = [(c, _header(c)) for c in info.columns]
-    rows = [[_cell(c, row[c]) for c in info.columns] for _, row in info.iterrows()]
+def trials_table_html(run: RunData, info: TrialsTableInfo | None = None) -> str:
+    info = info if info is not None else _get_trials_table_info(run)  # a page passes the info it computed
+    frame = info.table
+    columns = [(c, _header(c)) for c in frame.columns]
+    rows = [[_cell(c, row[c]) for c in frame.columns] for _, row in frame.iterrows()]
     return table(columns, rows, table_id="trials")

@@ -37,15 +37,15 @@ def test_leaderboard_of_the_shipped_records_has_the_seed_tables(tmp_path):
 
 
 def test_leaderboard_info_ranks_accepted_entries_only(records):
-    tracks = _get_leaderboard_info(records)
-    assert [t["track"] for t in tracks] == ["speedrun-4.5", "speedrun-3.5", "marathon"]
+    tracks = _get_leaderboard_info(records).tracks
+    assert [t.track for t in tracks] == ["speedrun-4.5", "speedrun-3.5", "marathon"]
     fast = tracks[0]
-    ranks = [(r["id"], r["rank"]) for r in fast["rows"]]
+    ranks = [(r.id, r.rank) for r in fast.rows]
     # the significant candidate takes first place; the others are listed unranked
     assert ranks == [("cand-fast", 1), ("seed-4.5", 2), ("cand-partial", None), ("cand-close", None)]
-    assert fast["title"] == "Fastest To 4.5 Train Loss" and not fast["budget"]
+    assert fast.title == "Fastest To 4.5 Train Loss" and not fast.budget
     marathon = tracks[2]
-    assert marathon["budget"] and marathon["rows"][0]["val_loss"] == pytest.approx(3.194)
+    assert marathon.budget and marathon.rows[0].val_loss == pytest.approx(3.194)
 
 
 def test_leaderboard_markdown_in_the_seed_style(records):
@@ -91,11 +91,11 @@ ROWS = [{"id": "a", "short_rank": 1, "long_rank": 2, "short_time_s": 150.0, "lon
 ])
 def test_transfer_info_reads_every_shape(transfer):
     info = _get_transfer_info(transfer)
-    assert [(r["id"], r["short_rank"], r["long_rank"]) for r in info["rows"]] == [("a", 1, 2), ("b", 2, 1), ("c", 3, 3)]
-    assert info["computed"]["spearman"] == pytest.approx(0.5)
-    assert info["computed"]["kendall"] == pytest.approx(1 / 3)
+    assert [(r.id, r.short_rank, r.long_rank) for r in info.rows] == [("a", 1, 2), ("b", 2, 1), ("c", 3, 3)]
+    assert info.computed["spearman"] == pytest.approx(0.5)
+    assert info.computed["kendall"] == pytest.approx(1 / 3)
     if isinstance(transfer, dict) and "correlations" in transfer:
-        assert info["statistics"] == {"spearman": 0.5, "kendall": 0.33, "regret": 0.1}
+        assert info.statistics == {"spearman": 0.5, "kendall": 0.33, "regret": 0.1}
     fig = reports.plot_rank_change(transfer)
     assert len(fig.data) == 3
 
@@ -103,10 +103,10 @@ def test_transfer_info_reads_every_shape(transfer):
 def test_transfer_ranks_from_values_and_junk():
     info = _get_transfer_info([{"name": "x", "short_time_s": 3.0, "long_val_loss": 1.0},
                                {"name": "y", "short_time_s": 1.0, "long_val_loss": 2.0}])
-    assert [(r["id"], r["short_rank"], r["long_rank"]) for r in info["rows"]] == [("x", 2, 1), ("y", 1, 2)]
-    assert info["uses_values"] and info["short_label"] == "short_time_s"
+    assert [(r.id, r.short_rank, r.long_rank) for r in info.rows] == [("x", 2, 1), ("y", 1, 2)]
+    assert info.uses_values and info.short_label == "short_time_s"
     for junk in (None, "text", 3, {"nothing": "here"}, []):
-        assert _get_transfer_info(junk)["rows"] == []
+        assert _get_transfer_info(junk).rows == []
 
 
 def test_correlation_by_length_rows_and_plot():
