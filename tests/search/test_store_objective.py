@@ -65,7 +65,7 @@ def test_utilisation_has_each_gpus_own_share(tmp_path):
 
     import pandas as pd
 
-    from search.run import _record_share
+    from search.summary import record_share as _record_share
 
     trials = pd.DataFrame({"clock_started_at": [0.0, 50.0, 10.0], "clock_ended_at": [50.0, 100.0, 30.0],
                            "cuda_visible_devices": ["0", "0", "1"]})

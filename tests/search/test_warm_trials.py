@@ -24,10 +24,11 @@ def test_trials_reuse_a_worker_and_a_fault_replaces_it(tmp_path):
         grid = tune.Tuner(
             tune.with_resources(worker, {"cpu": 1}),
             param_space={"seed": tune.grid_search(list(rates)),
-                         "muon_lr": tune.sample_from(lambda spec: rates[spec.config.seed]),
-                         "fault": tune.sample_from(lambda spec: "raise@2" if spec.config.seed == 3 else "")},
+                         "muon_lr": tune.sample_from(lambda config: rates[config["seed"]]),
+                         "fault": tune.sample_from(lambda config: "raise@2" if config["seed"] == 3 else "")},
             tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
-            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0,
+                                      checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
         )
         results = grid.fit()
     finally:

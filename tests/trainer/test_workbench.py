@@ -84,11 +84,16 @@ def test_a_shape_seen_before_is_reused_and_the_bench_is_bounded(cache_dir):
     assert not back.warm_start and next(reversed(bench.shapes.values())).model is not model
 
 
+@pytest.fixture(scope="module")
+def clean(cache_dir):
+    """Each trial trained on a bench of its own."""
+    return {i: train(_config(cache_dir, TRIALS[i]), bench=Workbench()) for i in (0, 1)}
+
+
 @pytest.mark.parametrize("fault", ["nan@3", "raise@3", "oom@3"])
-def test_a_failed_run_does_not_poison_the_next(cache_dir, fault):
+def test_a_failed_run_does_not_poison_the_next(cache_dir, clean, fault):
     """A run that diverges (NaN weights), raises, or runs out of memory; the next run on the same bench gives
     the losses of a run on a new bench."""
-    clean = train(_config(cache_dir, TRIALS[1]), bench=Workbench())
     bench = Workbench()
     train(_config(cache_dir, TRIALS[1]), bench=bench)  # warm the bench first
     bad = _config(cache_dir, TRIALS[0], fault=fault)
@@ -103,14 +108,13 @@ def test_a_failed_run_does_not_poison_the_next(cache_dir, fault):
             assert bench.dirty and "out of memory" in result.error
     after = train(_config(cache_dir, TRIALS[1]), bench=bench)
     assert not bench.dirty
-    _same(_losses(after.history), _losses(clean.history), rel=1e-6)
+    _same(_losses(after.history), _losses(clean[1].history), rel=1e-6)
 
 
-def test_stopping_a_run_at_a_report_leaves_the_bench_clean(cache_dir):
+def test_stopping_a_run_at_a_report_leaves_the_bench_clean(cache_dir, clean):
     """What ASHA does: the consumer stops iterating mid-run. The next run matches a new bench's."""
     from trainer.train import TrainingRun
 
-    clean = train(_config(cache_dir, TRIALS[0]), bench=Workbench())
     bench = Workbench()
     reports = iter(TrainingRun(_config(cache_dir, TRIALS[1], report_every_tokens=4 * 4 * 64), bench))
     first = next(reports)
@@ -118,7 +122,7 @@ def test_stopping_a_run_at_a_report_leaves_the_bench_clean(cache_dir):
     reports.close()
     assert not bench.dirty and bench.runs == 1
     after = train(_config(cache_dir, TRIALS[0]), bench=bench)
-    _same(_losses(after.history), _losses(clean.history), rel=1e-6)
+    _same(_losses(after.history), _losses(clean[0].history), rel=1e-6)
 
 
 def test_horizon_tokens_moves_the_schedule_and_zero_keeps_the_track_budget():

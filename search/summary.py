@@ -1,0 +1,100 @@
+"""What a search prints when it ends, and its clocked share of wall time (``utilisation.json``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from search.objective import describe
+
+
+def summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, float] | None = None) -> str:
+    if trials.empty:
+        return f"no trials finished\nresults: {run_dir}"
+    interrupted = trials[trials["status"] == "interrupted"]
+    trials = trials[trials["status"] != "interrupted"]
+    counts = trials["status"].value_counts().to_dict()
+    lines = [f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))]
+    if not interrupted.empty:
+        pairs = [f"#{int(r['number'])}" + (f" -> #{int(r['rerun_as'])}" if present(r.get("rerun_as")) else "")
+                 for _, r in interrupted.iterrows()]
+        lines.append(f"interrupted by a stop and run again on --resume: {', '.join(pairs)}")
+    asha = settings.get("asha", {})
+    lines.append(f"ASHA rungs in {asha.get('unit', 'tokens')}: {', '.join(f'{r:g}' for r in asha.get('rungs', []))}"
+                 f" (max {asha.get('max_t', 0):g})")
+    if "warm_start" in trials and "start_latency_s" in trials:
+        warm = trials[trials["warm_start"].eq(True)]
+        cold = trials[trials["warm_start"].eq(False)]
+        parts = []
+        for label, part in (("warm", warm), ("fresh", cold)):
+            lat = part["start_latency_s"].dropna()
+            if len(lat):
+                parts.append(f"{len(part)} {label} (median {lat.median():.1f} s)")
+        if parts:
+            lines.append("trial start to first clocked step: " + ", ".join(parts))
+    params = [c for c in trials.columns if c.startswith("param_")]
+    show = trials.sort_values(["objective", "number"], na_position="last").head(8)
+    has_target = settings.get("target") is not None
+    table = [["#", "status", "objective", "tokens", *(p[6:] for p in params)]]
+    for _, r in show.iterrows():
+        obj_s = describe(r.get("objective"), has_target)
+        table.append([str(int(r["number"])), str(r["status"]), obj_s, f"{int(r.get('tokens') or 0):,}",
+                      *(fmt(r.get(p)) for p in params)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    left = {1}  # status reads left-aligned; numbers right-aligned
+    for row in table:
+        lines.append("  ".join(cell.ljust(w) if i in left else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    if share:
+        if share.get("per_gpu"):
+            lines.append("clocked share of wall time per GPU: " + ", ".join(
+                f"GPU {gpu} {100 * f:.0f}%" for gpu, f in share["per_gpu"].items()))
+        lines.append(f"clocked training: {share['clocked_s']:.0f} s of {share['wall_s']:.0f} s wall "
+                     f"({100 * share['fraction']:.0f}%; {100 * share['fraction_after_first_clock']:.0f}% after the "
+                     f"first trial's clock started)")
+    lines.append(f"results: {run_dir}")
+    return "\n".join(lines)
+
+
+def present(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def record_share(run_dir: Path, trials, session: str, start: float, end: float) -> dict[str, Any] | None:
+    """This session's clocked share of its wall time, appended to utilisation.json (one entry per session)."""
+    import pandas as pd
+
+    from search.store import clocked_share
+    from trainer.io import atomic_write_json
+
+    spans: list[tuple[float, float]] = []
+    per_gpu: dict[str, list[tuple[float, float]]] = {}
+    if not trials.empty and {"clock_started_at", "clock_ended_at"} <= set(trials.columns):
+        gpus = trials["cuda_visible_devices"] if "cuda_visible_devices" in trials else [""] * len(trials)
+        for a, b, gpu in zip(trials["clock_started_at"], trials["clock_ended_at"], gpus):
+            if pd.notna(a) and pd.notna(b):
+                spans.append((float(a), float(b)))
+                if isinstance(gpu, str) and gpu:
+                    per_gpu.setdefault(gpu, []).append((float(a), float(b)))
+    share = clocked_share(spans, start, end)
+    if share and per_gpu:
+        # each GPU's own clocked share of the session's wall time: a GPU that sat idle shows here, which the
+        # union above hides
+        share["per_gpu"] = {gpu: round(g["fraction"], 4) for gpu, s in sorted(per_gpu.items())
+                            if (g := clocked_share(s, start, end))}
+    path = run_dir / "utilisation.json"
+    try:
+        history = json.loads(path.read_text()) if path.exists() else []
+    except (OSError, json.JSONDecodeError):
+        history = []
+    history.append({"session": session, "started": start, "ended": end, **(share or {})})
+    atomic_write_json(path, history)
+    return share
