@@ -54,13 +54,9 @@ import numpy as np
 import zstandard
 from tokenizers import Tokenizer
 
+from chores.files import file_lock
 from trainer.config import ConfigError, DataConfig
 from trainer.io import atomic_write_text
-
-try:  # POSIX only; without it two builders of one cache both tokenize, which is wasteful but still safe
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -828,28 +824,6 @@ def _larger_entry(root: Path, family: str, cap: int) -> tuple[Path, dict[str, An
     return best
 
 
-@contextlib.contextmanager
-def _build_lock(folder: Path) -> Iterator[None]:
-    """Serialise builders of one cache entry, so parallel trials on one host tokenize once, not N times."""
-    if fcntl is None:
-        yield
-        return
-    with (folder / ".lock").open("a") as fh:
-        locked = True
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logger.info("another process is tokenizing into %s; waiting for it", folder)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except OSError:  # file systems without flock (some network mounts): go on unlocked, still safe
-            locked = False
-        try:
-            yield
-        finally:
-            if locked:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _build(plan: _Plan, tok: Tokenizer, eos: int, text_field: str, folder: Path, key: str,
            progress: bool, family: str = "") -> dict[str, Any]:
     """Tokenize the plan into folder/train.u16 and folder/val.u16; return the sidecar's contents.
@@ -974,7 +948,8 @@ def load_tokens(data: DataConfig, *, progress: bool = True) -> TokenData:
     except OSError as e:
         raise ConfigError(f"cannot create the token cache {folder} ({e.strerror or e}); "
                           f"set data.cache_dir or BLUEBERRY_CACHE to a writable folder") from None
-    with _build_lock(folder):
+    # one builder per cache entry: parallel trials on one host tokenize once, not N times
+    with file_lock(folder / ".lock", on_wait=lambda: logger.info("another process is tokenizing into %s; waiting", folder)):
         meta = _read_meta(folder, key)  # another process may have built it while we waited for the lock
         if meta is None:
             meta = _build(plan, tok, _eos_id(tok), data.text_field, folder, key, progress, family)

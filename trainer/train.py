@@ -229,24 +229,23 @@ class DeviceLock:
     """
 
     def __init__(self, path: str) -> None:
-        self.path, self._fh = path, None
+        self.path, self._held = path, None
 
     def acquire(self) -> float:
         """Block until the lock is ours; return the seconds waited (0 without a lock path)."""
-        if not self.path or self._fh is not None:
+        if not self.path or self._held is not None:
             return 0.0
-        import fcntl
+        from chores.files import file_lock
 
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         t0 = time.perf_counter()
-        self._fh = open(self.path, "a+")  # noqa: SIM115 (held across the run, closed in release)
-        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        self._held = contextlib.ExitStack()
+        self._held.enter_context(file_lock(Path(self.path)))
         return time.perf_counter() - t0
 
     def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()  # closing drops the flock
-            self._fh = None
+        if self._held is not None:
+            self._held.close()  # drops the flock
+            self._held = None
 
 
 # ----------------------------------------------------------------------------------------------------------
