@@ -5,6 +5,8 @@
 #   bash bench/gpu_campaign.sh promote    # top 3 x 5 seeds + the control, 6.09M tokens each (resumable)
 # carry: .devbundle, .carry/data (wiki shard 0 + val of the offline corpus), .carry/campaign.tar.gz if any.
 # $OUT gets the logs and campaign.tar.gz (the run directory, without Ray's own state) to carry to the next call.
+# Keep BUDGET at least 90 s under the call's limit: Ray's start, the trials a budget interrupts and the final tar
+# come after it (on Nov 30 an outer `timeout` cut the tar and the run directory was lost).
 set -uo pipefail
 mkdir -p /tmp/s && tar -xJf .devbundle/site.tar.xz -C /tmp/s && export PYTHONPATH=/tmp/s/site:$PWD || exit 9
 export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFFERED=1

@@ -63,17 +63,8 @@ def folder_to_write(flag: str, path: str | Path | None) -> None:
         raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder")
 
 
-def existing_folder(flag: str, path: str | Path | None) -> None:
-    if path is None:
-        return
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{flag} {path} does not exist")
-    if not p.is_dir():
-        raise ConfigError(f"{flag} {path} is a file, not a folder")
-
-
 def existing_file(flag: str, path: str | Path | None) -> None:
+    """``path`` (when given) names a file that exists, not a folder."""
     if path is None:
         return
     p = Path(path)
