@@ -51,15 +51,15 @@ def storage(flag: str, value: str | None) -> None:
 
 @contextlib.contextmanager
 def working_on(directory: Path, command: str) -> Iterator[None]:
-    """One command at a time on a run directory: an flock that goes with the process, killed or not."""
-    import fcntl
+    """One command at a time on a run directory (a search's, a promotion's): a lock that goes with the process,
+    killed or not; a second command is refused with one line."""
+    from chores.files import LockBusy, file_lock
 
-    with open(Path(directory) / ".lock", "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{directory}: another {command} is working on it right now") from None
-        yield
+    try:
+        with file_lock(Path(directory) / ".lock", wait=False):
+            yield
+    except LockBusy:
+        raise ConfigError(f"{directory}: another {command} is working on it right now") from None
 
 
 def promote_flags(args: argparse.Namespace) -> None:

@@ -9,18 +9,16 @@ every run has a result, :func:`promote` writes one candidate record per configur
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shlex
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chores.files import LockBusy, display_path, file_lock
+from chores.files import display_path
 from chores.git import git_state
 from search.pairs import Results, read_finished, run_pairs
 from search.records import build_record, config_key, write_new_record, written_records
@@ -96,14 +94,11 @@ def continue_promotion(out_dir: Path, settings: dict[str, Any], argv: list[str] 
     atomic_write_json(out_dir / "settings.json", settings)
 
 
-@contextlib.contextmanager
-def working_on(out_dir: Path) -> Iterator[None]:
-    """One command at a time on a promotion directory: a lock that goes with the process, killed or not."""
-    try:
-        with file_lock(out_dir / ".lock", wait=False):
-            yield
-    except LockBusy:
-        raise ConfigError(f"{out_dir}: another search.promote is working on it right now") from None
+def working_on(out_dir: Path):
+    """One command at a time on a promotion directory (search.checks.working_on)."""
+    from search.checks import working_on as lock
+
+    return lock(out_dir, "search.promote")
 
 
 def promote(plan: Plan, *, records_dir: Path, alpha: float, user: str, address: str | None = None,
