@@ -257,7 +257,7 @@ def child_ours(spec: dict) -> dict:
     n_params = count_parameters(model)
     if not spec.get("model_overrides"):
         assert n_params == N_PARAMS, n_params
-    sampler = WindowSampler(data.view(-1).numpy(), hp.seq_len, hp.micro_batch_size, hp.seed, device)
+    sampler = WindowSampler.from_stream(data.view(-1).numpy(), hp.seq_len, hp.micro_batch_size, hp.seed, device)
 
     def loss_fn(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=False)
