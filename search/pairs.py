@@ -1,5 +1,5 @@
-"""Runs of (configuration, seed) pairs, each a Ray Tune trial in a fresh process: what promotion and transfer
-run, and the seed results they read back.
+"""Runs of (configuration, seed) pairs, each a Ray Tune trial on a warm worker (:class:`PairWorker`): what
+promotion and transfer run, and the seed results they read back.
 
 :func:`run_pairs` runs a grid over (configuration, seed): no searcher, no scheduler, so nothing is stopped early;
 ordered seed by seed (in the order of the jobs) so that drift of the machine during the session hits every
@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from ray import tune
 
 from chores.files import atomic_write_json
 from chores.values import finite
@@ -42,53 +44,85 @@ class Job:
     source: dict[str, Any] = field(default_factory=dict)
 
 
-def pair_trainable(trial_config: dict[str, Any], *, configs: dict[str, dict[str, Any]], out_dir: str,
-                   rule: str, cpu_threads: int = 0, share_gpu: bool = False) -> None:
-    """Ray trainable: train ``configs[job.run]`` with ``job.seed``; report through ``tune.report`` (as the
-    search's trainable does) and write the whole ``RunResult`` to ``out_dir/<run>/seed-<seed>/result.json``."""
+def _env(on_cuda: bool) -> dict[str, Any]:
     import platform
     import socket
 
     import torch
 
-    from search.tuner import TuneReporter, shared_gpu_lock
-    from trainer.train import train
+    return {"torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if on_cuda else None,
+            "python": platform.python_version(), "hostname": socket.gethostname(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
 
-    if cpu_threads:
-        torch.set_num_threads(cpu_threads)
-    job = trial_config["job"]
-    config = RunConfig.from_dict(configs[job["run"]])
-    config = replace(config, hp=replace(config.hp, seed=int(job["seed"])))
-    if share_gpu:  # timed runs sharing a GPU take turns, so each clock times the GPU alone
-        config = replace(config, runtime=replace(config.runtime, device_lock=shared_gpu_lock()))
-    on_cuda = torch.cuda.is_available() and config.runtime.device != "cpu"
-    env = {"torch": torch.__version__, "cuda": torch.version.cuda,
-           "cudnn": torch.backends.cudnn.version() if on_cuda else None,
-           "python": platform.python_version(), "hostname": socket.gethostname(),
-           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-    path = Path(out_dir) / job["run"] / f"seed-{job['seed']}" / "result.json"
 
-    class Deferred(TuneReporter):
-        # Tune ends a trial the moment a report says done=True: hold the last report back until the result is
-        # on disk (the trainer marks it "final").
-        final: dict[str, Any] | None = None
+class PairWorker(tune.Trainable):
+    """Ray actor that trains one (configuration, seed) run after another, as the search's
+    :class:`search.tuner.TrialWorker` does: with ``reuse_actors`` a run on a shape the worker has compiled
+    starts without imports, model build, compile or warm-up (the weights are drawn in place from the run's
+    seed). Each run reports through Tune and, before its last report, writes its whole ``RunResult`` to
+    ``out_dir/<run>/seed-<seed>/result.json``; a run that raises writes its error there and leaves the bench
+    dirty, so Ray replaces the actor."""
 
-        def report(self, metrics: dict[str, Any]) -> None:
-            if metrics.get("final"):
-                self.final = metrics
-            else:
-                super().report(metrics)
+    def setup(self, config: dict[str, Any], *, configs: dict[str, dict[str, Any]], out_dir: str, rule: str,
+              cpu_threads: int = 0, share_gpu: bool = False) -> None:
+        import torch
 
-    reporter = Deferred(rule, config.track.target, {"run": job["run"], "seed": job["seed"]})
-    try:
-        result = train(config, reporter)
-    except Exception as exc:
-        atomic_write_json(path, {"job": job, "env": env, "result": None,
-                                 "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
-        raise
-    atomic_write_json(path, {"job": job, "env": env, "result": result.to_dict(), "error": result.error})
-    if reporter.final is not None:
-        TuneReporter.report(reporter, reporter.final)
+        from trainer.train import Workbench
+
+        if cpu_threads:
+            torch.set_num_threads(cpu_threads)
+        self.configs, self.out_dir, self.rule, self.share_gpu = configs, Path(out_dir), rule, share_gpu
+        self.bench = Workbench()
+        self._start(config)
+
+    def _start(self, trial_config: dict[str, Any]) -> None:
+        import torch
+
+        from search.tuner import TuneReporter, shared_gpu_lock
+        from trainer.train import TrainingRun
+
+        self.job = trial_config["job"]
+        config = RunConfig.from_dict(self.configs[self.job["run"]])
+        config = replace(config, hp=replace(config.hp, seed=int(self.job["seed"])))
+        if self.share_gpu:  # timed runs sharing a GPU take turns, so each clock times the GPU alone
+            config = replace(config, runtime=replace(config.runtime, device_lock=shared_gpu_lock()))
+        self.env = _env(torch.cuda.is_available() and config.runtime.device != "cpu")
+        self.path = result_path(self.out_dir, self.job["run"], int(self.job["seed"]))
+        self.reporter = TuneReporter(self.rule, config.track.target,
+                                     {"run": self.job["run"], "seed": self.job["seed"]})
+        self.run = TrainingRun(config, self.bench)
+        self.reports = iter(self.run)
+
+    def step(self) -> dict[str, Any]:
+        try:
+            metrics = next(self.reports)  # the final report is the last item, so this never runs dry
+        except Exception as exc:
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            atomic_write_json(self.path, {"job": self.job, "env": self.env, "result": None,
+                                          "error": f"{type(exc).__name__}: {text}"})
+            raise
+        result = self.reporter.result(metrics)
+        if metrics.get("final"):
+            done = self.run.result
+            assert done is not None
+            # on disk before Tune hears of the end: the driver reads the file when the trial completes
+            atomic_write_json(self.path, {"job": self.job, "env": self.env, "result": done.to_dict(),
+                                          "error": done.error})
+            result["done"] = True
+        return result
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self.reports.close()  # a run the time budget stopped ends here, between two steps
+        if self.bench.dirty:
+            return False
+        self._start(new_config)
+        return True
+
+    def cleanup(self) -> None:
+        reports = getattr(self, "reports", None)
+        if reports is not None:
+            reports.close()
 
 
 def _downsample(rows: list[dict[str, Any]], keys: tuple[str, ...], points: int) -> dict[str, list[Any]]:
@@ -216,7 +250,7 @@ def run_pairs(jobs: list[Job], seeds: list[int], rule: str, out_dir: Path, pairs
         wanted = set(pairs)
         grid = [{"run": job.label, "seed": seed} for seed in seeds for job in jobs
                 if (job.label, seed) in wanted]
-        fn = tune.with_parameters(pair_trainable, configs=configs, out_dir=str(out_dir.resolve()),
+        fn = tune.with_parameters(PairWorker, configs=configs, out_dir=str(out_dir.resolve()),
                                   rule=rule, cpu_threads=threads, share_gpu=gpus_per_trial < 1)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         # Ctrl-C: a KeyboardInterrupt here, not Tune's graceful stop, whose stopped runs would read as failures
@@ -227,10 +261,11 @@ def run_pairs(jobs: list[Job], seeds: list[int], rule: str, out_dir: Path, pairs
         tuner = tune.Tuner(
             tune.with_resources(fn, per_trial),
             param_space={"job": tune.grid_search(grid)},
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent, reuse_actors=True,
                                         time_budget_s=time_budget_s),
             run_config=tune.RunConfig(name=name, storage_path=str(out_dir.resolve()), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+                                      failure_config=tune.FailureConfig(max_failures=0),
+                                      checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False)),
         )
         grid_result = tuner.fit()
         # a trial the budget stopped comes back without its config (Ray cannot read its results): by pair

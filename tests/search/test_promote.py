@@ -193,7 +193,7 @@ def test_promotion_writes_a_candidate_record(promoted):
         for rule in ("first_step", "smoothed", "val"):
             assert f"time_to_target_{rule}_s" in r and f"tokens_to_target_{rule}" in r
         assert len(r["loss_curve"]["train_loss"]) == 2 and math.isfinite(r["val_loss"])
-        assert r["env"]["torch"] and r["device"] == "cpu"
+        assert r["env"]["torch"] and r["device"] == "cpu" and r["error"] == ""
     assert set(rec["by_rule"]) == {"first_step", "smoothed", "val"}
     for key in ("mean_time_s", "std_time_s", "mean_tokens", "relative_to_control", "gpu", "software", "git",
                 "date", "config_hash", "changes"):
@@ -218,6 +218,9 @@ def test_control_ran_with_the_same_seeds(promoted):
             assert result["result"]["config"]["hp"]["seed"] == seed
     trials = pd.read_parquet(promotion / "trials.parquet")
     assert sorted(zip(trials["run"], trials["seed"])) == [("cand-1", 3), ("cand-1", 4), ("control", 3), ("control", 4)]
+    # warm pair workers: two runs at a time on two CPUs, so the later two ran in a worker that had trained before
+    runs = [json.loads(p.read_text())["result"] for p in promotion.glob("*/seed-*/result.json")]
+    assert len(runs) == 4 and sum(r["worker_runs"] == 0 for r in runs) <= 2  # at most one fresh run per worker
     assert json.loads((promotion / "settings.json").read_text())["kind"] == "promotion"
 
 
@@ -358,7 +361,7 @@ def test_resume_runs_only_the_missing_runs_and_writes_the_records_once(promoted,
     for label, seed in gone:
         assert json.loads((out / label / f"seed-{seed}" / "result.json").read_text())["job"] == \
             {"run": label, "seed": seed}
-    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("pair_trainable")]) == 2
+    assert len([d for d in (out / "ray-2").iterdir() if d.name.startswith("PairWorker")]) == 2
     [path] = _records(records)
     rec = json.loads(path.read_text())
     assert rec["seeds"] == [3, 4] and [r["seed"] for r in rec["results"]] == [3, 4]
