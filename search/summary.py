@@ -18,9 +18,9 @@ def summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, fl
     counts = trials["status"].value_counts().to_dict()
     lines = [f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))]
     if not interrupted.empty:
-        pairs = [f"#{int(r['number'])}" + (f" -> #{int(r['rerun_as'])}" if present(r.get("rerun_as")) else "")
-                 for _, r in interrupted.iterrows()]
-        lines.append(f"interrupted by a stop and run again on --resume: {', '.join(pairs)}")
+        pairs = [f"#{int(r['number'])} " + (f"(rerun as #{int(r['rerun_as'])})" if present(r.get("rerun_as"))
+                                             else "(rerun on --resume)") for _, r in interrupted.iterrows()]
+        lines.append(f"interrupted by a stop: {', '.join(pairs)}")
     asha = settings.get("asha", {})
     lines.append(f"ASHA rungs in {asha.get('unit', 'tokens')}: {', '.join(f'{r:g}' for r in asha.get('rungs', []))}"
                  f" (max {asha.get('max_t', 0):g})")
