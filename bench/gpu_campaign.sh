@@ -19,7 +19,7 @@ if [ -z "${NO_BUNDLE:-}" ]; then  # NO_BUNDLE=1: this machine has the packages (
 fi
 export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; R=${R:-/tmp/campaign}; TRACK=${TRACK:-speedrun-4.5}; TRIALS=${TRIALS:-64}
-CAP=${CAP:-12000000}  # promotion runs stop at all three crossings or this many tokens
+CAP=${CAP:-12000000}; STOP=${STOP:-all}  # a promotion run stops at the STOP crossing(s) or at CAP tokens
  mkdir -p "$OUT" $R /tmp/bbcache
 [ -f .carry/campaign.tar.gz ] && tar xzf .carry/campaign.tar.gz -C $R
 [ -f .carry/compile.tar.gz ] && tar xzf .carry/compile.tar.gz -C /tmp/bbcache
@@ -45,7 +45,7 @@ for step in "$@"; do
     if [ -n "$P" ]; then
       python -m search.promote --resume "$P" --records $R/records --time-budget-s "$budget" "${ADDRESS[@]}"
     else
-      python -m search.promote $R/campaign --top 3 --seeds 5 --set max_tokens="$CAP" --records $R/records \
+      python -m search.promote $R/campaign --top 3 --seeds 5 --set max_tokens="$CAP" --set stop_rule="$STOP" --records $R/records \
         --time-budget-s "$budget" "${ADDRESS[@]}"
     fi > "$OUT/$name-$budget.log" 2>&1 ;;
   *) echo "unknown step $step"; continue ;;

@@ -640,6 +640,13 @@ class TrainingRun:
         lag = 1 if on_cuda else 0
         step, tokens_done, next_eval, next_report = 0, 0, config.eval_every_tokens, config.report_every_tokens
         last_mark = None
+
+        def read(s: int, mark) -> tuple[float, float]:
+            # step s's loss and clock; its loss is copied to the host asynchronously, so wait for the step first
+            # (Nov 30: the tail after a stop rule read it without waiting and got 0.0 or stale memory)
+            mark.synchronize()
+            return float(host_losses[s]), clock.seconds(mark)
+
         try:
             while step < max_steps and not status and not prog.should_stop():
                 if config.runtime.fault:
@@ -654,8 +661,7 @@ class TrainingRun:
                 # read the finished steps' losses (all of them before an evaluation)
                 while pending and (len(pending) > lag or evaluate_now) and not status:
                     s, t, mark = pending.popleft()
-                    mark.synchronize()
-                    loss_s, clock_s = float(host_losses[s]), clock.seconds(mark)
+                    loss_s, clock_s = read(s, mark)
                     if not math.isfinite(loss_s):
                         status = "diverged"
                         prog.last_loss = loss_s
@@ -689,7 +695,7 @@ class TrainingRun:
                     val_history.append({"step": step, "tokens": tokens_done, "val_loss": val_loss, "clock_s": at})
             while pending and not status:  # a stop rule ended the loop with the last steps unread
                 s, t, mark = pending.popleft()
-                loss_s, clock_s = float(host_losses[s]), clock.seconds(mark)
+                loss_s, clock_s = read(s, mark)
                 prog.step(s, t, clock_s, loss_s)
                 history.append({"step": s, "tokens": t, "train_loss": loss_s, "smoothed_loss": prog.smoothed,
                                 "clock_s": clock_s})
