@@ -36,7 +36,7 @@ from typing import Any
 
 from chores.git import git_state
 from search.objective import LUCK_WARNING, OBJECTIVES
-from search.summary import record_share, summary
+from search.summary import read_sessions, record_share, summary
 from trainer.config import TRACKS, ConfigError, RunConfig, make_config, parse_set
 
 log = logging.getLogger("search.run")
@@ -448,7 +448,9 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     callback = ResultsCallback(store, first_number=1 + max(numbers, default=0), progress=progress,
                                has_target=settings.get("target") is not None)
     sessions = sorted((run_dir / "ray").glob("session-*")) if (run_dir / "ray").exists() else []
-    session = f"session-{len(sessions) + 1}"
+    # numbered past both Ray's experiments and utilisation.json's entries: Ray's state may live elsewhere
+    # (--storage) or be left behind when a run directory is copied
+    session = f"session-{max(len(sessions), len(read_sessions(run_dir))) + 1}"
     storage = settings.get("storage") or str((run_dir / "ray").resolve())
     if settings.get("storage"):
         session = f"{settings['name']}/{session}"

@@ -68,6 +68,15 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def read_sessions(run_dir: Path) -> list[dict[str, Any]]:
+    """utilisation.json's entries, one per session of a search ([] when there is none or it is unreadable)."""
+    try:
+        data = json.loads((run_dir / "utilisation.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return data if isinstance(data, list) else []
+
+
 def record_share(run_dir: Path, trials, session: str, start: float, end: float) -> dict[str, Any] | None:
     """This session's clocked share of its wall time, appended to utilisation.json (one entry per session)."""
     import pandas as pd
@@ -91,10 +100,7 @@ def record_share(run_dir: Path, trials, session: str, start: float, end: float) 
         share["per_gpu"] = {gpu: round(g["fraction"], 4) for gpu, s in sorted(per_gpu.items())
                             if (g := clocked_share(s, start, end))}
     path = run_dir / "utilisation.json"
-    try:
-        history = json.loads(path.read_text()) if path.exists() else []
-    except (OSError, json.JSONDecodeError):
-        history = []
+    history = read_sessions(run_dir)
     history.append({"session": session, "started": start, "ended": end, **(share or {})})
     atomic_write_json(path, history)
     return share

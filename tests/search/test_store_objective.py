@@ -73,3 +73,18 @@ def test_utilisation_has_each_gpus_own_share(tmp_path):
     assert share["fraction"] == 1.0 and share["per_gpu"] == {"0": 1.0, "1": 0.2}
     saved = json.loads((tmp_path / "utilisation.json").read_text())
     assert saved[-1]["per_gpu"] == {"0": 1.0, "1": 0.2}
+
+
+def test_sessions_are_read_back_and_a_bad_file_reads_as_none(tmp_path):
+    """Session numbers come from utilisation.json too (Ray's state may be elsewhere or left behind)."""
+    import pandas as pd
+
+    from search.summary import read_sessions, record_share
+
+    assert read_sessions(tmp_path) == []
+    trials = pd.DataFrame({"clock_started_at": [0.0], "clock_ended_at": [10.0], "cuda_visible_devices": ["0"]})
+    record_share(tmp_path, trials, "session-1", 0.0, 20.0)
+    record_share(tmp_path, trials, "session-2", 0.0, 20.0)
+    assert [s["session"] for s in read_sessions(tmp_path)] == ["session-1", "session-2"]
+    (tmp_path / "utilisation.json").write_text("{not json")
+    assert read_sessions(tmp_path) == []
