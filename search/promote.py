@@ -202,6 +202,13 @@ def summary_text(summary: dict[str, Any], budget: bool) -> str:
         lines.append(f"  {w['label']}: {metric}, {'-' if rel is None else f'{rel:.3f}x'} control, "
                      f"p = {'-' if w['p_value'] is None else format(w['p_value'], '.3g')}: {w['verdict']} "
                      f"({w['verdict_reason']})")
+        mine = (w["by_rule"] or {}).get(summary["rule"]) or {}
+        if mine.get("paired") and mine["paired"]["n"]:
+            pr = mine["paired"]
+            p = "-" if pr["p_value"] is None else format(pr["p_value"], ".3g")
+            lines.append(f"      by seed (same data order): {pr['mean_diff_s']:+.2f} s against the control over "
+                         f"{pr['n']} seeds, paired p = {p}; the same crossing step in {pr['same_step']} of "
+                         f"{pr['n_steps']}")
         for r, v in w["by_rule"].items():
             if r != summary["rule"]:
                 rel = v["relative_to_control"]

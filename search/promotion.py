@@ -163,7 +163,8 @@ def promote(plan: Plan, *, records_dir: Path, alpha: float, user: str, address: 
                         "std_time_s": record["std_time_s"], "val_loss": record["val_loss"],
                         "relative_to_control": record["relative_to_control"], "changes": record["changes"],
                         "by_rule": {r: {"mean_time_s": v["candidate"]["mean_time_s"], "p_value": v["p_value"],
-                                        "relative_to_control": v["relative_to_control"]}
+                                        "relative_to_control": v["relative_to_control"],
+                                        "paired": v.get("paired")}
                                     for r, v in (record["by_rule"] or {}).items()}})
     summary = {"promotion": display_path(out_dir), "track": plan.settings["track"], "rule": plan.rule,
                "seeds": plan.seeds, "complete": True, "runs": len(pairs),

@@ -77,3 +77,21 @@ def test_verdict_on_a_budget_track_uses_val_loss_and_one_seed_has_no_test():
     assert one["verdict"] == "not_significant" and one["p_value"] is None
 
 
+
+
+def test_paired_compares_seed_by_seed_and_counts_equal_crossing_steps():
+    from search.verdicts import paired
+
+    def run(seed, t, step):
+        return {"seed": seed, "time_to_target_first_step_s": t,
+                "crossings": {"first_step": {"step": step, "time_s": t}}}
+
+    control = [run(0, 20.0, 500), run(1, 15.0, 370), run(2, 25.0, 600), {"seed": 3}]
+    candidate = [run(2, 24.0, 580), run(0, 19.5, 500), run(1, 14.0, 350), run(3, 9.0, 10)]
+    out = paired(candidate, control, "first_step")
+    # seed 3: the control never reached, so it is left out; the rest are matched by seed, not by position
+    assert out["n"] == 3 and out["mean_diff_s"] == pytest.approx((-1.0 - 0.5 - 1.0) / 3)
+    assert out["same_step"] == 1 and out["n_steps"] == 3
+    assert 0.0 < out["p_value"] < 0.05
+    # identical differences have no spread: no p-value
+    assert paired([run(0, 19.0, 1), run(1, 14.0, 1)], control, "first_step")["p_value"] is None
