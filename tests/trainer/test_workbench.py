@@ -84,6 +84,20 @@ def test_a_shape_seen_before_is_reused_and_the_bench_is_bounded(cache_dir):
     assert not back.warm_start and next(reversed(bench.shapes.values())).model is not model
 
 
+def test_the_step_0_evaluation_is_kept_per_seed(cache_dir):
+    """A warm worker evaluates a seed's initial weights once; the value is what a new bench computes."""
+    bench = Workbench()
+    first = train(_config(cache_dir, TRIALS[0], max_tokens=2 * 256), bench=bench)
+    other = train(_config(cache_dir, TRIALS[0], seed=5, max_tokens=2 * 256), bench=bench)
+    again = train(_config(cache_dir, {**TRIALS[0], "muon_lr": 0.001}, max_tokens=2 * 256), bench=bench)
+    shape = next(iter(bench.shapes.values()))
+    assert sorted(shape.initial_val) == [0, 5]
+    assert again.val_history[0]["val_loss"] == first.val_history[0]["val_loss"]
+    assert other.val_history[0]["val_loss"] != first.val_history[0]["val_loss"]
+    fresh = train(_config(cache_dir, TRIALS[0], seed=5, max_tokens=2 * 256), bench=Workbench())
+    assert fresh.val_history[0]["val_loss"] == pytest.approx(other.val_history[0]["val_loss"], rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def clean(cache_dir):
     """Each trial trained on a bench of its own."""
