@@ -75,8 +75,17 @@ class RunData:
         return search_rule(self.settings)
 
     @property
+    def rung_unit(self) -> str:
+        """What ASHA's rungs count: settings `asha.unit` (`seconds`: clocked seconds, the speedruns since
+        rungs moved to time; `tokens`), else `tokens`, the unit of runs older than `asha.unit`."""
+        asha = self.settings.get("asha")
+        unit = asha.get("unit") if isinstance(asha, dict) else None
+        return unit.strip() if isinstance(unit, str) and unit.strip() else "tokens"
+
+    @property
     def rungs(self) -> list[float]:
-        """ASHA rung positions in tokens: settings `asha.rungs`, else derived from its grace/factor/max_t."""
+        """ASHA rung positions in :attr:`rung_unit`: settings `asha.rungs`, else derived from its
+        grace/factor/max_t."""
         asha = self.settings.get("asha") or {}
         if not isinstance(asha, dict):
             return []

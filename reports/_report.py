@@ -211,6 +211,10 @@ def _best_section(run: RunData) -> str:
     return body
 
 
+def _rung_unit_words(run: RunData) -> str:
+    return {"seconds": "clocked seconds"}.get(run.rung_unit, run.rung_unit)
+
+
 def _nav(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("index.html", "Overview"), *pages]
 
@@ -263,7 +267,7 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
              ("search rule", esc(run.search_rule)), ("target", esc(f"loss ≤ {target:g}") if target is not None else ""),
              ("trials", f"{len(trials)} of {esc(s.get('num_trials', '?'))} &nbsp; {_status_counts(run)}"),
              ("sampler", esc(s.get("sampler"))), ("seed", esc(s.get("seed"))),
-             ("ASHA", esc(asha_text)), ("ASHA rungs (tokens)", esc(", ".join(format_number(r) for r in run.rungs))),
+             ("ASHA", esc(asha_text)), (f"ASHA rungs ({_rung_unit_words(run)})", esc(", ".join(format_number(r) for r in run.rungs))),
              ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
              ("directory", f"<code>{esc(run.path)}</code>")]
     links = []
