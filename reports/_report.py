@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from . import _html
@@ -185,10 +186,40 @@ def _facts(items: list[tuple[str, Any]]) -> str:
     return f'<dl class="facts">{cells}</dl>'
 
 
-def _status_counts(run: RunData) -> str:
-    counts = run.trials["status"].value_counts()
+def _status_counts(run: RunData, leave_out: tuple[str, ...] = ()) -> str:
+    counts = run.trials.loc[~run.trials["status"].isin(leave_out), "status"].value_counts()
     return " ".join(f'<span class="status" style="background:{status_colour(s)}" title="{esc(STATUS_MEANING.get(s, s))}">'
                     f"{int(counts[s])} {esc(s)}</span>" for s in ordered_statuses(counts.index))
+
+
+def _numbers(values: Any) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
+def _trial_count(run: RunData) -> str:
+    """Trials against the plan. Interrupted trials are rerun under new numbers on --resume, so counting them
+    with the others overshoots the plan ("66 of 64"): they are counted apart, with the reruns they got."""
+    trials, planned = run.trials, esc(run.settings.get("num_trials", "?"))
+    interrupted = trials[trials["status"] == "interrupted"]
+    if interrupted.empty:
+        return f"{len(trials)} of {planned} &nbsp; {_status_counts(run)}"
+    finished = int((~trials["status"].isin(["interrupted", "running"])).sum())
+    rerun_as = pd.to_numeric(interrupted["rerun_as"], errors="coerce") if "rerun_as" in interrupted else None
+    if rerun_as is None:  # written before rerun_as: which reruns belong to them is unknown
+        fate = f"{'trial' if len(interrupted) == 1 else 'trials'} {_numbers(interrupted['number'])}"
+    else:
+        rerun, left = interrupted[rerun_as.notna()], interrupted[rerun_as.isna()]
+        parts = []
+        if len(rerun):
+            parts.append(f"{'trial' if len(rerun) == 1 else 'trials'} {_numbers(rerun['number'])} rerun on --resume "
+                         f"as {_numbers(rerun_as[rerun_as.notna()])}")
+        if len(left):
+            parts.append(f"{'trial' if len(left) == 1 else 'trials'} {_numbers(left['number'])} not rerun yet")
+        fate = "; ".join(parts)
+    badge = (f'<span class="status" style="background:{status_colour("interrupted")}" '
+             f'title="{esc(STATUS_MEANING["interrupted"])}">{len(interrupted)} interrupted</span>')
+    return (f"{finished} finished of {planned} &nbsp; {_status_counts(run, ('interrupted',))} &nbsp;·&nbsp; {badge} "
+            f"by a stop of the search ({esc(fate)})")
 
 
 def _best_section(run: RunData) -> str:
@@ -265,7 +296,7 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
     facts = [("kind", esc(run.kind)), ("space", esc(s.get("space"))), ("track", esc(s.get("track"))),
              ("preset", esc(s.get("preset"))), ("objective", esc(s.get("objective"))),
              ("search rule", esc(run.search_rule)), ("target", esc(f"loss ≤ {target:g}") if target is not None else ""),
-             ("trials", f"{len(trials)} of {esc(s.get('num_trials', '?'))} &nbsp; {_status_counts(run)}"),
+             ("trials", _trial_count(run)),
              ("sampler", esc(s.get("sampler"))), ("seed", esc(s.get("seed"))),
              ("ASHA", esc(asha_text)), (f"ASHA rungs ({_rung_unit_words(run)})", esc(", ".join(format_number(r) for r in run.rungs))),
              ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
