@@ -33,7 +33,7 @@ from ._style import (
     status_colour,
 )
 from .leaderboard import _get_leaderboard_info, leaderboard_html, leaderboard_markdown
-from .loss_curves import _get_loss_curves_info, plot_loss_curves
+from .loss_curves import _get_loss_curves_info, clock_axis, plot_loss_curves
 from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
@@ -61,6 +61,16 @@ class Page:
     about: str  # how to read it, and the choices made (shown under the title)
     build: Callable[[RunData], tuple[list[go.Figure], list[str], str]]  # figures, notes, extra html
     about_budget: str = ""  # the same for a budget track (no target, nothing censored), where it differs
+    title_clocked: str = ""  # title and about when the page is drawn against clocked seconds (rungs in seconds)
+    about_clocked: str = ""
+
+    def title_for(self, run: RunData) -> str:
+        return self.title_clocked if self.title_clocked and clock_axis(run) else self.title
+
+    def about_for(self, run: RunData) -> str:
+        if run.is_budget_track and self.about_budget:
+            return self.about_budget
+        return self.about_clocked if self.about_clocked and clock_axis(run) else self.about
 
 
 def _history_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
@@ -78,8 +88,13 @@ def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
         notes.append(f"{plural(len(info.missing_history), 'trial')} without history (errored before a first report, "
                      f"or not reported yet), not drawn: trials {', '.join(map(str, info.missing_history[:20]))}"
                      + (" …" if len(info.missing_history) > 20 else ""))
-    if not info.rungs:
+    if not run.rungs:
         notes.append("settings.json names no ASHA rungs: none are drawn.")
+    elif not info.rungs:
+        where = "clocked seconds" if info.x_axis == "clock_s" else "tokens"
+        notes.append(f"The ASHA rungs are in {_rung_unit_words(run)}, and the curves are drawn against {where} "
+                     + ("(history.parquet has no clock_s)" if run.rung_unit == "seconds" else "")
+                     + ": the rungs are not drawn.")
     return [plot_loss_curves(run, info)], notes, ""
 
 
@@ -156,7 +171,13 @@ SEARCH_PAGES = (
          "Every trial's loss as it trained, coloured by status; the menu switches between smoothed train loss, "
          "per-step train loss and validation loss. Dotted vertical lines are the ASHA rungs (where ASHA compares "
          "trials); trials it stopped are dashed and end in a cross. The dashed horizontal line is the target. "
-         "The best trial and the record's settings are drawn thick on top.", _curves_page),
+         "The best trial and the record's settings are drawn thick on top.", _curves_page,
+         title_clocked="Loss against clocked seconds",
+         about_clocked="Every trial's loss against its clocked training seconds (this search's ASHA rungs are in "
+         "clocked seconds, so curves are compared at equal training time), coloured by status; the menu switches "
+         "between smoothed train loss, per-step train loss and validation loss. Dotted vertical lines are the ASHA "
+         "rungs (where ASHA compares trials); trials it stopped are dashed and end in a cross. The dashed "
+         "horizontal line is the target. The best trial and the record's settings are drawn thick on top."),
     Page("parallel.html", "Parallel coordinates", "Parallel coordinates",
          "One line per trial with a result, through each searched parameter to the objective; drag along an "
          "axis to filter. Categorical parameters are coded with their names as ticks; learning rates are on a "
@@ -265,11 +286,10 @@ def write_search_report(run: RunData, out_dir: Path) -> Path:
         except Exception as exc:  # one plot must never take the whole report down
             log.exception("page %s failed", spec.file)
             figures, notes, extra = [], [f"This page could not be drawn: {type(exc).__name__}: {exc}"], ""
-        about = spec.about_budget if run.is_budget_track and spec.about_budget else spec.about
-        body = f"<p class=lead>{esc(about)}</p>" + "".join(note(n) for n in notes)
+        body = f"<p class=lead>{esc(spec.about_for(run))}</p>" + "".join(note(n) for n in notes)
         body += "".join(figure_div(fig, f"plot-{spec.file.removesuffix('.html')}-{i}") for i, fig in enumerate(figures))
         body += extra
-        write_atomic(out_dir / spec.file, page(f"{spec.title} · {run.name}", body, nav=nav, here=spec.file,
+        write_atomic(out_dir / spec.file, page(f"{spec.title_for(run)} · {run.name}", body, nav=nav, here=spec.file,
                                                plots=len(figures)))
         summaries.append((spec, figures, notes))
     write_atomic(out_dir / "index.html", _search_index(run, summaries, nav))
@@ -304,7 +324,7 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
     links = []
     for spec, figures, notes in summaries:
         extra = f' <span class="muted">— {esc(notes[0])}</span>' if notes and not figures and spec.file != "trials.html" else ""
-        links.append(f'<li><a href="{spec.file}">{esc(spec.title)}</a>{extra}</li>')
+        links.append(f'<li><a href="{spec.file}">{esc(spec.title_for(run))}</a>{extra}</li>')
     body = "".join(banners) + _facts(facts) + "<h2>Pages</h2><ul class=pages>" + "".join(links) + "</ul>"
     body += _best_section(run)
     if s:

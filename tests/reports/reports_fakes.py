@@ -21,6 +21,9 @@ TARGET = 4.5
 REPORT_EVERY = 250_000
 MAX_T = 8_000_000
 RUNGS = [1_000_000, 2_000_000, 4_000_000]
+# ASHA's settings of a speedrun search since its rungs moved to clocked seconds (the fake trials train ~30k tokens/s)
+SECONDS_ASHA = {"unit": "seconds", "time_attr": "clock_s", "metric": "smoothed_loss", "grace_period": 30.0,
+                "reduction_factor": 2.0, "max_t": 240.0, "rungs": [30, 60, 120]}
 TOKENS_PER_STEP = 8192
 RECORD_PARAMS = {"muon_lr": 0.015, "adamw_lr": 0.001, "warmup_ratio": 0.0, "schedule": "constant", "weight_decay": 0.2}
 SCHEDULES = ["constant", "cosine", "linear", "wsd"]

@@ -6,12 +6,9 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from reports_fakes import MAX_T, RUNGS, make_fake_run
+from reports_fakes import MAX_T, RUNGS, SECONDS_ASHA, make_fake_run
 
 import reports
-
-SECONDS_ASHA = {"unit": "seconds", "time_attr": "clock_s", "metric": "smoothed_loss", "grace_period": 30.0,
-                "reduction_factor": 2.0, "max_t": 240.0, "rungs": [30, 60, 120]}
 
 
 def overview(run_dir: Path) -> str:
