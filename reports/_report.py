@@ -20,9 +20,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import _html
-from ._data import ReportInputError, RunData, load, load_records
+from ._data import RULES, ReportInputError, RunData, load, load_records
 from ._html import esc, figure_div, note, page, write_atomic, write_plotly_js
 from ._style import (
+    RULE_WORDS,
     STATUS_MEANING,
     final_loss,
     format_duration,
@@ -32,11 +33,12 @@ from ._style import (
     plural,
     status_colour,
 )
-from .leaderboard import _get_leaderboard_info, leaderboard_html, leaderboard_markdown
+from .leaderboard import _get_leaderboard_info, _verdict_badge, leaderboard_html, leaderboard_markdown
 from .loss_curves import _get_loss_curves_info, clock_axis, plot_loss_curves
 from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
+from .promotion import PromotionInfo, _get_promotion_info
 from .slice import _get_slice_info, plot_slice
 from .time_to_target import _get_time_to_target_info, plot_time_to_target
 from .transfer import (
@@ -298,6 +300,8 @@ def write_search_report(run: RunData, out_dir: Path) -> Path:
 
 def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]],
                   nav: list[tuple[str, str]]) -> str:
+    if run.kind == "promotion":
+        return _promotion_index(run, summaries, nav)
     s, trials = run.settings, run.trials
     running = int((trials["status"] == "running").sum())
     asha_text = ", ".join(f"{k.replace('_', ' ')} {format_number(v)}" for k, v in
@@ -321,17 +325,174 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
              ("ASHA", esc(asha_text)), (f"ASHA rungs ({_rung_unit_words(run)})", esc(", ".join(format_number(r) for r in run.rungs))),
              ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
              ("directory", f"<code>{esc(run.path)}</code>")]
+    body = "".join(banners) + _facts(facts) + _pages_list(run, summaries)
+    body += _best_section(run)
+    body += _settings_and_date(s)
+    return page(f"Search report · {run.name}", body, nav=nav, here="index.html")
+
+
+def _pages_list(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]]) -> str:
     links = []
     for spec, figures, notes in summaries:
         extra = f' <span class="muted">— {esc(notes[0])}</span>' if notes and not figures and spec.file != "trials.html" else ""
         links.append(f'<li><a href="{spec.file}">{esc(spec.title_for(run))}</a>{extra}</li>')
-    body = "".join(banners) + _facts(facts) + "<h2>Pages</h2><ul class=pages>" + "".join(links) + "</ul>"
-    body += _best_section(run)
-    if s:
+    return "<h2>Pages</h2><ul class=pages>" + "".join(links) + "</ul>"
+
+
+def _settings_and_date(settings: dict[str, Any]) -> str:
+    body = ""
+    if settings:
         body += ("<details><summary>settings.json</summary><pre>"
-                 + esc(json.dumps(s, indent=2, default=str)) + "</pre></details>")
-    body += f'<p class="muted">Made {datetime.now().strftime("%Y-%m-%d %H:%M:%S")} from the files on disk.</p>'
-    return page(f"Search report · {run.name}", body, nav=nav, here="index.html")
+                 + esc(json.dumps(settings, indent=2, default=str)) + "</pre></details>")
+    return body + f'<p class="muted">Made {datetime.now().strftime("%Y-%m-%d %H:%M:%S")} from the files on disk.</p>'
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Promotions
+
+
+def _seconds(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{format_number(value, 4)}" + (f" ± {format_number(std, 3)}" if std is not None else "") + " s"
+
+
+def _verdict_table(info: PromotionInfo, rule: str) -> str:
+    rows = []
+    for config in info.configs:
+        r = config.by_rule[rule]
+        reached = "–" if r.n_reached is None else f"{r.n_reached} / {'?' if r.n_seeds is None else r.n_seeds}"
+        name = esc(config.label) + (f' <span class="muted">{esc(config.record)}</span>' if config.record else "")
+        if config.is_control:
+            verdict = '<span class="muted">control</span>'
+        elif rule == info.rule:
+            verdict = _verdict_badge(config.verdict) + (f' <span class="muted">{esc(config.verdict_reason)}</span>'
+                                                        if config.verdict_reason else "")
+        else:
+            verdict = '<span class="muted">decides nothing</span>'
+        rows.append([(name, config.label, ""), (reached, "" if r.n_reached is None else r.n_reached, "num"),
+                     (esc(_seconds(r.mean_time_s, r.std_time_s)), "" if r.mean_time_s is None else r.mean_time_s, "num"),
+                     ("–" if r.relative_to_control is None else f"{r.relative_to_control:.3f}×",
+                      "" if r.relative_to_control is None else r.relative_to_control, "num"),
+                     ("–" if r.p_value is None else esc(format_number(r.p_value, 3)),
+                      "" if r.p_value is None else r.p_value, "num"),
+                     (verdict, config.verdict or "", "")])
+    return _html.table([("label", "configuration"), ("reached", "runs reached / seeds"),
+                        ("time", "time to target (mean ± std)"), ("ratio", "ratio to the control"),
+                        ("p_value", "p (one-sided Welch)"), ("verdict", "verdict")],
+                       rows, table_id=f"verdicts-{rule}")
+
+
+def _verdict_section(run: RunData, info: PromotionInfo) -> str:
+    alpha = "alpha" if info.alpha is None else f"{info.alpha:g}"
+    if run.is_budget_track:  # verdicts compare the final val loss: there is no time to target
+        rows = [[(esc(c.label), c.label, ""), (esc(format_number(c.val_loss, 4)) or "–", c.val_loss or "", "num"),
+                 ("–" if c.by_rule[info.rule].p_value is None else esc(format_number(c.by_rule[info.rule].p_value, 3)),
+                  None, "num"),
+                 ('<span class="muted">control</span>' if c.is_control else _verdict_badge(c.verdict), None, "")]
+                for c in info.configs]
+        return ("<h2>Verdicts</h2>" + f"<p class=lead>Mean final validation loss over the seeds; a candidate beats the "
+                f"record when a one-sided Welch t-test against the control gives p &lt; {esc(alpha)}.</p>"
+                + _html.table([("label", "configuration"), ("val_loss", "val loss"), ("p_value", "p (one-sided Welch)"),
+                               ("verdict", "verdict")], rows, table_id="verdicts"))
+    body = ("<h2>Verdicts</h2><p class=lead>Time to target by each crossing rule, over the runs that reached it "
+            f"(mean ± sample std, in clocked seconds). The verdict rests on the record rule ({esc(info.rule)}) alone: "
+            "a candidate beats the record only if all its seeds reached the target and a one-sided Welch t-test of "
+            f"its times against the control's gives p &lt; {esc(alpha)}. The other rules are shown beside it.</p>")
+    unreached = []
+    for rule in sorted(RULES, key=lambda r: r != info.rule):
+        if info.configs and all(c.by_rule[rule].n_reached == 0 for c in info.configs):
+            unreached.append(rule)
+            continue
+        title = f"{RULE_WORDS.get(rule, rule)} ({rule}{', the record rule' if rule == info.rule else ''})"
+        body += f"<h3>{esc(title)}</h3>" + _verdict_table(info, rule)
+    if unreached:
+        body += (f"<p class=muted>No run reached the target by the {' or '.join(unreached)} "
+                 f"rule{'s' if len(unreached) > 1 else ''}.</p>")
+    return body
+
+
+def _same_step_sentence(info: PromotionInfo) -> str:
+    same = info.same_step_seeds
+    where = ", ".join(f"seed {row.seed}: step {row.same_step:,.0f}" for row in same)
+    head = (f"In {len(same)} of {len(info.crossings)} seeds all {len(info.labels)} configurations, the control "
+            f"included, first crossed by the {info.rule} rule at the same step ({where})")
+    if info.rule == "first_step":
+        target = "the target" if info.target is None else f"{info.target:g}"
+        return (f"{head}: the first step under {target} is one easy data window of that seed's data order, so "
+                "this rule barely sees the hyperparameters.")
+    return f"{head}: at those seeds the rule does not tell the configurations apart."
+
+
+def _crossing_section(info: PromotionInfo) -> str:
+    body = (f"<h2>Crossing step per seed ({esc(info.rule)}, the record rule)</h2><p class=lead>The step (and "
+            "tokens) at which each run first crossed the target; – where it did not, or has no result yet. "
+            "A seed where every configuration crossed at the same step is marked.</p>")
+    if not any(row.by_label for row in info.crossings):
+        return body + note(f"No run has crossed by the {info.rule} rule yet.")
+    if info.same_step_seeds:
+        body += note(_same_step_sentence(info))
+    rows = []
+    for row in info.crossings:
+        cells = [(str(row.seed), row.seed, "num")]
+        for label in info.labels:
+            crossing = row.by_label.get(label)
+            if crossing is None:
+                cells.append(("–", "", "num"))
+                continue
+            tokens = "" if crossing.tokens is None else f"{crossing.tokens:,.0f} tokens"
+            text = (f"{crossing.step:,.0f} <span class=muted>({tokens})</span>" if crossing.step is not None
+                    else f"? <span class=muted>({tokens})</span>")
+            cells.append((text, "" if crossing.step is None else crossing.step, "num"))
+        cells.append((f"<b>all at step {row.same_step:,.0f}</b>" if row.same_step is not None else "", None, ""))
+        rows.append(cells)
+    columns = [("seed", "seed"), *((f"label-{label}", label) for label in info.labels), ("same", "same step")]
+    return body + _html.table(columns, rows, table_id="crossings")
+
+
+def _promotion_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]],
+                     nav: list[tuple[str, str]]) -> str:
+    s, trials = run.settings, run.trials
+    info = _get_promotion_info(run)
+    banners = []
+    running = int((trials["status"] == "running").sum())
+    if running:
+        banners.append(note(f"{plural(running, 'run')} still running: this report shows what was on disk when it was "
+                            "made. Rerun python -m reports to refresh it."))
+    if run.promotion is None:
+        banners.append(note("promotion.json is not written yet (the promotion writes it when its runs end): no "
+                            "verdicts, p-values or ratios yet; the times below are from the runs on disk."))
+    elif info.complete is False:
+        missing = ", ".join(info.missing_runs[:12]) + (" …" if len(info.missing_runs) > 12 else "")
+        banners.append(note(f"The promotion is not complete ({plural(len(info.missing_runs), 'run')} missing"
+                            + (f": {missing}" if missing else "") + "): no verdicts or records yet; python -m "
+                            "search.promote --resume on this directory runs what is missing."))
+    if info.failed_runs:
+        banners.append(note(f"Runs that did not finish: {', '.join(info.failed_runs)}.", error=True))
+    banners += [note(n) for n in run.notes]
+    control = s.get("control") if isinstance(s.get("control"), dict) else {}
+    control_text = " ".join(str(x) for x in (control.get("record"), f"({control.get('status')})"
+                                              if control.get("status") else None) if x)
+    source = s.get("source_run")
+    top = f", top {s.get('top')}" if s.get("top") is not None else ""
+    extra = s.get("set") if isinstance(s.get("set"), dict) else {}
+    target = run.target
+    planned = "?" if info.n_planned is None else str(info.n_planned)
+    facts = [("kind", esc(run.kind)), ("track", esc(s.get("track"))), ("record rule", esc(info.rule)),
+             ("target", esc(f"loss ≤ {target:g}") if target is not None else ""),
+             ("runs", f"{len(trials)} of {esc(planned)} &nbsp; {_status_counts(run)}"),
+             ("seeds", esc(", ".join(map(str, info.seeds)))),
+             ("alpha", esc(format_number(info.alpha)) if info.alpha is not None else ""),
+             ("control", esc(control_text)),
+             ("candidates from", f"<code>{esc(source)}</code>{esc(top)}" if source else ""),
+             ("set", esc(", ".join(f"{k}={v}" for k, v in extra.items()))),
+             ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
+             ("directory", f"<code>{esc(run.path)}</code>")]
+    body = "".join(banners) + _facts(facts) + _verdict_section(run, info)
+    if not run.is_budget_track:
+        body += _crossing_section(info)
+    body += _pages_list(run, summaries) + _settings_and_date(s)
+    return page(f"Promotion report · {run.name}", body, nav=nav, here="index.html")
 
 
 # ----------------------------------------------------------------------------------------------------------

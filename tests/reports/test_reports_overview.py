@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pandas as pd
-from reports_fakes import MAX_T, RUNGS, SECONDS_ASHA, make_fake_run
+from reports_fakes import (
+    MAX_T,
+    PROMOTION_LABELS,
+    PROMOTION_SEEDS,
+    RUNGS,
+    SAME_STEP,
+    SECONDS_ASHA,
+    TOKENS_PER_STEP,
+    make_fake_promotion,
+    make_fake_run,
+)
 
 import reports
+from reports.promotion import _get_promotion_info
 
 
 def overview(run_dir: Path) -> str:
@@ -58,3 +70,99 @@ def test_interrupted_trials_are_counted_apart_from_the_plan(tmp_path):
 def test_trial_count_without_interrupted_trials_is_unchanged(tmp_path):
     text = overview(make_fake_run(tmp_path, 10, running=2))
     assert "trials 10 of 10" in text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# promotions
+
+
+def _row(text: str, first: str) -> str:
+    """The text of the table row that starts with `first` (the tags taken out)."""
+    match = re.search(rf"<tr><td[^>]*>{re.escape(first)}.*?</tr>", text)
+    assert match, first
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(0))).strip()
+
+
+def test_a_promotion_gets_a_promotion_overview(tmp_path):
+    run_dir = make_fake_promotion(tmp_path)
+    page = reports.make_report(run_dir, tmp_path / "out").read_text()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "<title>Promotion report · promote-" in page and "Search report" not in page
+    assert "runs 12 of 12" in text and "of ?" not in text and "best.json" not in text
+    verdicts = page.split('id="verdicts-first_step"')[1].split("</table>")[0]
+    trials = pd.read_parquet(run_dir / "trials.parquet")
+    times = trials[trials["run"] == "cand-1"]["time_to_target_first_step_s"]
+    control = trials[trials["run"] == "control"]["time_to_target_first_step_s"]
+    assert _row(verdicts, "cand-1") == (f"cand-1 20251221-aaaa-1 4 / 4 {times.mean():.4g} ± {times.std():.3g} s "
+                                        f"{times.mean() / control.mean():.3f}× 0.012 beats_record faster than the "
+                                        "control: one-sided Welch t-test p = 0.012 &lt; 0.05")
+    assert _row(verdicts, "control").startswith(f"control seed-4.5 4 / 4 {control.mean():.4g} ± ")
+    assert _row(verdicts, "cand-2").startswith("cand-2 20251221-bbbb-1 3 / 4 ") and "– – not_significant" in _row(
+        verdicts, "cand-2")
+    smoothed = page.split('id="verdicts-smoothed"')[1].split("</table>")[0]
+    assert _row(smoothed, "control").startswith("control seed-4.5 2 / 4")
+    assert _row(smoothed, "cand-1").endswith("0.980× 0.2 decides nothing")
+    assert _row(smoothed, "cand-2") == "cand-2 20251221-bbbb-1 0 / 4 – – – decides nothing"
+    assert 'id="verdicts-val"' not in page and "No run reached the target by the val rule." in text
+    # the crossing steps: the seeds where every configuration crossed at the same step are marked and said
+    crossings = page.split('id="crossings"')[1].split("</table>")[0]
+    for seed, step in SAME_STEP.items():
+        assert _row(crossings, str(seed)) == " ".join(
+            [str(seed), *[f"{step} ({step * TOKENS_PER_STEP:,} tokens)"] * len(PROMOTION_LABELS),
+             f"all at step {step}"])
+    assert _row(crossings, "3") == f"3 420 ({420 * TOKENS_PER_STEP:,} tokens) 380 ({380 * TOKENS_PER_STEP:,} tokens) –"
+    assert ("In 3 of 4 seeds all 3 configurations, the control included, first crossed by the first_step rule at "
+            "the same step (seed 0: step 400, seed 1: step 450, seed 2: step 500): the first step under 4.5 is one "
+            "easy data window") in text
+
+
+def test_promotion_info_takes_the_times_from_the_runs_and_the_tests_from_promotion_json(tmp_path):
+    run = reports.load(make_fake_promotion(tmp_path))
+    info = _get_promotion_info(run)
+    assert info.rule == "first_step" and info.alpha == 0.05 and info.n_planned == 12 and info.complete
+    assert info.labels == PROMOTION_LABELS and info.seeds == PROMOTION_SEEDS
+    summary = json.loads((run.path / "promotion.json").read_text())
+    control, cand1, cand2 = info.configs
+    assert control.is_control and control.verdict is None and control.by_rule["first_step"].p_value is None
+    for rule in ("first_step", "smoothed", "val"):
+        expected = summary["control"][rule]
+        got = control.by_rule[rule]
+        assert got.n_reached == expected["n_reached"] and got.n_seeds == 4
+        for key in ("mean_time_s", "std_time_s"):
+            assert (got.__dict__[key] is None) == (expected[key] is None)
+            assert expected[key] is None or abs(got.__dict__[key] - expected[key]) < 1e-9
+    assert cand1.verdict == "beats_record" and cand1.by_rule["smoothed"].p_value == 0.2
+    assert cand1.by_rule["val"] == cand1.by_rule["val"].__class__(0, 4, None, None, None, None)
+    assert cand2.by_rule["first_step"].n_reached == 3 and cand2.by_rule["first_step"].p_value is None
+    assert [row.same_step for row in info.crossings] == [400, 450, 500, None]
+
+
+def test_a_promotion_without_promotion_json_or_result_files_is_still_reported(tmp_path):
+    run_dir = make_fake_promotion(tmp_path, promotion=False)
+    (run_dir / "cand-1" / "seed-0" / "result.json").write_text("{ half")
+    (run_dir / "cand-2" / "seed-1" / "result.json").unlink()
+    run = reports.load(run_dir)
+    assert any("cand-1/seed-0" in n for n in run.notes)
+    info = _get_promotion_info(run)
+    assert info.n_planned == 12 and info.labels == PROMOTION_LABELS  # from settings.json
+    assert all(c.verdict is None and c.by_rule["first_step"].p_value is None for c in info.configs)
+    assert info.configs[1].by_rule["first_step"].n_reached == 4  # from the runs
+    # no result.json: the tokens from the trials table, the step unknown, so the seed is not marked
+    assert info.crossings[0].by_label["cand-1"].step is None and info.crossings[0].same_step is None
+    assert info.crossings[1].by_label["cand-2"].tokens == SAME_STEP[1] * TOKENS_PER_STEP
+    text = overview(run_dir)
+    assert "promotion.json is not written yet" in text and "runs 12 of 12" in text
+    assert "In 1 of 4 seeds all 3 configurations" in text  # seed 2; seeds 0 and 1 miss a step
+
+
+def test_a_malformed_or_incomplete_promotion_json_gives_notes_not_tracebacks(tmp_path):
+    run_dir = make_fake_promotion(tmp_path)
+    (run_dir / "promotion.json").write_text(json.dumps({
+        "rule": "first_step", "complete": False, "runs": 12, "missing_runs": ["cand-2-seed3"],
+        "control": [1], "candidates": [None, {"label": "cand-1", "by_rule": {"first_step": "x"}, "p_value": "?"}]}))
+    text = overview(run_dir)
+    assert "The promotion is not complete (1 run missing: cand-2-seed3)" in text
+    assert "runs 12 of 12" in text and "Promotion report" in text
+    (run_dir / "promotion.json").write_text("[1, 2]")
+    text = overview(run_dir)
+    assert "promotion.json is not a JSON object" in text and "Promotion report" in text
