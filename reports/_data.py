@@ -53,6 +53,7 @@ class RunData:
     transfer: dict[str, Any] | None = None  # transfer.json of a transfer run
     promotion: dict[str, Any] | None = None  # promotion.json of a promotion
     crossings: pd.DataFrame | None = None  # a promotion's runs' crossings (:func:`read_crossings`)
+    utilisation: Any = None  # utilisation.json as read (a list of sessions when well formed)
 
     @property
     def name(self) -> str:
@@ -302,6 +303,7 @@ def load(run_dir: str | Path) -> RunData:
         notes.append("no readable history.parquet yet: loss curves cannot be drawn")
     best = _read_json(path / "best.json", notes)
     transfer = _read_json(path / "transfer.json", notes)
+    utilisation = _read_json(path / "utilisation.json", notes)
     kind = str(settings.get("kind") or ("transfer" if transfer is not None else "search"))
     promotion = crossings = None
     if kind == "promotion":
@@ -313,7 +315,7 @@ def load(run_dir: str | Path) -> RunData:
     return RunData(settings=settings, trials=normalise_trials(trials, search_rule(settings)), history=normalise_history(history),
                    best=best if isinstance(best, dict) else None, kind=kind, path=path, notes=notes,
                    transfer=transfer if isinstance(transfer, dict | list) else None, promotion=promotion,
-                   crossings=crossings)
+                   crossings=crossings, utilisation=utilisation)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from .transfer import (
     plot_transfer_scatter,
 )
 from .trials_table import _get_trials_table_info, trials_table_html
+from .utilisation import _get_utilisation_info
 
 log = logging.getLogger(__name__)
 
@@ -325,10 +326,55 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
              ("ASHA", esc(asha_text)), (f"ASHA rungs ({_rung_unit_words(run)})", esc(", ".join(format_number(r) for r in run.rungs))),
              ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
              ("directory", f"<code>{esc(run.path)}</code>")]
-    body = "".join(banners) + _facts(facts) + _pages_list(run, summaries)
+    body = "".join(banners) + _facts(facts) + _utilisation_section(run) + _pages_list(run, summaries)
     body += _best_section(run)
     body += _settings_and_date(s)
     return page(f"Search report · {run.name}", body, nav=nav, here="index.html")
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.1f}%"
+
+
+def _utilisation_section(run: RunData) -> str:
+    info = _get_utilisation_info(run)
+    head = "<h2>GPU time</h2>"
+    if info.state == "missing":
+        return head + ('<p class="muted">utilisation.json is not written yet (the search writes a session\'s '
+                       "share of GPU time when the session ends).</p>")
+    if info.state == "unreadable":
+        return head + note("; ".join(info.problems) or "utilisation.json could not be read: no GPU shares to show.")
+    body = head + ("<p class=lead>Per session of the search (--resume adds one): its wall time, the share of it in "
+                   "which some trial's clock ran (after the first clock: the first cold start left out), and each "
+                   "GPU's own clocked share of the whole wall time (its first start-up included). A GPU under "
+                   f"{100 * info.threshold:.0f}% is marked ⚠.</p>")
+    body += "".join(note(p) for p in info.problems)
+    if not info.sessions:
+        return body + note("utilisation.json lists no session.")
+    if info.idle or info.absent:
+        parts = [f"GPU {gpu} in session {s.number} ({_percent(share)})" for s, gpu, share in info.idle]
+        parts += [f"GPU {gpu} in session {s.number} (no clocked trial)" for s, gpu in info.absent]
+        body += note(f"Busy under {100 * info.threshold:.0f}% of the session's wall time: {', '.join(parts)}: "
+                     + ("this GPU sat idle, or was" if len(parts) == 1 else "these GPUs sat idle, or were")
+                     + " starting or compiling trials, for the rest of it.", error=True)
+    rows = []
+    for session in info.sessions:
+        cells = [(f"{session.number}" + (f' <span class="muted">{esc(session.name)}</span>' if session.name else ""),
+                  session.number, "num"),
+                 (esc(format_duration(session.wall_s)), "" if session.wall_s is None else session.wall_s, "num"),
+                 (_percent(session.fraction), "" if session.fraction is None else session.fraction, "num"),
+                 (_percent(session.fraction_after_first_clock),
+                  "" if session.fraction_after_first_clock is None else session.fraction_after_first_clock, "num")]
+        for gpu in info.gpus:
+            share = session.per_gpu.get(gpu)
+            text = _percent(share)
+            if share is not None and share < info.threshold:
+                text = f'<b title="under {100 * info.threshold:.0f}% busy">{text} ⚠</b>'
+            cells.append((text, "" if share is None else share, "num"))
+        rows.append(cells)
+    columns = [("session", "session"), ("wall", "wall time"), ("clocked", "clocked share"),
+               ("after_first", "after the first clock"), *((f"gpu-{g}", f"GPU {g}") for g in info.gpus)]
+    return body + _html.table(columns, rows, table_id="utilisation")
 
 
 def _pages_list(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]]) -> str:
@@ -489,6 +535,8 @@ def _promotion_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], 
              ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
              ("directory", f"<code>{esc(run.path)}</code>")]
     body = "".join(banners) + _facts(facts) + _verdict_section(run, info)
+    if run.utilisation is not None:  # a promotion writes none today
+        body += _utilisation_section(run)
     if not run.is_budget_track:
         body += _crossing_section(info)
     body += _pages_list(run, summaries) + _settings_and_date(s)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from reports_fakes import (
     MAX_T,
     PROMOTION_LABELS,
@@ -166,3 +168,54 @@ def test_a_malformed_or_incomplete_promotion_json_gives_notes_not_tracebacks(tmp
     (run_dir / "promotion.json").write_text("[1, 2]")
     text = overview(run_dir)
     assert "promotion.json is not a JSON object" in text and "Promotion report" in text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GPU time (utilisation.json)
+
+
+def _session(name: str, per_gpu: dict[str, float] | None, fraction: float = 0.8) -> dict[str, object]:
+    entry: dict[str, object] = {"session": name, "started": 1.0e9, "ended": 1.0e9 + 600, "wall_s": 600.0,
+                                "clocked_s": 600 * fraction, "fraction": fraction,
+                                "fraction_after_first_clock": min(1.0, fraction + 0.1)}
+    if per_gpu is not None:
+        entry["per_gpu"] = per_gpu
+    return entry
+
+
+def test_gpu_shares_per_session_flag_a_gpu_that_sat_idle(tmp_path):
+    run_dir = make_fake_run(tmp_path, 8)
+    (run_dir / "utilisation.json").write_text(json.dumps([
+        _session("session-1", {"0": 0.9, "1": 0.6283}), _session("session-2", {"0": 0.95, "1": 0.91}, 0.93)]))
+    page = reports.make_report(run_dir, tmp_path / "out").read_text()
+    table = page.split('id="utilisation"')[1].split("</table>")[0]
+    assert _row(table, "1") == "1 session-1 10m 0s 80.0% 90.0% 90.0% 62.8% ⚠"
+    assert _row(table, "2") == "2 session-2 10m 0s 93.0% 100.0% 95.0% 91.0%"
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+    assert "Busy under 85% of the session's wall time: GPU 1 in session 1 (62.8%): this GPU sat idle" in text
+
+
+def test_gpu_shares_with_all_gpus_busy_say_nothing_alarming(tmp_path):
+    run_dir = make_fake_run(tmp_path, 8)
+    (run_dir / "utilisation.json").write_text(json.dumps([_session("session-1", {"0": 0.9, "1": 0.88})]))
+    page = reports.make_report(run_dir, tmp_path / "out").read_text()
+    table = page.split('id="utilisation"')[1].split("</table>")[0]
+    assert _row(table, "1").endswith("90.0% 88.0%") and "⚠" not in table and "Busy under" not in page
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "utilisation.json is not written yet"),
+    ("{ half", "utilisation.json could not be read"),
+    (json.dumps({"wall_s": 3}), "utilisation.json is not a list of sessions"),
+    (json.dumps([7, _session("s", {"0": "lots", "1": 0.5}), _session("t", None)]),
+     "utilisation.json: 1 of 3 entries left out (not a JSON object)"),
+])
+def test_a_missing_or_malformed_utilisation_file_is_a_note(tmp_path, content, words):
+    run_dir = make_fake_run(tmp_path, 8)
+    if content is not None:
+        (run_dir / "utilisation.json").write_text(content)
+    text = overview(run_dir)
+    assert words in text and "Search report" in text
+    if content and content.startswith("[7"):
+        assert "utilisation.json: 1 per-GPU share left out (not a number ≥ 0)" in text
+        assert "GPU 1 in session 1 (50.0%)" in text and "GPU 1 in session 2 (no clocked trial)" not in text
