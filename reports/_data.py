@@ -51,6 +51,9 @@ class RunData:
     path: Path | None = None
     notes: list[str] = field(default_factory=list)  # what could not be read, in words
     transfer: dict[str, Any] | None = None  # transfer.json of a transfer run
+    promotion: dict[str, Any] | None = None  # promotion.json of a promotion
+    crossings: pd.DataFrame | None = None  # a promotion's runs' crossings (:func:`read_crossings`)
+    utilisation: Any = None  # utilisation.json as read (a list of sessions when well formed)
 
     @property
     def name(self) -> str:
@@ -75,8 +78,17 @@ class RunData:
         return search_rule(self.settings)
 
     @property
+    def rung_unit(self) -> str:
+        """What ASHA's rungs count: settings `asha.unit` (`seconds`: clocked seconds, the speedruns since
+        rungs moved to time; `tokens`), else `tokens`, the unit of runs older than `asha.unit`."""
+        asha = self.settings.get("asha")
+        unit = asha.get("unit") if isinstance(asha, dict) else None
+        return unit.strip() if isinstance(unit, str) and unit.strip() else "tokens"
+
+    @property
     def rungs(self) -> list[float]:
-        """ASHA rung positions in tokens: settings `asha.rungs`, else derived from its grace/factor/max_t."""
+        """ASHA rung positions in :attr:`rung_unit`: settings `asha.rungs`, else derived from its
+        grace/factor/max_t."""
         asha = self.settings.get("asha") or {}
         if not isinstance(asha, dict):
             return []
@@ -233,6 +245,36 @@ def _trials_from_files(trial_dir: Path, notes: list[str]) -> tuple[pd.DataFrame 
     return pd.DataFrame(rows), pd.DataFrame(history) if history else None
 
 
+CROSSING_COLUMNS = ("label", "seed", "rule", "step", "tokens", "time_s", "loss")
+
+
+def read_crossings(run_dir: Path, notes: list[str]) -> pd.DataFrame:
+    """Where each run of a promotion first crossed the target, by every rule: one row per
+    ``<label>/seed-<s>/result.json`` and rule it crossed by (columns :data:`CROSSING_COLUMNS`)."""
+    rows, bad = [], []
+    for path in sorted(run_dir.glob("*/seed-*/result.json")):
+        label, seed = path.parent.parent.name, path.parent.name.removeprefix("seed-")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            seed_number = int(seed)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError):
+            bad.append(f"{label}/seed-{seed}")
+            continue
+        result = data.get("result") if isinstance(data, dict) and isinstance(data.get("result"), dict) else data
+        crossings = result.get("crossings") if isinstance(result, dict) else None
+        if crossings is not None and not isinstance(crossings, dict):
+            bad.append(f"{label}/seed-{seed}")
+            continue
+        for rule, crossing in (crossings or {}).items():  # none: a run that failed before a crossing
+            if isinstance(crossing, dict):
+                rows.append({"label": label, "seed": seed_number, "rule": str(rule),
+                             **{k: _as_float(crossing.get(k)) for k in ("step", "tokens", "time_s", "loss")}})
+    if bad:
+        notes.append(f"{len(bad)} result.json files without readable crossings were skipped: {', '.join(bad[:10])}"
+                     + (" …" if len(bad) > 10 else ""))
+    return pd.DataFrame(rows, columns=list(CROSSING_COLUMNS))
+
+
 def load(run_dir: str | Path) -> RunData:
     """Read a run directory (a search, promotion or transfer run). Raises :class:`ReportInputError`
     only when the path is missing or is not a run; anything unreadable inside it becomes a note."""
@@ -261,10 +303,19 @@ def load(run_dir: str | Path) -> RunData:
         notes.append("no readable history.parquet yet: loss curves cannot be drawn")
     best = _read_json(path / "best.json", notes)
     transfer = _read_json(path / "transfer.json", notes)
+    utilisation = _read_json(path / "utilisation.json", notes)
     kind = str(settings.get("kind") or ("transfer" if transfer is not None else "search"))
+    promotion = crossings = None
+    if kind == "promotion":
+        promotion = _read_json(path / "promotion.json", notes)
+        if promotion is not None and not isinstance(promotion, dict):
+            notes.append("promotion.json is not a JSON object; it was ignored")
+            promotion = None
+        crossings = read_crossings(path, notes)
     return RunData(settings=settings, trials=normalise_trials(trials, search_rule(settings)), history=normalise_history(history),
                    best=best if isinstance(best, dict) else None, kind=kind, path=path, notes=notes,
-                   transfer=transfer if isinstance(transfer, dict | list) else None)
+                   transfer=transfer if isinstance(transfer, dict | list) else None, promotion=promotion,
+                   crossings=crossings, utilisation=utilisation)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from . import _html
-from ._data import ReportInputError, RunData, load, load_records
+from ._data import RULES, ReportInputError, RunData, load, load_records
 from ._html import esc, figure_div, note, page, write_atomic, write_plotly_js
 from ._style import (
+    RULE_WORDS,
     STATUS_MEANING,
     final_loss,
     format_duration,
@@ -31,11 +33,12 @@ from ._style import (
     plural,
     status_colour,
 )
-from .leaderboard import _get_leaderboard_info, leaderboard_html, leaderboard_markdown
-from .loss_curves import _get_loss_curves_info, plot_loss_curves
+from .leaderboard import _get_leaderboard_info, _verdict_badge, leaderboard_html, leaderboard_markdown
+from .loss_curves import _get_loss_curves_info, clock_axis, plot_loss_curves
 from .optimization_history import _get_optimization_history_info, plot_optimization_history
 from .parallel_coordinate import _get_parallel_coordinate_info, plot_parallel_coordinate
 from .param_importances import METHOD, _get_param_importances_info, plot_param_importances
+from .promotion import PromotionInfo, _get_promotion_info
 from .slice import _get_slice_info, plot_slice
 from .time_to_target import _get_time_to_target_info, plot_time_to_target
 from .transfer import (
@@ -48,6 +51,7 @@ from .transfer import (
     plot_transfer_scatter,
 )
 from .trials_table import _get_trials_table_info, trials_table_html
+from .utilisation import _get_utilisation_info
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,16 @@ class Page:
     about: str  # how to read it, and the choices made (shown under the title)
     build: Callable[[RunData], tuple[list[go.Figure], list[str], str]]  # figures, notes, extra html
     about_budget: str = ""  # the same for a budget track (no target, nothing censored), where it differs
+    title_clocked: str = ""  # title and about when the page is drawn against clocked seconds (rungs in seconds)
+    about_clocked: str = ""
+
+    def title_for(self, run: RunData) -> str:
+        return self.title_clocked if self.title_clocked and clock_axis(run) else self.title
+
+    def about_for(self, run: RunData) -> str:
+        if run.is_budget_track and self.about_budget:
+            return self.about_budget
+        return self.about_clocked if self.about_clocked and clock_axis(run) else self.about
 
 
 def _history_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
@@ -77,8 +91,13 @@ def _curves_page(run: RunData) -> tuple[list[go.Figure], list[str], str]:
         notes.append(f"{plural(len(info.missing_history), 'trial')} without history (errored before a first report, "
                      f"or not reported yet), not drawn: trials {', '.join(map(str, info.missing_history[:20]))}"
                      + (" …" if len(info.missing_history) > 20 else ""))
-    if not info.rungs:
+    if not run.rungs:
         notes.append("settings.json names no ASHA rungs: none are drawn.")
+    elif not info.rungs:
+        where = "clocked seconds" if info.x_axis == "clock_s" else "tokens"
+        notes.append(f"The ASHA rungs are in {_rung_unit_words(run)}, and the curves are drawn against {where} "
+                     + ("(history.parquet has no clock_s)" if run.rung_unit == "seconds" else "")
+                     + ": the rungs are not drawn.")
     return [plot_loss_curves(run, info)], notes, ""
 
 
@@ -155,7 +174,13 @@ SEARCH_PAGES = (
          "Every trial's loss as it trained, coloured by status; the menu switches between smoothed train loss, "
          "per-step train loss and validation loss. Dotted vertical lines are the ASHA rungs (where ASHA compares "
          "trials); trials it stopped are dashed and end in a cross. The dashed horizontal line is the target. "
-         "The best trial and the record's settings are drawn thick on top.", _curves_page),
+         "The best trial and the record's settings are drawn thick on top.", _curves_page,
+         title_clocked="Loss against clocked seconds",
+         about_clocked="Every trial's loss against its clocked training seconds (this search's ASHA rungs are in "
+         "clocked seconds, so curves are compared at equal training time), coloured by status; the menu switches "
+         "between smoothed train loss, per-step train loss and validation loss. Dotted vertical lines are the ASHA "
+         "rungs (where ASHA compares trials); trials it stopped are dashed and end in a cross. The dashed "
+         "horizontal line is the target. The best trial and the record's settings are drawn thick on top."),
     Page("parallel.html", "Parallel coordinates", "Parallel coordinates",
          "One line per trial with a result, through each searched parameter to the objective; drag along an "
          "axis to filter. Categorical parameters are coded with their names as ticks; learning rates are on a "
@@ -185,10 +210,40 @@ def _facts(items: list[tuple[str, Any]]) -> str:
     return f'<dl class="facts">{cells}</dl>'
 
 
-def _status_counts(run: RunData) -> str:
-    counts = run.trials["status"].value_counts()
+def _status_counts(run: RunData, leave_out: tuple[str, ...] = ()) -> str:
+    counts = run.trials.loc[~run.trials["status"].isin(leave_out), "status"].value_counts()
     return " ".join(f'<span class="status" style="background:{status_colour(s)}" title="{esc(STATUS_MEANING.get(s, s))}">'
                     f"{int(counts[s])} {esc(s)}</span>" for s in ordered_statuses(counts.index))
+
+
+def _numbers(values: Any) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
+def _trial_count(run: RunData) -> str:
+    """Trials against the plan. Interrupted trials are rerun under new numbers on --resume, so counting them
+    with the others overshoots the plan ("66 of 64"): they are counted apart, with the reruns they got."""
+    trials, planned = run.trials, esc(run.settings.get("num_trials", "?"))
+    interrupted = trials[trials["status"] == "interrupted"]
+    if interrupted.empty:
+        return f"{len(trials)} of {planned} &nbsp; {_status_counts(run)}"
+    finished = int((~trials["status"].isin(["interrupted", "running"])).sum())
+    rerun_as = pd.to_numeric(interrupted["rerun_as"], errors="coerce") if "rerun_as" in interrupted else None
+    if rerun_as is None:  # written before rerun_as: which reruns belong to them is unknown
+        fate = f"{'trial' if len(interrupted) == 1 else 'trials'} {_numbers(interrupted['number'])}"
+    else:
+        rerun, left = interrupted[rerun_as.notna()], interrupted[rerun_as.isna()]
+        parts = []
+        if len(rerun):
+            parts.append(f"{'trial' if len(rerun) == 1 else 'trials'} {_numbers(rerun['number'])} rerun on --resume "
+                         f"as {_numbers(rerun_as[rerun_as.notna()])}")
+        if len(left):
+            parts.append(f"{'trial' if len(left) == 1 else 'trials'} {_numbers(left['number'])} not rerun yet")
+        fate = "; ".join(parts)
+    badge = (f'<span class="status" style="background:{status_colour("interrupted")}" '
+             f'title="{esc(STATUS_MEANING["interrupted"])}">{len(interrupted)} interrupted</span>')
+    return (f"{finished} finished of {planned} &nbsp; {_status_counts(run, ('interrupted',))} &nbsp;·&nbsp; {badge} "
+            f"by a stop of the search ({esc(fate)})")
 
 
 def _best_section(run: RunData) -> str:
@@ -211,6 +266,10 @@ def _best_section(run: RunData) -> str:
     return body
 
 
+def _rung_unit_words(run: RunData) -> str:
+    return {"seconds": "clocked seconds"}.get(run.rung_unit, run.rung_unit)
+
+
 def _nav(pages: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("index.html", "Overview"), *pages]
 
@@ -230,11 +289,10 @@ def write_search_report(run: RunData, out_dir: Path) -> Path:
         except Exception as exc:  # one plot must never take the whole report down
             log.exception("page %s failed", spec.file)
             figures, notes, extra = [], [f"This page could not be drawn: {type(exc).__name__}: {exc}"], ""
-        about = spec.about_budget if run.is_budget_track and spec.about_budget else spec.about
-        body = f"<p class=lead>{esc(about)}</p>" + "".join(note(n) for n in notes)
+        body = f"<p class=lead>{esc(spec.about_for(run))}</p>" + "".join(note(n) for n in notes)
         body += "".join(figure_div(fig, f"plot-{spec.file.removesuffix('.html')}-{i}") for i, fig in enumerate(figures))
         body += extra
-        write_atomic(out_dir / spec.file, page(f"{spec.title} · {run.name}", body, nav=nav, here=spec.file,
+        write_atomic(out_dir / spec.file, page(f"{spec.title_for(run)} · {run.name}", body, nav=nav, here=spec.file,
                                                plots=len(figures)))
         summaries.append((spec, figures, notes))
     write_atomic(out_dir / "index.html", _search_index(run, summaries, nav))
@@ -243,6 +301,8 @@ def write_search_report(run: RunData, out_dir: Path) -> Path:
 
 def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]],
                   nav: list[tuple[str, str]]) -> str:
+    if run.kind == "promotion":
+        return _promotion_index(run, summaries, nav)
     s, trials = run.settings, run.trials
     running = int((trials["status"] == "running").sum())
     asha_text = ", ".join(f"{k.replace('_', ' ')} {format_number(v)}" for k, v in
@@ -261,22 +321,226 @@ def _search_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], lis
     facts = [("kind", esc(run.kind)), ("space", esc(s.get("space"))), ("track", esc(s.get("track"))),
              ("preset", esc(s.get("preset"))), ("objective", esc(s.get("objective"))),
              ("search rule", esc(run.search_rule)), ("target", esc(f"loss ≤ {target:g}") if target is not None else ""),
-             ("trials", f"{len(trials)} of {esc(s.get('num_trials', '?'))} &nbsp; {_status_counts(run)}"),
+             ("trials", _trial_count(run)),
              ("sampler", esc(s.get("sampler"))), ("seed", esc(s.get("seed"))),
-             ("ASHA", esc(asha_text)), ("ASHA rungs (tokens)", esc(", ".join(format_number(r) for r in run.rungs))),
+             ("ASHA", esc(asha_text)), (f"ASHA rungs ({_rung_unit_words(run)})", esc(", ".join(format_number(r) for r in run.rungs))),
              ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
              ("directory", f"<code>{esc(run.path)}</code>")]
+    body = "".join(banners) + _facts(facts) + _utilisation_section(run) + _pages_list(run, summaries)
+    body += _best_section(run)
+    body += _settings_and_date(s)
+    return page(f"Search report · {run.name}", body, nav=nav, here="index.html")
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.1f}%"
+
+
+def _utilisation_section(run: RunData) -> str:
+    info = _get_utilisation_info(run)
+    head = "<h2>GPU time</h2>"
+    if info.state == "missing":
+        return head + ('<p class="muted">utilisation.json is not written yet (the search writes a session\'s '
+                       "share of GPU time when the session ends).</p>")
+    if info.state == "unreadable":
+        return head + note("; ".join(info.problems) or "utilisation.json could not be read: no GPU shares to show.")
+    body = head + ("<p class=lead>Per session of the search (--resume adds one): its wall time, the share of it in "
+                   "which some trial's clock ran (after the first clock: the first cold start left out), and each "
+                   "GPU's own clocked share of the whole wall time (its first start-up included). A GPU under "
+                   f"{100 * info.threshold:.0f}% is marked ⚠.</p>")
+    body += "".join(note(p) for p in info.problems)
+    if not info.sessions:
+        return body + note("utilisation.json lists no session.")
+    if info.idle or info.absent:
+        parts = [f"GPU {gpu} in session {s.number} ({_percent(share)})" for s, gpu, share in info.idle]
+        parts += [f"GPU {gpu} in session {s.number} (no clocked trial)" for s, gpu in info.absent]
+        body += note(f"Busy under {100 * info.threshold:.0f}% of the session's wall time: {', '.join(parts)}: "
+                     + ("this GPU sat idle, or was" if len(parts) == 1 else "these GPUs sat idle, or were")
+                     + " starting or compiling trials, for the rest of it.", error=True)
+    rows = []
+    for session in info.sessions:
+        cells = [(f"{session.number}" + (f' <span class="muted">{esc(session.name)}</span>' if session.name else ""),
+                  session.number, "num"),
+                 (esc(format_duration(session.wall_s)), "" if session.wall_s is None else session.wall_s, "num"),
+                 (_percent(session.fraction), "" if session.fraction is None else session.fraction, "num"),
+                 (_percent(session.fraction_after_first_clock),
+                  "" if session.fraction_after_first_clock is None else session.fraction_after_first_clock, "num")]
+        for gpu in info.gpus:
+            share = session.per_gpu.get(gpu)
+            text = _percent(share)
+            if share is not None and share < info.threshold:
+                text = f'<b title="under {100 * info.threshold:.0f}% busy">{text} ⚠</b>'
+            cells.append((text, "" if share is None else share, "num"))
+        rows.append(cells)
+    columns = [("session", "session"), ("wall", "wall time"), ("clocked", "clocked share"),
+               ("after_first", "after the first clock"), *((f"gpu-{g}", f"GPU {g}") for g in info.gpus)]
+    return body + _html.table(columns, rows, table_id="utilisation")
+
+
+def _pages_list(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]]) -> str:
     links = []
     for spec, figures, notes in summaries:
         extra = f' <span class="muted">— {esc(notes[0])}</span>' if notes and not figures and spec.file != "trials.html" else ""
-        links.append(f'<li><a href="{spec.file}">{esc(spec.title)}</a>{extra}</li>')
-    body = "".join(banners) + _facts(facts) + "<h2>Pages</h2><ul class=pages>" + "".join(links) + "</ul>"
-    body += _best_section(run)
-    if s:
+        links.append(f'<li><a href="{spec.file}">{esc(spec.title_for(run))}</a>{extra}</li>')
+    return "<h2>Pages</h2><ul class=pages>" + "".join(links) + "</ul>"
+
+
+def _settings_and_date(settings: dict[str, Any]) -> str:
+    body = ""
+    if settings:
         body += ("<details><summary>settings.json</summary><pre>"
-                 + esc(json.dumps(s, indent=2, default=str)) + "</pre></details>")
-    body += f'<p class="muted">Made {datetime.now().strftime("%Y-%m-%d %H:%M:%S")} from the files on disk.</p>'
-    return page(f"Search report · {run.name}", body, nav=nav, here="index.html")
+                 + esc(json.dumps(settings, indent=2, default=str)) + "</pre></details>")
+    return body + f'<p class="muted">Made {datetime.now().strftime("%Y-%m-%d %H:%M:%S")} from the files on disk.</p>'
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Promotions
+
+
+def _seconds(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{format_number(value, 4)}" + (f" ± {format_number(std, 3)}" if std is not None else "") + " s"
+
+
+def _verdict_table(info: PromotionInfo, rule: str) -> str:
+    rows = []
+    for config in info.configs:
+        r = config.by_rule[rule]
+        reached = "–" if r.n_reached is None else f"{r.n_reached} / {'?' if r.n_seeds is None else r.n_seeds}"
+        name = esc(config.label) + (f' <span class="muted">{esc(config.record)}</span>' if config.record else "")
+        if config.is_control:
+            verdict = '<span class="muted">control</span>'
+        elif rule == info.rule:
+            verdict = _verdict_badge(config.verdict) + (f' <span class="muted">{esc(config.verdict_reason)}</span>'
+                                                        if config.verdict_reason else "")
+        else:
+            verdict = '<span class="muted">decides nothing</span>'
+        rows.append([(name, config.label, ""), (reached, "" if r.n_reached is None else r.n_reached, "num"),
+                     (esc(_seconds(r.mean_time_s, r.std_time_s)), "" if r.mean_time_s is None else r.mean_time_s, "num"),
+                     ("–" if r.relative_to_control is None else f"{r.relative_to_control:.3f}×",
+                      "" if r.relative_to_control is None else r.relative_to_control, "num"),
+                     ("–" if r.p_value is None else esc(format_number(r.p_value, 3)),
+                      "" if r.p_value is None else r.p_value, "num"),
+                     (verdict, config.verdict or "", "")])
+    return _html.table([("label", "configuration"), ("reached", "runs reached / seeds"),
+                        ("time", "time to target (mean ± std)"), ("ratio", "ratio to the control"),
+                        ("p_value", "p (one-sided Welch)"), ("verdict", "verdict")],
+                       rows, table_id=f"verdicts-{rule}")
+
+
+def _verdict_section(run: RunData, info: PromotionInfo) -> str:
+    alpha = "alpha" if info.alpha is None else f"{info.alpha:g}"
+    if run.is_budget_track:  # verdicts compare the final val loss: there is no time to target
+        rows = [[(esc(c.label), c.label, ""), (esc(format_number(c.val_loss, 4)) or "–", c.val_loss or "", "num"),
+                 ("–" if c.by_rule[info.rule].p_value is None else esc(format_number(c.by_rule[info.rule].p_value, 3)),
+                  None, "num"),
+                 ('<span class="muted">control</span>' if c.is_control else _verdict_badge(c.verdict), None, "")]
+                for c in info.configs]
+        return ("<h2>Verdicts</h2>" + f"<p class=lead>Mean final validation loss over the seeds; a candidate beats the "
+                f"record when a one-sided Welch t-test against the control gives p &lt; {esc(alpha)}.</p>"
+                + _html.table([("label", "configuration"), ("val_loss", "val loss"), ("p_value", "p (one-sided Welch)"),
+                               ("verdict", "verdict")], rows, table_id="verdicts"))
+    body = ("<h2>Verdicts</h2><p class=lead>Time to target by each crossing rule, over the runs that reached it "
+            f"(mean ± sample std, in clocked seconds). The verdict rests on the record rule ({esc(info.rule)}) alone: "
+            "a candidate beats the record only if all its seeds reached the target and a one-sided Welch t-test of "
+            f"its times against the control's gives p &lt; {esc(alpha)}. The other rules are shown beside it.</p>")
+    unreached = []
+    for rule in sorted(RULES, key=lambda r: r != info.rule):
+        if info.configs and all(c.by_rule[rule].n_reached == 0 for c in info.configs):
+            unreached.append(rule)
+            continue
+        title = f"{RULE_WORDS.get(rule, rule)} ({rule}{', the record rule' if rule == info.rule else ''})"
+        body += f"<h3>{esc(title)}</h3>" + _verdict_table(info, rule)
+    if unreached:
+        body += (f"<p class=muted>No run reached the target by the {' or '.join(unreached)} "
+                 f"rule{'s' if len(unreached) > 1 else ''}.</p>")
+    return body
+
+
+def _same_step_sentence(info: PromotionInfo) -> str:
+    same = info.same_step_seeds
+    where = ", ".join(f"seed {row.seed}: step {row.same_step:,.0f}" for row in same)
+    head = (f"In {len(same)} of {len(info.crossings)} seeds all {len(info.labels)} configurations, the control "
+            f"included, first crossed by the {info.rule} rule at the same step ({where})")
+    if info.rule == "first_step":
+        target = "the target" if info.target is None else f"{info.target:g}"
+        return (f"{head}: the first step under {target} is one easy data window of that seed's data order, so "
+                "this rule barely sees the hyperparameters.")
+    return f"{head}: at those seeds the rule does not tell the configurations apart."
+
+
+def _crossing_section(info: PromotionInfo) -> str:
+    body = (f"<h2>Crossing step per seed ({esc(info.rule)}, the record rule)</h2><p class=lead>The step (and "
+            "tokens) at which each run first crossed the target; – where it did not, or has no result yet. "
+            "A seed where every configuration crossed at the same step is marked.</p>")
+    if not any(row.by_label for row in info.crossings):
+        return body + note(f"No run has crossed by the {info.rule} rule yet.")
+    if info.same_step_seeds:
+        body += note(_same_step_sentence(info))
+    rows = []
+    for row in info.crossings:
+        cells = [(str(row.seed), row.seed, "num")]
+        for label in info.labels:
+            crossing = row.by_label.get(label)
+            if crossing is None:
+                cells.append(("–", "", "num"))
+                continue
+            tokens = "" if crossing.tokens is None else f"{crossing.tokens:,.0f} tokens"
+            text = (f"{crossing.step:,.0f} <span class=muted>({tokens})</span>" if crossing.step is not None
+                    else f"? <span class=muted>({tokens})</span>")
+            cells.append((text, "" if crossing.step is None else crossing.step, "num"))
+        cells.append((f"<b>all at step {row.same_step:,.0f}</b>" if row.same_step is not None else "", None, ""))
+        rows.append(cells)
+    columns = [("seed", "seed"), *((f"label-{label}", label) for label in info.labels), ("same", "same step")]
+    return body + _html.table(columns, rows, table_id="crossings")
+
+
+def _promotion_index(run: RunData, summaries: list[tuple[Page, list[go.Figure], list[str]]],
+                     nav: list[tuple[str, str]]) -> str:
+    s, trials = run.settings, run.trials
+    info = _get_promotion_info(run)
+    banners = []
+    running = int((trials["status"] == "running").sum())
+    if running:
+        banners.append(note(f"{plural(running, 'run')} still running: this report shows what was on disk when it was "
+                            "made. Rerun python -m reports to refresh it."))
+    if run.promotion is None:
+        banners.append(note("promotion.json is not written yet (the promotion writes it when its runs end): no "
+                            "verdicts, p-values or ratios yet; the times below are from the runs on disk."))
+    elif info.complete is False:
+        missing = ", ".join(info.missing_runs[:12]) + (" …" if len(info.missing_runs) > 12 else "")
+        banners.append(note(f"The promotion is not complete ({plural(len(info.missing_runs), 'run')} missing"
+                            + (f": {missing}" if missing else "") + "): no verdicts or records yet; python -m "
+                            "search.promote --resume on this directory runs what is missing."))
+    if info.failed_runs:
+        banners.append(note(f"Runs that did not finish: {', '.join(info.failed_runs)}.", error=True))
+    banners += [note(n) for n in run.notes]
+    control = s.get("control") if isinstance(s.get("control"), dict) else {}
+    control_text = " ".join(str(x) for x in (control.get("record"), f"({control.get('status')})"
+                                              if control.get("status") else None) if x)
+    source = s.get("source_run")
+    top = f", top {s.get('top')}" if s.get("top") is not None else ""
+    extra = s.get("set") if isinstance(s.get("set"), dict) else {}
+    target = run.target
+    planned = "?" if info.n_planned is None else str(info.n_planned)
+    facts = [("kind", esc(run.kind)), ("track", esc(s.get("track"))), ("record rule", esc(info.rule)),
+             ("target", esc(f"loss ≤ {target:g}") if target is not None else ""),
+             ("runs", f"{len(trials)} of {esc(planned)} &nbsp; {_status_counts(run)}"),
+             ("seeds", esc(", ".join(map(str, info.seeds)))),
+             ("alpha", esc(format_number(info.alpha)) if info.alpha is not None else ""),
+             ("control", esc(control_text)),
+             ("candidates from", f"<code>{esc(source)}</code>{esc(top)}" if source else ""),
+             ("set", esc(", ".join(f"{k}={v}" for k, v in extra.items()))),
+             ("created", esc(s.get("created"))), ("command", f"<code>{esc(s.get('command'))}</code>" if s.get("command") else ""),
+             ("directory", f"<code>{esc(run.path)}</code>")]
+    body = "".join(banners) + _facts(facts) + _verdict_section(run, info)
+    if run.utilisation is not None:  # a promotion writes none today
+        body += _utilisation_section(run)
+    if not run.is_budget_track:
+        body += _crossing_section(info)
+    body += _pages_list(run, summaries) + _settings_and_date(s)
+    return page(f"Promotion report · {run.name}", body, nav=nav, here="index.html")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ RULE_WORDS = {"first_step": "first step", "smoothed": "smoothed train loss", "va
 LOSS_AXIS = "loss (nats)"
 TOKENS_AXIS = "tokens"
 SECONDS_AXIS = "seconds"
+CLOCK_AXIS = "clocked training seconds"
 
 LAYOUT = dict(
     template="plotly_white",

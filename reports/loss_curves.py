@@ -1,5 +1,9 @@
 """Loss against tokens for every trial: ASHA rungs as vertical lines, the target as a horizontal one.
 
+When the rungs are in clocked seconds (settings `asha.unit`, the speedruns), the curves are drawn against each
+trial's clocked training seconds instead, so that the rungs sit where ASHA compared the trials and curves are
+compared at equal training time.
+
 Each trial is one line coloured by its status. A trial ASHA stopped is dashed and ends in a cross, a
 diverged one ends in a cross at its last finite loss, a running one in a triangle. The record's settings
 and the best trial are drawn again on top, thicker. A menu switches between smoothed train loss (the
@@ -17,6 +21,7 @@ import plotly.graph_objects as go
 from ._data import RunData
 from ._style import (
     BEST_COLOUR,
+    CLOCK_AXIS,
     LAYOUT,
     LOSS_AXIS,
     RECORD_COLOUR,
@@ -34,10 +39,11 @@ END_SYMBOL = {"stopped": "x", "diverged": "x", "running": "triangle-right", "err
 
 @dataclass(frozen=True)
 class LossSeries:
-    """One metric of one trial: its finite losses and the tokens at which they were logged."""
+    """One metric of one trial: its finite losses and the tokens and clocked seconds at which they were logged."""
 
     tokens: list[Any]
     loss: list[float]
+    clock_s: list[Any]
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class CurveEnd:
 
     tokens: Any
     loss: float
+    clock_s: Any
 
 
 @dataclass(frozen=True)
@@ -65,19 +72,26 @@ class Curve:
 class LossCurvesInfo:
     """What the loss curves draw: every trial with history, the rungs, the target and each metric's y range."""
 
+    x_axis: str  # "tokens", or "clock_s" when the rungs are in clocked seconds
     metrics: list[str]
     default_metric: str | None
     curves: list[Curve]
     missing_history: list[int]  # trial numbers with no history
-    rungs: list[float]
+    rungs: list[float]  # where they go on x_axis; none when they cannot be placed there
     target: float | None
     best_number: int | None
     record_number: int | None
     y_ranges: dict[str, list[float] | None]  # metric -> y axis range, None for autorange
 
 
+def clock_axis(run: RunData) -> bool:
+    """Draw against clocked seconds: the rungs are in clocked seconds and the history has the clock."""
+    return run.rung_unit == "seconds" and bool(run.history["clock_s"].notna().any())
+
+
 def _get_loss_curves_info(run: RunData) -> LossCurvesInfo:
     history, trials = run.history, run.trials
+    x_axis = "clock_s" if clock_axis(run) else "tokens"
     by_id = {tid: group for tid, group in history.groupby("trial_id", sort=False)} if len(history) else {}
     metrics = [m for m in METRICS if m in history and history[m].notna().any()]
     curves, missing = [], []
@@ -90,11 +104,13 @@ def _get_loss_curves_info(run: RunData) -> LossCurvesInfo:
         for metric in metrics:
             values = group[metric].to_numpy(dtype=float)
             keep = np.isfinite(values)
-            series[metric] = LossSeries(tokens=tolist(group["tokens"].to_numpy()[keep]), loss=tolist(values[keep]))
+            series[metric] = LossSeries(tokens=tolist(group["tokens"].to_numpy()[keep]), loss=tolist(values[keep]),
+                                        clock_s=tolist(group["clock_s"].to_numpy()[keep]))
         default = next((m for m in metrics if series[m].tokens), None)
         end = None
         if default:
-            end = CurveEnd(tokens=series[default].tokens[-1], loss=series[default].loss[-1])
+            end = CurveEnd(tokens=series[default].tokens[-1], loss=series[default].loss[-1],
+                           clock_s=series[default].clock_s[-1])
         curves.append(Curve(
             trial_id=row.trial_id, number=int(row.number), status=row.status,
             cut=row.status == "stopped", series=series, end=end,
@@ -103,11 +119,12 @@ def _get_loss_curves_info(run: RunData) -> LossCurvesInfo:
     values = objective_values(run)
     best = None if values.isna().all() else int(trials.loc[values.idxmin(), "number"])
     return LossCurvesInfo(
+        x_axis=x_axis,
         metrics=metrics,
         default_metric=metrics[0] if metrics else None,
         curves=curves,
         missing_history=missing,
-        rungs=run.rungs,
+        rungs=run.rungs if run.rung_unit == ("seconds" if x_axis == "clock_s" else "tokens") else [],
         target=run.target,
         best_number=best,
         record_number=record_trial_number(run),
@@ -132,19 +149,24 @@ def _axis_title(metric: str | None) -> str:
     return f"{METRICS.get(metric or '', 'loss')} ({LOSS_AXIS.removeprefix('loss (').removesuffix(')')})"
 
 
-def _trace(curve: Curve, metric: str, *, name: str, colour: str, width: float, dash: str,
+def _x(series: LossSeries, x_axis: str) -> list[Any]:
+    return series.clock_s if x_axis == "clock_s" else series.tokens
+
+
+def _trace(curve: Curve, metric: str, x_axis: str, *, name: str, colour: str, width: float, dash: str,
            show_legend: bool, group: str, end_symbol: str | None) -> go.Scatter:
     points = curve.series[metric]
     n = len(points.tokens)
     sizes = [0] * n
     if end_symbol and n:
         sizes[-1] = 11
+    where = "%{x:.1f} s clocked" if x_axis == "clock_s" else "%{x:,.0f} tokens"
     return go.Scatter(
-        x=points.tokens, y=points.loss, mode="lines+markers" if end_symbol else "lines", name=name,
+        x=_x(points, x_axis), y=points.loss, mode="lines+markers" if end_symbol else "lines", name=name,
         legendgroup=group, showlegend=show_legend, line=dict(color=colour, width=width, dash=dash),
         marker=dict(size=sizes, symbol=end_symbol or "circle", color=colour, line=dict(width=2, color=colour)),
         opacity=1.0 if width > 2 else 0.75,
-        hovertemplate=f"trial {curve.number} ({curve.status})<br>%{{x:,.0f}} tokens<br>%{{y:.4f}}<extra></extra>",
+        hovertemplate=f"trial {curve.number} ({curve.status})<br>{where}<br>%{{y:.4f}}<extra></extra>",
     )
 
 
@@ -163,7 +185,7 @@ def plot_loss_curves(run: RunData, info: LossCurvesInfo | None = None) -> go.Fig
             style = dict(name=label, colour=status_colour(status), width=1.6, dash="dash" if curve.cut else "solid",
                          show_legend=status not in legend_shown, group=status, end_symbol=END_SYMBOL.get(status))
             legend_shown.add(status)
-            fig.add_trace(_trace(curve, metric, **style))
+            fig.add_trace(_trace(curve, metric, info.x_axis, **style))
             traced.append((curve, style))
     for number, label, colour in ((info.record_number, "record settings", RECORD_COLOUR),
                                   (info.best_number, "best trial", BEST_COLOUR)):
@@ -172,7 +194,7 @@ def plot_loss_curves(run: RunData, info: LossCurvesInfo | None = None) -> go.Fig
             continue
         style = dict(name=f"{label} (trial {number})", colour=colour, width=3.2, dash="solid", show_legend=True,
                      group=label, end_symbol=END_SYMBOL.get(curve.status))
-        fig.add_trace(_trace(curve, metric, **style))
+        fig.add_trace(_trace(curve, metric, info.x_axis, **style))
         traced.append((curve, style))
 
     for i, rung in enumerate(info.rungs):
@@ -186,7 +208,7 @@ def plot_loss_curves(run: RunData, info: LossCurvesInfo | None = None) -> go.Fig
     if len(info.metrics) > 1:
         buttons = []
         for option in info.metrics:
-            xs = [curve.series[option].tokens for curve, _ in traced]
+            xs = [_x(curve.series[option], info.x_axis) for curve, _ in traced]
             ys = [curve.series[option].loss for curve, _ in traced]
             sizes = [[0] * (len(x) - 1) + [11] if style["end_symbol"] and x else [0] * len(x)
                      for x, (_, style) in zip(xs, traced)]
@@ -199,9 +221,10 @@ def plot_loss_curves(run: RunData, info: LossCurvesInfo | None = None) -> go.Fig
                                 args=[{"x": xs, "y": ys, "marker.size": sizes}, axis]))
         fig.update_layout(updatemenus=[dict(buttons=buttons, direction="down", x=1.0, xanchor="right", y=1.12,
                                             yanchor="top", showactive=True)])
-    fig.update_layout(**LAYOUT, title="Loss against tokens", height=640, hovermode="closest",
-                      legend=dict(orientation="h", y=-0.13, x=0, yanchor="top"))
-    fig.update_xaxes(title_text=TOKENS_AXIS)
+    clocked = info.x_axis == "clock_s"
+    fig.update_layout(**LAYOUT, title="Loss against clocked seconds" if clocked else "Loss against tokens", height=640,
+                      hovermode="closest", legend=dict(orientation="h", y=-0.13, x=0, yanchor="top"))
+    fig.update_xaxes(title_text=CLOCK_AXIS if clocked else TOKENS_AXIS)
     fig.update_yaxes(title_text=_axis_title(metric))
     if metric is not None and info.y_ranges[metric] is not None:
         fig.update_yaxes(range=info.y_ranges[metric])

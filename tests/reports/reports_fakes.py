@@ -21,6 +21,9 @@ TARGET = 4.5
 REPORT_EVERY = 250_000
 MAX_T = 8_000_000
 RUNGS = [1_000_000, 2_000_000, 4_000_000]
+# ASHA's settings of a speedrun search since its rungs moved to clocked seconds (the fake trials train ~30k tokens/s)
+SECONDS_ASHA = {"unit": "seconds", "time_attr": "clock_s", "metric": "smoothed_loss", "grace_period": 30.0,
+                "reduction_factor": 2.0, "max_t": 240.0, "rungs": [30, 60, 120]}
 TOKENS_PER_STEP = 8192
 RECORD_PARAMS = {"muon_lr": 0.015, "adamw_lr": 0.001, "warmup_ratio": 0.0, "schedule": "constant", "weight_decay": 0.2}
 SCHEDULES = ["constant", "cosine", "linear", "wsd"]
@@ -241,3 +244,107 @@ def make_fake_transfer(tmp_path: Path, name: str = "transfer", *, budget_tokens:
         "correlations": {"spearman": spearman, "kendall": 0.0}, "regret": 0.10, **extra,
     })
     return run_dir
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Promotions
+
+PROMOTION_SEEDS = [0, 1, 2, 3]
+PROMOTION_LABELS = ["control", "cand-1", "cand-2"]
+SAME_STEP = {0: 400, 1: 450, 2: 500}  # seeds where every configuration crosses the first-step rule at one step
+SPEED = {"control": 1.0, "cand-1": 0.97, "cand-2": 1.02}  # clocked seconds per step, relative
+
+
+def _crossing(label: str, seed: int, rule: str) -> dict[str, Any] | None:
+    """first_step: at SAME_STEP for seeds 0-2; seed 3 apart (cand-2 never). smoothed: cand-1 always, the control
+    on seeds 0-1, cand-2 never. val: never."""
+    if rule == "first_step":
+        step = SAME_STEP.get(seed) or {"control": 420, "cand-1": 380}.get(label)
+    elif rule == "smoothed":
+        step = 600 + 10 * seed if label == "cand-1" or (label == "control" and seed < 2) else None
+    else:
+        step = None
+    if step is None:
+        return None
+    return {"step": step, "tokens": step * TOKENS_PER_STEP, "time_s": 0.04 * step * SPEED[label] + 0.01 * seed,
+            "loss": TARGET - 0.05}
+
+
+def make_fake_promotion(tmp_path: Path, name: str = "promote-20251221-120000", *,
+                        promotion: bool = True) -> Path:
+    """A promotion of two candidates against the control, 4 seeds each, as search.promote writes it: settings.json,
+    trials.parquet, <label>/seed-<s>/result.json and (with ``promotion``) promotion.json."""
+    run_dir = Path(tmp_path) / "runs" / "fake" / name
+    control = {"record": "seed-4.5", "path": "records/baseline/speedrun-4.5.json", "status": "baseline",
+               "verdict": None}
+    _write(run_dir / "settings.json", {
+        "kind": "promotion", "name": name, "source_run": "runs/fake", "track": "tiny-speedrun", "target": TARGET,
+        "rule": "first_step", "alpha": 0.05, "top": 2, "seeds": PROMOTION_SEEDS, "set": {"max_tokens": "8000000"},
+        "control": control, "created": "2025-12-21 12:00:00", "command": "python -m search.promote runs/fake --top 2",
+        "runs": [{"label": label, "kind": "control" if label == "control" else "candidate"}
+                 for label in PROMOTION_LABELS]})
+    rows = []
+    for number, (seed, label) in enumerate((s, lab) for s in PROMOTION_SEEDS for lab in PROMOTION_LABELS):
+        crossings = {rule: _crossing(label, seed, rule) for rule in ("first_step", "smoothed", "val")}
+        steps = max([c["step"] for c in crossings.values() if c] or [700]) + 1
+        row: dict[str, Any] = {"trial_id": f"{label}-seed{seed}", "number": number, "run": label, "seed": seed,
+                               "status": "completed", "reached": crossings["first_step"] is not None,
+                               "tokens": steps * TOKENS_PER_STEP, "steps": steps, "clock_s": 0.04 * steps,
+                               "final_smoothed_loss": 4.6, "device": "cpu", "error": ""}
+        for rule, crossing in crossings.items():
+            row[f"time_to_target_{rule}_s"] = crossing["time_s"] if crossing else math.nan
+            row[f"tokens_to_target_{rule}"] = crossing["tokens"] if crossing else math.nan
+        row["objective"] = row["time_to_target_first_step_s"] if row["reached"] else CENSORED_LOSS
+        rows.append(row)
+        _write(run_dir / label / f"seed-{seed}" / "result.json", {
+            "job": {"run": label, "seed": seed},
+            "result": {"status": "reached" if row["reached"] else "budget", "crossings": crossings, "steps": steps}})
+    trials = pd.DataFrame(rows)
+    trials.to_parquet(run_dir / "trials.parquet", index=False)
+    if promotion:
+        _write(run_dir / "promotion.json", promotion_summary(trials, control))
+    return run_dir
+
+
+CENSORED_LOSS = 1e6 + 4.6
+
+
+def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
+    values = values.dropna()
+    return (float(values.mean()) if len(values) else None, float(values.std(ddof=1)) if len(values) > 1 else None)
+
+
+def promotion_summary(trials: pd.DataFrame, control: dict[str, Any]) -> dict[str, Any]:
+    """promotion.json as search.promote writes it; the p-values are made up (the reports only show them)."""
+    def runs(label: str) -> pd.DataFrame:
+        return trials[trials["run"] == label]
+
+    summary = {**control, "n_seeds": len(PROMOTION_SEEDS), "n_finished": len(PROMOTION_SEEDS)}
+    for rule in ("first_step", "smoothed", "val"):
+        times = runs("control")[f"time_to_target_{rule}_s"]
+        mean, std = _mean_std(times)
+        summary[rule] = {"n_reached": int(times.notna().sum()), "mean_time_s": mean, "std_time_s": std,
+                         "mean_tokens": None}
+    summary.update({k: summary["first_step"][k] for k in ("n_reached", "mean_time_s", "std_time_s")})
+    control_mean = summary["mean_time_s"]
+    cand1 = runs("cand-1")
+    mean1, std1 = _mean_std(cand1["time_to_target_first_step_s"])
+    smoothed1 = _mean_std(cand1["time_to_target_smoothed_s"])[0]
+    candidates = [
+        {"label": "cand-1", "id": "20251221-aaaa-1", "verdict": "beats_record",
+         "verdict_reason": "faster than the control: one-sided Welch t-test p = 0.012 < 0.05", "p_value": 0.012,
+         "mean_time_s": mean1, "std_time_s": std1, "relative_to_control": mean1 / control_mean,
+         "by_rule": {"first_step": {"mean_time_s": mean1, "p_value": 0.012, "relative_to_control": mean1 / control_mean},
+                     "smoothed": {"mean_time_s": smoothed1, "p_value": 0.2, "relative_to_control": 0.98},
+                     "val": {"mean_time_s": None, "p_value": None, "relative_to_control": None}}},
+        {"label": "cand-2", "id": "20251221-bbbb-1", "verdict": "not_significant",
+         "verdict_reason": "1 of 4 candidate seeds never reached the target by the first_step rule",
+         "p_value": None, "mean_time_s": _mean_std(runs("cand-2")["time_to_target_first_step_s"])[0],
+         "std_time_s": None, "relative_to_control": None,
+         "by_rule": {"first_step": {"mean_time_s": None, "p_value": None, "relative_to_control": None},
+                     "smoothed": {"mean_time_s": None, "p_value": None, "relative_to_control": None},
+                     "val": {"mean_time_s": None, "p_value": None, "relative_to_control": None}}},
+    ]
+    return {"promotion": "runs/fake/promote", "track": "tiny-speedrun", "rule": "first_step",
+            "seeds": PROMOTION_SEEDS, "complete": True, "runs": len(trials), "control": summary,
+            "candidates": candidates, "missing_runs": [], "failed_runs": []}

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from reports_fakes import DIVERGED, ERRORED, MAX_T, RUNGS, TARGET, make_fake_run
+from reports_fakes import DIVERGED, ERRORED, MAX_T, RUNGS, SECONDS_ASHA, TARGET, make_fake_run
 
 import reports
 from reports._style import is_log_param, log_ticks, record_trial_number
-from reports.loss_curves import _get_loss_curves_info
+from reports.loss_curves import METRICS, _get_loss_curves_info
 from reports.optimization_history import _get_optimization_history_info
 from reports.parallel_coordinate import _get_parallel_coordinate_info
 from reports.param_importances import _get_param_importances_info, effect_size, kruskal_wallis
@@ -125,6 +125,43 @@ def test_loss_curve_figure_draws_each_trial_once_plus_highlights(run):
     assert [s.x0 for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1] == RUNGS
     assert any(s.y0 == TARGET == s.y1 for s in fig.layout.shapes)
     assert len(fig.layout.updatemenus[0].buttons) == 3
+
+
+def test_loss_curves_are_drawn_against_clocked_seconds_when_the_rungs_are(tmp_path):
+    run = reports.load(make_fake_run(tmp_path, 12, settings_overrides={"asha": SECONDS_ASHA}))
+    info = _get_loss_curves_info(run)
+    assert run.rung_unit == "seconds" and info.x_axis == "clock_s" and info.rungs == [30, 60, 120]
+    by_id = {tid: group for tid, group in run.history.groupby("trial_id")}
+    for curve in info.curves:
+        clock = by_id[curve.trial_id]["clock_s"].tolist()
+        assert curve.series["smoothed_loss"].clock_s == pytest.approx(clock[: len(curve.series["smoothed_loss"].loss)])
+        assert curve.end.clock_s == pytest.approx(curve.series["smoothed_loss"].clock_s[-1])
+    fig = reports.plot_loss_curves(run, info)
+    assert [s.x0 for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1] == [30, 60, 120]
+    drawn = next(c for c in info.curves if c.status == "completed")
+    trace = next(t for t in fig.data if list(t.y) == drawn.series["smoothed_loss"].loss)
+    assert list(trace.x) == drawn.series["smoothed_loss"].clock_s and "s clocked" in trace.hovertemplate
+    assert "clocked seconds" in fig.layout.title.text and "clocked" in fig.layout.xaxis.title.text
+    for button in fig.layout.updatemenus[0].buttons:  # the menu keeps the clock axis
+        metric = next(m for m, label in METRICS.items() if label == button.label)
+        assert button.args[0]["x"][0] == info.curves[0].series[metric].clock_s
+    page = reports.make_report(run.path, tmp_path / "out").parent / "curves.html"
+    assert "<title>Loss against clocked seconds" in page.read_text()
+
+
+def test_loss_curves_stay_on_tokens_for_token_rungs_and_without_a_clock(tmp_path):
+    run = reports.load(make_fake_run(tmp_path / "t", 8))
+    info = _get_loss_curves_info(run)
+    assert run.rung_unit == "tokens" and info.x_axis == "tokens" and info.rungs == RUNGS
+    assert reports.plot_loss_curves(run, info).layout.title.text == "Loss against tokens"
+    # rungs in seconds but no clock in the history: tokens, and no rungs at token positions
+    run_dir = make_fake_run(tmp_path / "s", 8, settings_overrides={"asha": SECONDS_ASHA})
+    pd.read_parquet(run_dir / "history.parquet").drop(columns=["clock_s"]).to_parquet(run_dir / "history.parquet")
+    run = reports.load(run_dir)
+    info = _get_loss_curves_info(run)
+    assert info.x_axis == "tokens" and info.rungs == []
+    curves = (reports.make_report(run_dir, tmp_path / "out").parent / "curves.html").read_text()
+    assert "<title>Loss against tokens" in curves and "the rungs are not drawn" in curves
 
 
 def test_rungs_come_from_the_asha_settings_when_not_listed(tmp_path):
