@@ -143,7 +143,7 @@ def promotion_part(prom: Path) -> list[str]:
         row["same step"] = "yes" if None not in steps and len(set(steps)) == 1 else "no"
         same += row["same step"] == "yes"
         rows.append(row)
-    out += [f"### Step of the first crossing per seed (time on the clock)",
+    out += ["### Step of the first crossing per seed (time on the clock)",
             f"Every configuration crossed at the same step in {same} of {len(seeds)} seeds.", "",
             _table(pd.DataFrame(rows)), ""]
     # the mean smoothed loss at equal steps: the configurations' difference that the crossing step hides

@@ -370,6 +370,8 @@ def _utilisation_section(run: RunData) -> str:
             text = _percent(share)
             if share is not None and share < info.threshold:
                 text = f'<b title="under {100 * info.threshold:.0f}% busy">{text} ⚠</b>'
+            if gpu in session.per_gpu_after:
+                text += f' <span class="muted">({_percent(session.per_gpu_after[gpu])} after its first clock)</span>'
             cells.append((text, "" if share is None else share, "num"))
         rows.append(cells)
     columns = [("session", "session"), ("wall", "wall time"), ("clocked", "clocked share"),

@@ -28,6 +28,7 @@ class Session:
     fraction: float | None
     fraction_after_first_clock: float | None
     per_gpu: dict[str, float]  # GPU -> its clocked share of the session's wall time
+    per_gpu_after: dict[str, float]  # GPU -> its share of the time after its own first clock (newer files)
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,14 @@ def _get_utilisation_info(run: RunData) -> UtilisationInfo:
                 bad_gpus += 1
             else:
                 per_gpu[str(gpu)] = value
+        after = entry.get("per_gpu_after_first_clock")
+        per_gpu_after = {str(g): v for g, x in (after.items() if isinstance(after, dict) else [])
+                         if (v := _share(x)) is not None}
         sessions.append(Session(number=len(sessions) + 1, name=str(entry.get("session") or ""),
                                 wall_s=_share(entry.get("wall_s")), clocked_s=_share(entry.get("clocked_s")),
                                 fraction=_share(entry.get("fraction")),
                                 fraction_after_first_clock=_share(entry.get("fraction_after_first_clock")),
-                                per_gpu=per_gpu))
+                                per_gpu=per_gpu, per_gpu_after=per_gpu_after))
     if skipped:
         problems.append(f"utilisation.json: {skipped} of {len(data)} entries left out (not a JSON object)")
     if bad_gpus:

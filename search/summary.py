@@ -49,8 +49,10 @@ def summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, fl
                                for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     if share:
         if share.get("per_gpu"):
+            after = share.get("per_gpu_after_first_clock") or {}
             lines.append("clocked share of wall time per GPU: " + ", ".join(
-                f"GPU {gpu} {100 * f:.0f}%" for gpu, f in share["per_gpu"].items()))
+                f"GPU {gpu} {100 * f:.0f}%" + (f" ({100 * after[gpu]:.0f}% after its first clock)" if gpu in after
+                                               else "") for gpu, f in share["per_gpu"].items()))
         lines.append(f"clocked training: {share['clocked_s']:.0f} s of {share['wall_s']:.0f} s wall "
                      f"({100 * share['fraction']:.0f}%; {100 * share['fraction_after_first_clock']:.0f}% after the "
                      f"first trial's clock started)")
@@ -97,8 +99,11 @@ def record_share(run_dir: Path, trials, session: str, start: float, end: float) 
     if share and per_gpu:
         # each GPU's own clocked share of the session's wall time: a GPU that sat idle shows here, which the
         # union above hides
-        share["per_gpu"] = {gpu: round(g["fraction"], 4) for gpu, s in sorted(per_gpu.items())
-                            if (g := clocked_share(s, start, end))}
+        mine = {gpu: g for gpu, s in sorted(per_gpu.items()) if (g := clocked_share(s, start, end))}
+        share["per_gpu"] = {gpu: round(g["fraction"], 4) for gpu, g in mine.items()}
+        # and after that GPU's own first clock: its steady state, without its first (cold) start
+        share["per_gpu_after_first_clock"] = {gpu: round(g["fraction_after_first_clock"], 4)
+                                              for gpu, g in mine.items()}
     path = run_dir / "utilisation.json"
     history = read_sessions(run_dir)
     history.append({"session": session, "started": start, "ended": end, **(share or {})})

@@ -219,3 +219,14 @@ def test_a_missing_or_malformed_utilisation_file_is_a_note(tmp_path, content, wo
     if content and content.startswith("[7"):
         assert "utilisation.json: 1 per-GPU share left out (not a number ≥ 0)" in text
         assert "GPU 1 in session 1 (50.0%)" in text and "GPU 1 in session 2 (no clocked trial)" not in text
+
+
+def test_gpu_shares_after_each_gpus_first_clock_show_beside_the_whole_share(tmp_path):
+    run_dir = make_fake_run(tmp_path, 8)
+    entry = {**_session("session-1", {"0": 0.7474, "1": 0.6283}),
+             "per_gpu_after_first_clock": {"0": 0.856, "1": 0.734}}
+    (run_dir / "utilisation.json").write_text(json.dumps([entry]))
+    page = reports.make_report(run_dir, tmp_path / "out").read_text()
+    table = page.split('id="utilisation"')[1].split("</table>")[0]
+    assert _row(table, "1") == ("1 session-1 10m 0s 80.0% 90.0% 74.7% ⚠ (85.6% after its first clock) "
+                                "62.8% ⚠ (73.4% after its first clock)")

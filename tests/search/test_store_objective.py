@@ -73,6 +73,8 @@ def test_utilisation_has_each_gpus_own_share(tmp_path):
     assert share["fraction"] == 1.0 and share["per_gpu"] == {"0": 1.0, "1": 0.2}
     saved = json.loads((tmp_path / "utilisation.json").read_text())
     assert saved[-1]["per_gpu"] == {"0": 1.0, "1": 0.2}
+    # GPU 1's own first clock is at 10 s: its share of the 90 s after that
+    assert saved[-1]["per_gpu_after_first_clock"] == {"0": 1.0, "1": round(20 / 90, 4)}
 
 
 def test_sessions_are_read_back_and_a_bad_file_reads_as_none(tmp_path):
