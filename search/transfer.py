@@ -4,14 +4,16 @@
     python -m search.transfer records/ --track marathon --seeds 2 --name tr1  # -> runs/tr1/
     python -m search.transfer records/ --track tiny-marathon --short-track tiny-speedrun --budget-tokens 1024
     python -m search.transfer records/ --track marathon --name tr1 --resume   # run what runs/tr1/ still lacks
-    python -m search.transfer records/ --include-not-significant --max-combine 5 --dry-run  # the full factorial
+    python -m search.transfer records/ --include-not-significant --max-combine 2 --dry-run  # the factorial
 
 Candidates (:mod:`search.transfer_design`). From the records of the short track (``--short-track``, default
 speedrun-4.5) under the records directory: by default the baseline, each record group that beat its control
 alone, and all compatible winners together; ``--include-not-significant`` adds the records that did not beat
 their control, ``--max-combine K`` / ``--max-candidates N`` ask for the factorial design (every combination of up
-to K groups; at most N candidates). Before anything runs the command prints the number of runs, the tokens and
-an estimated GPU time (from the tokens/s the records measured).
+to K groups; at most N candidates). Records that disagree on a knob multiply: a combination tries every choice
+of their values, so a factorial of search winners (each with its own rates) is refused above ``MAX_DESIGN``
+candidates unless ``--max-candidates`` cuts it. Before anything runs the command prints the number of runs, the
+tokens and an estimated GPU time (from the tokens/s the records measured).
 
 Runs. Each candidate on the long track (``make_config(track)`` with its changes, ``--budget-tokens N`` =
 ``max_tokens=N``, then ``--set``), once per seed, each a Ray Tune trial (one GPU each, else one CPU) through
@@ -49,6 +51,7 @@ from search.transfer_design import (
     build_candidates,
     describe_estimate,
     estimate,
+    factorial_size,
     load_records,
     set_short_values,
     winning_records,
@@ -57,6 +60,8 @@ from trainer.config import ConfigError, RunConfig, apply_overrides, make_config,
 from trainer.io import atomic_write_json
 
 log = logging.getLogger(__name__)
+
+MAX_DESIGN = 2_000  # a factorial design larger than this needs --max-candidates (or a lower --max-combine)
 
 
 def long_config(long_track: str, cand: Candidate, *, budget_tokens: int | None,
@@ -233,13 +238,13 @@ def _print_candidates(candidates: list[Candidate], short_metric: str) -> None:
               + (f"  [also {'; '.join(c.same_as)}]" if c.same_as else ""))
 
 
-def _design_notes(left_out: list[dict[str, Any]], cut: list[Candidate], factorial: bool) -> list[str]:
+def _design_notes(left_out: list[dict[str, Any]], cut: int, factorial: bool) -> list[str]:
     notes = []
     if left_out:
         notes.append(f"left out: {len(left_out)} records that did not beat their control "
                      f"({', '.join(r['id'] for r in left_out)}); --include-not-significant combines them too")
     if cut:
-        notes.append(f"left out: {len(cut)} more candidates of the factorial design beyond --max-candidates")
+        notes.append(f"left out: up to {cut:,} more candidates of the factorial design beyond --max-candidates")
     if not factorial:
         notes.append("design: the baseline, each record group alone, all compatible groups together; "
                      "--max-combine K or --max-candidates N for the factorial design")
@@ -256,9 +261,14 @@ def main(argv: list[str] | None = None) -> int:
         short_metric = set_short_values(records)
         kept, left_out = winning_records(records, args.include_not_significant)
         factorial = args.max_combine is not None or args.max_candidates is not None
-        candidates = build_candidates(kept, args.track, factorial=factorial, max_combine=args.max_combine)
-        cut = candidates[args.max_candidates:] if args.max_candidates is not None else []
-        candidates = candidates[:len(candidates) - len(cut)]
+        size = factorial_size(kept, args.max_combine) if factorial else 0
+        if factorial and args.max_candidates is None and size > MAX_DESIGN:
+            raise ConfigError(f"the factorial design of {len(kept)} records has up to {size:,} candidates "
+                              f"(more than {MAX_DESIGN:,}): lower --max-combine or cap it with --max-candidates N")
+        candidates = build_candidates(kept, args.track, factorial=factorial, max_combine=args.max_combine,
+                                      limit=args.max_candidates)
+        # the candidates beyond --max-candidates (counted before deduplication, so "up to")
+        cut = max(0, size - len(candidates)) if args.max_candidates is not None else 0
         jobs = make_jobs(candidates, args.track, budget_tokens=args.budget_tokens, overrides=overrides)
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         cost = estimate([j.config for j in jobs], seeds, records)

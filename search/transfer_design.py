@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -140,15 +141,52 @@ def set_short_values(records: list[dict[str, Any]]) -> str:
     return SHORT_METRICS["relative"]
 
 
-def _options(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The merged changes of ``groups`` applied together: one dict per choice where they disagree on a knob."""
+def _knob_values(groups: list[dict[str, Any]]) -> dict[str, list[Any]]:
     values: dict[str, list[Any]] = {}
     for g in groups:
         for k, v in g["changes"].items():
             if v not in values.setdefault(k, []):
                 values[k].append(v)
+    return values
+
+
+def _options(groups: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The merged changes of ``groups`` applied together: one dict per choice where they disagree on a knob
+    (lazily: groups that disagree on many knobs give a product of their values)."""
+    values = _knob_values(groups)
     knobs = sorted(values)
-    return [dict(zip(knobs, choice)) for choice in itertools.product(*(values[k] for k in knobs))]
+    for choice in itertools.product(*(values[k] for k in knobs)):
+        yield dict(zip(knobs, choice))
+
+
+def _groups(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(record groups with the same changes, baseline records without changes)."""
+    groups: list[dict[str, Any]] = []
+    baseline_records: list[dict[str, Any]] = []
+    for r in records:
+        if not r["changes"]:
+            baseline_records.append(r)
+            continue
+        same = next((g for g in groups if g["changes"] == r["changes"]), None)
+        if same is None:
+            groups.append({"changes": dict(r["changes"]), "records": [r]})
+        else:
+            same["records"].append(r)
+    return groups, baseline_records
+
+
+def factorial_size(records: list[dict[str, Any]], max_combine: int | None = None) -> int:
+    """How many candidates the factorial design has before deduplication: the baseline, each record group, and
+    for every set of 2..max_combine groups the product of the values its groups give each knob. Records that
+    disagree on continuous knobs (every search winner has its own learning rates) multiply fast: seven such
+    groups give millions."""
+    groups, _ = _groups(records)
+    top = len(groups) if max_combine is None else min(max_combine, len(groups))
+    total = 1 + len(groups)
+    for size in range(2, top + 1):
+        for combo in itertools.combinations(groups, size):
+            total += math.prod(len(v) for v in _knob_values(list(combo)).values())
+    return total
 
 
 def _compatible(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -165,22 +203,13 @@ def _compatible(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_candidates(records: list[dict[str, Any]], long_track: str, *, factorial: bool = False,
-                     max_combine: int | None = None) -> list[Candidate]:
+                     max_combine: int | None = None, limit: int | None = None) -> list[Candidate]:
     """Baseline, each record group alone, and the combinations: all compatible groups together (bounded, the
     default), or every combination of 2..``max_combine`` groups (``factorial``, implied by ``max_combine``);
-    deduplicated by the resulting long-track config. See the module's doc."""
+    deduplicated by the resulting long-track config; at most ``limit`` of them, in that order. See the module's
+    doc."""
     base = make_config(long_track)
-    groups: list[dict[str, Any]] = []
-    baseline_records: list[dict[str, Any]] = []
-    for r in records:
-        if not r["changes"]:
-            baseline_records.append(r)
-            continue
-        same = next((g for g in groups if g["changes"] == r["changes"]), None)
-        if same is None:
-            groups.append({"changes": dict(r["changes"]), "records": [r]})
-        else:
-            same["records"].append(r)
+    groups, baseline_records = _groups(records)
     for g in groups:
         g["short"] = _short(g["records"])
 
@@ -214,8 +243,10 @@ def build_candidates(records: list[dict[str, Any]], long_track: str, *, factoria
     for combo in combos:
         recs = [r for g in combo for r in g["records"]]
         for changes in _options(combo):
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
             add("combination", "c", recs, changes, math.nan)
-    return out
+    return out if limit is None else out[:limit]
 
 
 def _short(records: list[dict[str, Any]]) -> float:

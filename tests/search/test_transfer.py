@@ -157,9 +157,13 @@ def test_dry_run_on_the_repositorys_records_is_affordable_and_the_factorial_is_o
     n = int(p.stdout.split(" candidates", 1)[0])
     assert 1 <= n <= 8 and "estimated GPU time" in p.stdout and f"{2 * n} runs" in p.stdout
     assert "--include-not-significant" in p.stdout  # the records left out are named, with the way to add them
-    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-combine", "9")
+    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-combine", "2")
     assert p.returncode == 0, p.stderr
     assert int(p.stdout.split(" candidates", 1)[0]) > 8 and "estimated GPU time" in p.stdout
+    # the whole factorial of records that each have their own rates runs into the hundred thousands: refused
+    # in one line, at once, with the ways to narrow it
+    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-combine", "9")
+    assert p.returncode == 2 and "--max-candidates N" in p.stderr and "Traceback" not in p.stderr
     p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-candidates", "3")
     assert p.returncode == 0 and p.stdout.startswith("3 candidates"), p.stderr
 
@@ -357,3 +361,18 @@ def test_short_values_fall_back_to_seconds_without_ratios(tmp_path):
     records = load_records(tmp_path, SHORT)
     assert set_short_values(records) == "time_to_target_s"
     assert {r["id"]: r["short"] for r in records} == {"base": 20.0, "a": 12.0}
+
+
+def test_factorial_size_counts_the_product_of_conflicting_values_and_limit_stops_early():
+    from search.transfer_design import build_candidates, factorial_size
+
+    def rec(i, **changes):
+        return {"id": f"r{i}", "changes": changes, "time_s": 10.0 + i, "short": 1.0}
+
+    records = [rec(0, muon_lr=0.01, adamw_lr=0.002), rec(1, muon_lr=0.02, adamw_lr=0.003), rec(2, seed=5)]
+    # baseline + 3 singles + pairs (r0+r1: 2 x 2 rates; r0+r2, r1+r2: 1) + the triple (2 x 2 x 1)
+    assert factorial_size(records) == 1 + 3 + (4 + 1 + 1) + 4
+    assert factorial_size(records, max_combine=2) == 1 + 3 + 6
+    everything = build_candidates(records, "tiny-marathon", factorial=True)
+    first = build_candidates(records, "tiny-marathon", factorial=True, limit=5)
+    assert len(first) == 5 and [c.changes for c in first] == [c.changes for c in everything[:5]]
