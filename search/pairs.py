@@ -21,11 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ray import tune
-
 from chores.files import atomic_write_json
 from chores.values import finite
 from search.records import config_key
+from search.tuner import TuneReporter, WarmWorker, shared_gpu_lock
 from trainer.config import CROSSING_RULES, ConfigError, DataConfig, RunConfig
 
 log = logging.getLogger(__name__)
@@ -56,31 +55,20 @@ def _env(on_cuda: bool) -> dict[str, Any]:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
 
 
-class PairWorker(tune.Trainable):
-    """Ray actor that trains one (configuration, seed) run after another, as the search's
-    :class:`search.tuner.TrialWorker` does: with ``reuse_actors`` a run on a shape the worker has compiled
-    starts without imports, model build, compile or warm-up (the weights are drawn in place from the run's
-    seed). Each run reports through Tune and, before its last report, writes its whole ``RunResult`` to
-    ``out_dir/<run>/seed-<seed>/result.json``; a run that raises writes its error there and leaves the bench
-    dirty, so Ray replaces the actor."""
+class PairWorker(WarmWorker):
+    """Ray actor that trains one (configuration, seed) run after another on a warm Workbench (see
+    :class:`search.tuner.WarmWorker`). Before a run's last report reaches Tune, its whole ``RunResult`` is
+    written to ``out_dir/<run>/seed-<seed>/result.json`` (the driver reads it when the trial completes); a run
+    that raises writes its error there."""
 
     def setup(self, config: dict[str, Any], *, configs: dict[str, dict[str, Any]], out_dir: str, rule: str,
               cpu_threads: int = 0, share_gpu: bool = False) -> None:
-        import torch
-
-        from trainer.train import Workbench
-
-        if cpu_threads:
-            torch.set_num_threads(cpu_threads)
         self.configs, self.out_dir, self.rule, self.share_gpu = configs, Path(out_dir), rule, share_gpu
-        self.bench = Workbench()
+        self._warm_setup(cpu_threads)
         self._start(config)
 
     def _start(self, trial_config: dict[str, Any]) -> None:
         import torch
-
-        from search.tuner import TuneReporter, shared_gpu_lock
-        from trainer.train import TrainingRun
 
         self.job = trial_config["job"]
         config = RunConfig.from_dict(self.configs[self.job["run"]])
@@ -89,40 +77,19 @@ class PairWorker(tune.Trainable):
             config = replace(config, runtime=replace(config.runtime, device_lock=shared_gpu_lock()))
         self.env = _env(torch.cuda.is_available() and config.runtime.device != "cpu")
         self.path = result_path(self.out_dir, self.job["run"], int(self.job["seed"]))
-        self.reporter = TuneReporter(self.rule, config.track.target,
-                                     {"run": self.job["run"], "seed": self.job["seed"]})
-        self.run = TrainingRun(config, self.bench)
-        self.reports = iter(self.run)
+        self._begin(config, TuneReporter(self.rule, config.track.target,
+                                         {"run": self.job["run"], "seed": self.job["seed"]}))
 
-    def step(self) -> dict[str, Any]:
-        try:
-            metrics = next(self.reports)  # the final report is the last item, so this never runs dry
-        except Exception as exc:
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            atomic_write_json(self.path, {"job": self.job, "env": self.env, "result": None,
-                                          "error": f"{type(exc).__name__}: {text}"})
-            raise
-        result = self.reporter.result(metrics)
-        if metrics.get("final"):
-            done = self.run.result
-            assert done is not None
-            # on disk before Tune hears of the end: the driver reads the file when the trial completes
-            atomic_write_json(self.path, {"job": self.job, "env": self.env, "result": done.to_dict(),
-                                          "error": done.error})
-            result["done"] = True
-        return result
+    def _finished(self) -> None:
+        done = self.run.result
+        assert done is not None
+        atomic_write_json(self.path, {"job": self.job, "env": self.env, "result": done.to_dict(),
+                                      "error": done.error})
 
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self.reports.close()  # a run the time budget stopped ends here, between two steps
-        if self.bench.dirty:
-            return False
-        self._start(new_config)
-        return True
-
-    def cleanup(self) -> None:
-        reports = getattr(self, "reports", None)
-        if reports is not None:
-            reports.close()
+    def _failed(self, exc: Exception) -> None:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        atomic_write_json(self.path, {"job": self.job, "env": self.env, "result": None,
+                                      "error": f"{type(exc).__name__}: {text}"})
 
 
 def _downsample(rows: list[dict[str, Any]], keys: tuple[str, ...], points: int) -> dict[str, list[Any]]:

@@ -53,48 +53,54 @@ def trial_overrides(trial_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in trial_config.items() if k in keys}
 
 
-class TrialWorker(tune.Trainable):
-    """One Ray actor that trains trial after trial in one process.
+class WarmWorker(tune.Trainable):
+    """A Ray actor that trains run after run in one process on trainer's Workbench (data, model, compiled
+    graphs): each run is a ``trainer.train.TrainingRun`` iterated one report per ``step``; ``reset_config``
+    starts the next on the same bench, so a run on a known shape starts without imports, model build, compile
+    or warm-up. A run that failed (an exception, out of memory) leaves the bench dirty: ``reset_config`` then
+    answers False and Ray replaces the actor. A run that diverged needs nothing special: the next run's weights
+    are drawn anew from its seed, in place. Subclasses say what a run is (``_start``) and may act when one
+    ends (``_finished``) or raises (``_failed``)."""
 
-    ``setup`` builds the worker; each trial is a ``trainer.train.TrainingRun`` iterated one report per
-    ``step``. ``reset_config`` starts the next trial on the same Workbench, so a trial on a known shape starts
-    without imports, model build, compile or warm-up. A trial that failed (an exception, out of memory)
-    leaves the bench dirty: ``reset_config`` then answers False and Ray replaces the actor with a fresh one.
-    A trial that diverged needs nothing special: its weights are drawn anew from the next seed, in place.
-    """
-
-    def setup(self, config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0,
-              share_gpu: bool = False) -> None:
+    def _warm_setup(self, cpu_threads: int) -> None:
         import torch
 
         from trainer.train import Workbench
 
         if cpu_threads:
             torch.set_num_threads(cpu_threads)
-        self.base, self.rule, self.share_gpu = base, rule, share_gpu
         self.bench = Workbench()
-        self._start(config)
 
     def _start(self, trial_config: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _begin(self, config: RunConfig, reporter: TuneReporter) -> None:
         from trainer.train import TrainingRun
 
-        config = apply_overrides(RunConfig.from_dict(self.base), trial_overrides(trial_config))
-        if self.share_gpu:
-            config = apply_overrides(config, {"device_lock": shared_gpu_lock()})
-        self.reporter = TuneReporter(self.rule, config.track.target,
-                                     {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")})
+        self.reporter = reporter
         self.run = TrainingRun(config, self.bench)
         self.reports = iter(self.run)
 
+    def _finished(self) -> None:
+        """The run's last report is next (its result is in ``self.run.result``)."""
+
+    def _failed(self, exc: Exception) -> None:
+        """The run raised ``exc`` (re-raised afterwards)."""
+
     def step(self) -> dict[str, Any]:
-        metrics = next(self.reports)  # the final report is the last item, so this never runs dry
+        try:
+            metrics = next(self.reports)  # the final report is the last item, so this never runs dry
+        except Exception as exc:
+            self._failed(exc)
+            raise
         result = self.reporter.result(metrics)
         if metrics.get("final"):
+            self._finished()
             result["done"] = True
         return result
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self.reports.close()  # a trial ASHA stopped ends here, at a report between two steps
+        self.reports.close()  # a run that ASHA or a time budget stopped ends here, at a report between two steps
         if self.bench.dirty:
             return False
         self._start(new_config)
@@ -104,6 +110,24 @@ class TrialWorker(tune.Trainable):
         reports = getattr(self, "reports", None)
         if reports is not None:
             reports.close()
+
+
+class TrialWorker(WarmWorker):
+    """A search's trial after trial (see :class:`WarmWorker`): the trial's overrides on the search's base
+    config."""
+
+    def setup(self, config: dict[str, Any], *, base: dict[str, Any], rule: str, cpu_threads: int = 0,
+              share_gpu: bool = False) -> None:
+        self.base, self.rule, self.share_gpu = base, rule, share_gpu
+        self._warm_setup(cpu_threads)
+        self._start(config)
+
+    def _start(self, trial_config: dict[str, Any]) -> None:
+        config = apply_overrides(RunConfig.from_dict(self.base), trial_overrides(trial_config))
+        if self.share_gpu:
+            config = apply_overrides(config, {"device_lock": shared_gpu_lock()})
+        self._begin(config, TuneReporter(self.rule, config.track.target,
+                                         {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "")}))
 
 
 class TuneReporter:
