@@ -267,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"(more than {MAX_DESIGN:,}): lower --max-combine or cap it with --max-candidates N")
         candidates = build_candidates(kept, args.track, factorial=factorial, max_combine=args.max_combine,
                                       limit=args.max_candidates)
-        # the candidates beyond --max-candidates (counted before deduplication, so "up to")
-        cut = max(0, size - len(candidates)) if args.max_candidates is not None else 0
+        # the candidates beyond --max-candidates when it cut the design (counted before deduplication: "up to")
+        full = args.max_candidates is not None and len(candidates) >= args.max_candidates
+        cut = max(0, size - len(candidates)) if full else 0
         jobs = make_jobs(candidates, args.track, budget_tokens=args.budget_tokens, overrides=overrides)
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         cost = estimate([j.config for j in jobs], seeds, records)

@@ -166,6 +166,7 @@ def test_dry_run_on_the_repositorys_records_is_affordable_and_the_factorial_is_o
     assert p.returncode == 2 and "--max-candidates N" in p.stderr and "Traceback" not in p.stderr
     p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-candidates", "3")
     assert p.returncode == 0 and p.stdout.startswith("3 candidates"), p.stderr
+    assert "more candidates of the factorial design beyond --max-candidates" in p.stdout
 
 
 def test_load_records_errors(tmp_path):
