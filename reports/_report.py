@@ -425,10 +425,19 @@ def _verdict_table(info: PromotionInfo, rule: str) -> str:
                      ("–" if r.p_value is None else esc(format_number(r.p_value, 3)),
                       "" if r.p_value is None else r.p_value, "num"),
                      (verdict, config.verdict or "", "")])
-    return _html.table([("label", "configuration"), ("reached", "runs reached / seeds"),
-                        ("time", "time to target (mean ± std)"), ("ratio", "ratio to the control"),
-                        ("p_value", "p (one-sided Welch)"), ("verdict", "verdict")],
-                       rows, table_id=f"verdicts-{rule}")
+        if r.paired_n:
+            text = f"{r.paired_diff_s:+.2f} s" if r.paired_diff_s is not None else "–"
+            text += f" over {r.paired_n}, p {format_number(r.paired_p, 3)}" if r.paired_p is not None else \
+                f" over {r.paired_n}"
+            rows[-1].insert(5, (esc(text), "" if r.paired_diff_s is None else r.paired_diff_s, "num"))
+        elif any(c.by_rule[rule].paired_n for c in info.configs):
+            rows[-1].insert(5, ("–", "", "num"))
+    columns = [("label", "configuration"), ("reached", "runs reached / seeds"),
+               ("time", "time to target (mean ± std)"), ("ratio", "ratio to the control"),
+               ("p_value", "p (one-sided Welch)"), ("verdict", "verdict")]
+    if any(c.by_rule[rule].paired_n for c in info.configs):  # promotions since Nov 30: seed by seed too
+        columns.insert(5, ("paired", "by seed against the control (mean difference, paired p)"))
+    return _html.table(columns, rows, table_id=f"verdicts-{rule}")
 
 
 def _verdict_section(run: RunData, info: PromotionInfo) -> str:

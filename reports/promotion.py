@@ -30,6 +30,9 @@ class RuleResult:
     std_time_s: float | None
     relative_to_control: float | None
     p_value: float | None
+    paired_diff_s: float | None = None  # seed by seed against the control (promotions since Nov 30)
+    paired_p: float | None = None
+    paired_n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,13 @@ def _config(label: str, is_control: bool, rows: pd.DataFrame, entry: dict[str, A
             mean = _number(summary.get("mean_time_s"))
             mean = _number(ours.get("mean_time_s")) if mean is None else mean
             std = _number(summary.get("std_time_s"))
+        paired = _dict(ours.get("paired")) if not is_control else {}
+        n_paired = _number(paired.get("n"))
         by_rule[r] = RuleResult(n_reached=n_reached, n_seeds=n_seeds, mean_time_s=mean, std_time_s=std,
                                 relative_to_control=None if is_control else _number(ours.get("relative_to_control")),
-                                p_value=None if is_control else _number(ours.get("p_value")))
+                                p_value=None if is_control else _number(ours.get("p_value")),
+                                paired_diff_s=_number(paired.get("mean_diff_s")), paired_p=_number(paired.get("p_value")),
+                                paired_n=None if not n_paired else int(n_paired))
     verdict = entry.get("verdict")
     record = entry.get("id") or entry.get("record")
     return ConfigResult(label=label, is_control=is_control, by_rule=by_rule,

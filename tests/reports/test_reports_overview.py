@@ -230,3 +230,18 @@ def test_gpu_shares_after_each_gpus_first_clock_show_beside_the_whole_share(tmp_
     table = page.split('id="utilisation"')[1].split("</table>")[0]
     assert _row(table, "1") == ("1 session-1 10m 0s 80.0% 90.0% 74.7% ⚠ (85.6% after its first clock) "
                                 "62.8% ⚠ (73.4% after its first clock)")
+
+
+def test_the_per_seed_comparison_shows_where_promotion_json_has_it(tmp_path):
+    run_dir = make_fake_promotion(tmp_path)
+    summary = json.loads((run_dir / "promotion.json").read_text())
+    summary["candidates"][0]["by_rule"]["first_step"]["paired"] = {"n": 4, "mean_diff_s": -1.0268, "p_value": 0.1486,
+                                                                   "same_step": 3, "n_steps": 4}
+    (run_dir / "promotion.json").write_text(json.dumps(summary))
+    page = reports.make_report(run_dir, tmp_path / "out").read_text()
+    verdicts = page.split('id="verdicts-first_step"')[1].split("</table>")[0]
+    assert "by seed against the control" in verdicts
+    assert "-1.03 s over 4, p 0.149" in _row(verdicts, "cand-1") and " – " in _row(verdicts, "cand-2")
+    # without it (promotions before Nov 30) the table keeps its columns
+    smoothed = page.split('id="verdicts-smoothed"')[1].split("</table>")[0]
+    assert "by seed against the control" not in smoothed
