@@ -6,10 +6,11 @@
 #   bash bench/gpu_campaign.sh promote:450
 # search: starts, or resumes the run directory carried in .carry/campaign.tar.gz. promote: the search's top 3
 # x 5 seeds and the control (the current record's settings), every run to all three crossings of 4.5 or
-# 12M tokens; resumes an unfinished promotion. CLUSTER=1: the steps join a Ray cluster started here with
+# 12M tokens (STOP=, CAP=); resumes an unfinished promotion, else starts a new one. CLUSTER=1: the steps join a Ray cluster started here with
 # `ray start --head` (issue 17: the cluster path on real GPUs) instead of starting Ray themselves.
 # carry: .devbundle, .carry/data (wiki shard 0 + val of the offline corpus), .carry/campaign.tar.gz and
-# .carry/compile.tar.gz (PyTorch's portable compile cache from the last call) if any.
+# .carry/compile.tar.gz (PyTorch's portable compile cache from the last call) if any and if it fits the 64 MiB
+# (one shape's is ~3.5 MB; on Nov 30 a search's three micro-batches made 15 MB).
 # $OUT: one log per step, campaign.tar.gz (the run directory without Ray's own state) and compile.tar.gz.
 # Keep the budgets' sum at least 90 s under the call's limit: Ray's start, the runs a budget interrupts and the
 # final tar come after them (on Nov 30 an outer `timeout` cut the tar and the run directory was lost).
@@ -20,7 +21,7 @@ fi
 export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; R=${R:-/tmp/campaign}; TRACK=${TRACK:-speedrun-4.5}; TRIALS=${TRIALS:-64}
 CAP=${CAP:-12000000}; STOP=${STOP:-all}  # a promotion run stops at the STOP crossing(s) or at CAP tokens
- mkdir -p "$OUT" $R /tmp/bbcache
+mkdir -p "$OUT" $R /tmp/bbcache
 [ -f .carry/campaign.tar.gz ] && tar xzf .carry/campaign.tar.gz -C $R
 [ -f .carry/compile.tar.gz ] && tar xzf .carry/compile.tar.gz -C /tmp/bbcache
 [ -d $R/records ] || cp -r records $R/records  # the control runs the current record's settings
@@ -41,8 +42,8 @@ for step in "$@"; do
         --runs-dir $R --max-t 120s --time-budget-s "$budget" --quiet "${ADDRESS[@]}"
     fi > "$OUT/$name-$budget.log" 2>&1 ;;
   promote)
-    P=$(ls -d $R/campaign/promote-* 2>/dev/null | tail -1)
-    if [ -n "$P" ]; then
+    P=$(ls -d $R/campaign/promote-* 2>/dev/null | tail -1)  # resume it unless it is complete: else a new one
+    if [ -n "$P" ] && ! grep -q '"complete": true' "$P/promotion.json" 2>/dev/null; then
       python -m search.promote --resume "$P" --records $R/records --time-budget-s "$budget" "${ADDRESS[@]}"
     else
       python -m search.promote $R/campaign --top 3 --seeds 5 --set max_tokens="$CAP" --set stop_rule="$STOP" --records $R/records \
