@@ -20,20 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chores.values import finite
+
 CLOCKS = (10.0, 20.0, 30.0, 40.0)  # seconds at which the best trials' smoothed losses are compared
 
 
 def interpolate(points: list[dict[str, Any]], x_key: str, y_key: str, x: float) -> float:
     """``y`` at ``x`` by linear interpolation in a history; NaN outside it."""
-    xs = [p[x_key] for p in points if _finite(p.get(x_key)) and _finite(p.get(y_key))]
-    ys = [p[y_key] for p in points if _finite(p.get(x_key)) and _finite(p.get(y_key))]
+    xs = [p[x_key] for p in points if finite(p.get(x_key)) and finite(p.get(y_key))]
+    ys = [p[y_key] for p in points if finite(p.get(x_key)) and finite(p.get(y_key))]
     if not xs or x < xs[0] or x > xs[-1]:
         return math.nan
     return float(np.interp(x, xs, ys))
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _table(df: pd.DataFrame) -> str:

@@ -126,6 +126,12 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
+def finite_float(value: Any) -> float | None:
+    """``value`` as a finite float; None when it is missing, not a number, a bool, NaN or infinite."""
+    number = _as_float(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
 def _read_json(path: Path, notes: list[str]) -> Any:
     if not path.exists():
         return None

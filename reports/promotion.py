@@ -10,14 +10,13 @@ promotion.json only for a configuration with no run in the table. Anything missi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._data import RULES, RunData, _as_float
+from ._data import RULES, RunData, finite_float
 
 
 @dataclass(frozen=True)
@@ -82,11 +81,6 @@ class PromotionInfo:
         return [row for row in self.crossings if row.same_step is not None]
 
 
-def _number(value: Any) -> float | None:
-    number = _as_float(value)
-    return number if number is not None and math.isfinite(number) else None
-
-
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -108,7 +102,7 @@ def run_labels(trials: pd.DataFrame) -> pd.DataFrame:
 def _seeds(run: RunData, promotion: dict[str, Any], runs: pd.DataFrame) -> list[int]:
     for value in (run.settings.get("seeds"), promotion.get("seeds")):
         if isinstance(value, list) and value:
-            numbers = [_number(v) for v in value]
+            numbers = [finite_float(v) for v in value]
             if all(n is not None for n in numbers):
                 return [int(n) for n in numbers if n is not None]
     seeds = sorted({int(s) for s in runs["seed"].dropna()} | {int(s) for s in _crossings(run)["seed"]})
@@ -152,37 +146,37 @@ def _config(label: str, is_control: bool, rows: pd.DataFrame, entry: dict[str, A
         if len(rows):
             n_reached, mean, std = _from_runs(rows, r)
         else:  # no run of it in the trials table: promotion.json's numbers, where it has them
-            reached = _number(summary.get("n_reached"))
+            reached = finite_float(summary.get("n_reached"))
             n_reached = None if reached is None else int(reached)
-            mean = _number(summary.get("mean_time_s"))
-            mean = _number(ours.get("mean_time_s")) if mean is None else mean
-            std = _number(summary.get("std_time_s"))
+            mean = finite_float(summary.get("mean_time_s"))
+            mean = finite_float(ours.get("mean_time_s")) if mean is None else mean
+            std = finite_float(summary.get("std_time_s"))
         paired = _dict(ours.get("paired")) if not is_control else {}
-        n_paired = _number(paired.get("n"))
+        n_paired = finite_float(paired.get("n"))
         by_rule[r] = RuleResult(n_reached=n_reached, n_seeds=n_seeds, mean_time_s=mean, std_time_s=std,
-                                relative_to_control=None if is_control else _number(ours.get("relative_to_control")),
-                                p_value=None if is_control else _number(ours.get("p_value")),
-                                paired_diff_s=_number(paired.get("mean_diff_s")), paired_p=_number(paired.get("p_value")),
+                                relative_to_control=None if is_control else finite_float(ours.get("relative_to_control")),
+                                p_value=None if is_control else finite_float(ours.get("p_value")),
+                                paired_diff_s=finite_float(paired.get("mean_diff_s")), paired_p=finite_float(paired.get("p_value")),
                                 paired_n=None if not n_paired else int(n_paired))
     verdict = entry.get("verdict")
     record = entry.get("id") or entry.get("record")
     return ConfigResult(label=label, is_control=is_control, by_rule=by_rule,
                         verdict=str(verdict) if verdict and not is_control else None,
                         verdict_reason=str(entry.get("verdict_reason") or "") if not is_control else "",
-                        record=str(record) if record else None, val_loss=_number(entry.get("val_loss")))
+                        record=str(record) if record else None, val_loss=finite_float(entry.get("val_loss")))
 
 
 def _crossing_rows(run: RunData, runs: pd.DataFrame, labels: list[str], seeds: list[int],
                    rule: str) -> list[SeedCrossings]:
     crossings = _crossings(run)
     crossings = crossings[crossings["rule"] == rule]
-    found = {(str(c.label), int(c.seed)): Crossing(step=_number(c.step), tokens=_number(c.tokens))
+    found = {(str(c.label), int(c.seed)): Crossing(step=finite_float(c.step), tokens=finite_float(c.tokens))
              for c in crossings.itertuples(index=False)}
     column = f"tokens_to_target_{rule}"
     if column in runs:  # a run without a readable result.json: its tokens from the table, step unknown
         for row in runs.itertuples(index=False):
             key = (str(row.label), int(row.seed)) if pd.notna(row.seed) else None
-            tokens = _number(getattr(row, column))
+            tokens = finite_float(getattr(row, column))
             if key and key not in found and tokens is not None:
                 found[key] = Crossing(step=None, tokens=tokens)
     out = []
@@ -200,7 +194,7 @@ def _get_promotion_info(run: RunData) -> PromotionInfo:
     runs = run_labels(run.trials)
     seeds = _seeds(run, promotion, runs)
     labels = _labels(run, promotion, runs)
-    planned = _number(promotion.get("runs"))
+    planned = finite_float(promotion.get("runs"))
     if planned is None and isinstance(run.settings.get("runs"), list) and seeds:
         planned = len(run.settings["runs"]) * len(seeds)
     entries = {str(c.get("label")): c for c in promotion.get("candidates") or [] if isinstance(c, dict)}
@@ -209,7 +203,7 @@ def _get_promotion_info(run: RunData) -> PromotionInfo:
                        len(seeds) or None) for label in labels]
     complete = promotion.get("complete")
     return PromotionInfo(
-        rule=rule, alpha=_number(promotion.get("alpha", run.settings.get("alpha"))), target=run.target,
+        rule=rule, alpha=finite_float(promotion.get("alpha", run.settings.get("alpha"))), target=run.target,
         labels=labels, seeds=seeds, n_planned=None if planned is None else int(planned), configs=configs,
         crossings=_crossing_rows(run, runs, labels, seeds, rule),
         complete=complete if isinstance(complete, bool) else None,

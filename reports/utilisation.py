@@ -9,11 +9,10 @@ entries or fields that are not what search.summary writes are left out, with a p
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._data import RunData, _as_float
+from ._data import RunData, finite_float
 from ._style import plural
 
 BUSY_THRESHOLD = 0.85  # a GPU clocked for less of a session's wall time than this is flagged
@@ -43,8 +42,8 @@ class UtilisationInfo:
 
 
 def _share(value: Any) -> float | None:
-    number = _as_float(value)
-    return number if number is not None and math.isfinite(number) and number >= 0 else None
+    number = finite_float(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _gpu_order(gpu: str) -> tuple[int, int | str]:
