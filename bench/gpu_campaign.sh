@@ -22,7 +22,8 @@ export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFF
 OUT=${OUT:-/tmp/out}; R=${R:-/tmp/campaign}; TRACK=${TRACK:-speedrun-4.5}; TRIALS=${TRIALS:-64}
 CAP=${CAP:-12000000}; STOP=${STOP:-all}  # a promotion run stops at the STOP crossing(s) or at CAP tokens
 mkdir -p "$OUT" $R /tmp/bbcache
-[ -f .carry/campaign.tar.gz ] && tar xzf .carry/campaign.tar.gz -C $R
+# the carried run directory, unless this machine already has it (a warm machine keeps the newer copy)
+[ -f .carry/campaign.tar.gz ] && [ ! -d $R/campaign ] && tar xzf .carry/campaign.tar.gz -C $R
 [ -f .carry/compile.tar.gz ] && tar xzf .carry/compile.tar.gz -C /tmp/bbcache
 [ -d $R/records ] || cp -r records $R/records  # the control runs the current record's settings
 ray_cli() { python -c "from ray.scripts.scripts import main; main()" "$@"; }

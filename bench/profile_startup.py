@@ -71,6 +71,12 @@ def main() -> None:
     timed("warm-up step 1 (compile)", lambda: step(lambda: window, hp.tokens_per_step), sync)
     timed("warm-up step 2", lambda: step(lambda: window, hp.tokens_per_step), sync)
     timed("step 3", lambda: step(lambda: window, hp.tokens_per_step), sync)
+    try:  # what dynamo, AOT autograd, inductor and the cache lookups took inside the warm-up steps
+        from torch._dynamo.utils import compile_times
+
+        compile_split = compile_times(repr="str")
+    except Exception as exc:  # an internal API: its absence must not lose the rest
+        compile_split = f"unavailable ({exc})"
     model = optimizers = step = None  # free them before the alternative build
     torch.manual_seed(hp.seed)
 
@@ -81,7 +87,7 @@ def main() -> None:
     timed("build model on the device (alternative)", on_device, sync)
     out = {"command": " ".join([sys.executable, *sys.argv]), "track": args.track, "device": str(device),
            "device_name": torch.cuda.get_device_name(device) if on_cuda else "cpu",
-           "torch": torch.__version__, "steps_s": steps,
+           "torch": torch.__version__, "steps_s": steps, "compile_times": compile_split,
            "process_total_s": round(time.perf_counter() - T_START, 3)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
@@ -89,6 +95,7 @@ def main() -> None:
     for name, s in steps.items():
         print(f"{name:<{width}}  {s:8.3f} s")
     print(f"{'in all (process)':<{width}}  {out['process_total_s']:8.3f} s")
+    print(compile_split)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ there. The check passes when every difference is within ``--tolerance`` (0.05).
 
     python bench/same_answer.py --out bench/results/same_answer                       # the H100 check
     python bench/same_answer.py --out /tmp/sa --track tiny-speedrun --marks 8192 16384 --tokens 16384 --window 4
+
+``--reference-from DIR`` reads a saved reference run (its ``result.json``) instead of running the reference path
+again (6.5 minutes on an H200): a change to the fast path leaves the reference path's arithmetic as it was. The
+saved run must have the same track, seed and data; ``--against DIR`` also compares the final validation loss
+with a saved fast run (the "val loss stays within 0.03" check of a speed change).
 """
 
 from __future__ import annotations
@@ -45,6 +50,19 @@ def run_path(out: Path, name: str, track: str, tokens: int, seed: int, extra: li
     return result
 
 
+def saved_run(run_dir: Path, track: str, seed: int) -> dict[str, Any]:
+    """A finished run's result.json, checked to be of this track and seed."""
+    path = run_dir / "result.json"
+    if not path.exists():
+        raise SystemExit(f"no result.json in {run_dir}")
+    result = json.loads(path.read_text())
+    got_track, got_seed = result.get("track"), result.get("config", {}).get("hp", {}).get("seed")
+    if got_track != track or got_seed != seed:
+        raise SystemExit(f"{run_dir} is track {got_track}, seed {got_seed}; this check is track {track}, seed {seed}")
+    result.setdefault("wall_s", float("nan"))
+    return result
+
+
 def compare(fast: list[dict[str, Any]], ref: list[dict[str, Any]], marks: list[int], window: int,
             tolerance: float) -> dict[str, Any]:
     """Per mark: the two losses at the first step reaching it, and their means over the window ending there."""
@@ -76,12 +94,19 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=25, help="steps in the mean ending at each mark (default 25)")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--set", dest="extra", action="append", default=[], help="more trainer settings, both runs")
+    ap.add_argument("--reference-from", type=Path, default=None,
+                    help="a saved reference run directory (with result.json): compare with it, run only the fast path")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="a saved fast run directory: report the final validation loss's change from it")
     ap.add_argument("--parallel", action="store_true",
                     help="run both paths at once on one device (losses unchanged; their speeds then not comparable)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = [x for s in args.extra for x in ("--set", s)]
-    if args.parallel:
+    if args.reference_from is not None:
+        saved = saved_run(args.reference_from, args.track, args.seed)
+        runs = {"fast": run_path(args.out, "fast", args.track, args.tokens, args.seed, extra), "reference": saved}
+    elif args.parallel:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(PATHS)) as pool:
@@ -98,7 +123,17 @@ def main() -> None:
         "runs": {name: {k: r[k] for k in ("tokens", "steps", "clock_s", "tokens_per_s", "startup_s", "wall_s",
                                           "final_train_loss")} for name, r in runs.items()},
     })
+    if args.reference_from is not None:
+        summary["reference_from"] = str(args.reference_from)
+    if args.against is not None:
+        before = saved_run(args.against, args.track, args.seed)
+        summary["val_loss_change"] = {"now": runs["fast"]["final_val_loss"], "before": before["final_val_loss"],
+                                      "diff": runs["fast"]["final_val_loss"] - before["final_val_loss"],
+                                      "before_from": str(args.against), "before_device": before.get("device")}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if "val_loss_change" in summary:
+        v = summary["val_loss_change"]
+        print(f"final val loss {v['now']:.4f}, {v['diff']:+.4f} from {v['before']:.4f} ({v['before_from']})")
     print(f"{'mark':>10}{'step':>7}{'fast':>9}{'ref':>9}{'diff':>8}{'fast mean':>11}{'ref mean':>10}{'diff':>8}")
     for r in summary["marks"]:
         if "error" in r:

@@ -255,6 +255,12 @@ def _run_locked(args: argparse.Namespace, given: dict[str, Any], held: contextli
         held.enter_context(working_on(run_dir, "search.run"))
         settings = _read_search_settings(run_dir)  # read again, under the lock
         accepted = _resume_changes(settings, args, given)
+        if "address" not in given and settings.get("address"):
+            # where Ray runs belongs to this invocation, not to the search: a resume on another machine, or after
+            # the cluster is gone, starts a local Ray unless --address is given again
+            accepted.append(f"a local Ray (the last run joined --address {settings['address']}; pass it again "
+                            "to join a cluster)")
+            settings["address"] = None
         if accepted:
             print(f"resume: accepted {'; '.join(accepted)}", file=sys.stderr)
             atomic_write_json(run_dir / "settings.json", settings)

@@ -27,3 +27,15 @@ def test_compare_takes_the_first_step_at_each_mark_and_the_window_mean():
 def test_a_mark_beyond_the_runs_fails_the_check():
     out = same_answer.compare(_hist([5.0]), _hist([5.0]), marks=[10_000], window=3, tolerance=0.05)
     assert out["pass"] is False and "error" in out["marks"][0]
+
+
+def test_a_saved_run_is_read_only_for_its_own_track_and_seed(tmp_path):
+    import json
+
+    (tmp_path / "result.json").write_text(json.dumps({"track": "speedrun-4.5", "config": {"hp": {"seed": 0}},
+                                                       "history": _hist([5.0]), "final_val_loss": 4.9}))
+    assert same_answer.saved_run(tmp_path, "speedrun-4.5", 0)["final_val_loss"] == 4.9
+    with pytest.raises(SystemExit, match="seed 0; this check is track speedrun-4.5, seed 1"):
+        same_answer.saved_run(tmp_path, "speedrun-4.5", 1)
+    with pytest.raises(SystemExit, match="no result.json"):
+        same_answer.saved_run(tmp_path / "missing", "speedrun-4.5", 0)

@@ -54,3 +54,53 @@ def test_values() -> None:
     assert finite(1) and finite(2.5) and not finite(True) and not finite(math.nan) and not finite("1")
     assert finite_mean([1.0, math.nan, 3.0, None]) == 2.0 and math.isnan(finite_mean([]))
     assert plain(math.nan) is None and plain(pd.Series([3]).iloc[0]) == 3
+
+
+_PROBE = """
+import json, os, sys
+{first}
+sys.path.insert(0, sys.argv[1])
+import probe_module
+print(json.dumps({{"prefix": sys.pycache_prefix, "cached": probe_module.__cached__,
+                  "env": [os.environ.get("PYTHONPYCACHEPREFIX"), os.environ.get("PYTHONDONTWRITEBYTECODE")]}}))
+"""
+
+
+def _probe(tmp_path: Path, first: str, **env: str) -> dict:
+    import os
+
+    mods = tmp_path / "mods"
+    mods.mkdir(exist_ok=True)
+    (mods / "probe_module.py").write_text("X = 1\n")
+    run_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "BLUEBERRY_PYCACHE")}
+    run_env.update(PYTHONDONTWRITEBYTECODE="1", BLUEBERRY_CACHE=str(tmp_path / "cache"),
+                   PYTHONPATH=str(Path(__file__).parents[2]), **env)
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(first=first), str(mods)], env=run_env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("first", ["from chores.bytecode import use_bytecode_cache; use_bytecode_cache()",
+                                   "import search"])
+def test_bytecode_goes_to_our_cache_where_the_environment_forbids_writing_it(tmp_path: Path, first: str) -> None:
+    got = _probe(tmp_path, first)
+    prefix = tmp_path / "cache" / "pycache"
+    assert got["prefix"] == str(prefix) and got["env"] == [str(prefix), None]  # children inherit it
+    cached = Path(got["cached"])
+    assert cached.is_relative_to(prefix) and cached.exists()  # written there, not beside the source
+    assert not (tmp_path / "mods" / "__pycache__").exists()
+
+
+def test_bytecode_cache_off_leaves_python_as_it_is(tmp_path: Path) -> None:
+    got = _probe(tmp_path, "import search", BLUEBERRY_PYCACHE="off")
+    assert got["prefix"] is None and got["env"] == [None, "1"]
+    assert not Path(got["cached"]).exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_trainer_sets_up_the_bytecode_cache_before_anything_else() -> None:
+    import ast
+
+    body = ast.parse((Path(__file__).parents[2] / "trainer" / "__init__.py").read_text()).body
+    statements = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert ast.unparse(statements[0]) == "from chores.bytecode import use_bytecode_cache"
+    assert ast.unparse(statements[1]) == "use_bytecode_cache()"  # before trainer.config and torch are imported

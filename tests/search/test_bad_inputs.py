@@ -239,3 +239,20 @@ TRANSFER_CASES = [
 def test_transfer_refuses(cwd, capsys, args, needle):
     _one_line(capsys, transfer.main(["adir", *args]), needle)
     assert not (cwd / "runs").exists()
+
+
+def test_resume_starts_a_local_ray_unless_the_cluster_address_is_given_again(cwd, capsys, monkeypatch):
+    import trainer.data
+
+    seen = []
+    monkeypatch.setattr(search_run, "_search", lambda settings, base, run_dir, *, quiet, address: seen.append(address)
+                        or 0)
+    monkeypatch.setattr(trainer.data, "load_tokens", lambda *a, **k: None)
+    run_dir = _make_search(cwd)
+    settings = json.loads((run_dir / "settings.json").read_text())
+    settings["address"] = "auto"  # the search last ran on a cluster (`ray start --head`) that is gone now
+    (run_dir / "settings.json").write_text(json.dumps(settings))
+    assert search_run.main(["--quiet", "--resume", "--name", "s"]) == 0
+    assert seen == [None]
+    assert "accepted a local Ray (the last run joined --address auto" in capsys.readouterr().err
+    assert json.loads((run_dir / "settings.json").read_text())["address"] is None

@@ -31,11 +31,36 @@ def test_fast_muon_matches_reference_muon():
     clones = [torch.nn.Parameter(p.detach().clone()) for p in params]
     fast = Muon(params, lr=0.02, ns_dtype=torch.float32)
     ref = Muon(clones, lr=0.02, ns_dtype=torch.float32, reference=True)
-    for _ in range(3):
+    for momentum in (0.95, 0.9, 0.93):  # a warm worker's next trial may bring another momentum
+        for opt in (fast, ref):
+            opt.param_groups[0]["momentum"] = momentum
         grads = [torch.randn_like(p) for p in params]
         for p, c, g in zip(params, clones, grads):
             p.grad, c.grad = g.clone(), g.clone()
         fast.step()
         ref.step()
+    for p, c in zip(params, clones):
+        assert torch.allclose(p, c, atol=1e-5)
+
+
+def test_compiled_muon_compiles_once_per_shape_whatever_the_momentum():
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(8, 16)) for _ in range(2)] + [torch.nn.Parameter(torch.randn(16, 8))]
+    clones = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    compiled = Muon(params, lr=0.02, ns_dtype=torch.float32, compile_ns=True)
+    eager = Muon(clones, lr=0.02, ns_dtype=torch.float32)
+    for momentum in (0.95, 0.9, 0.8):
+        for opt in (compiled, eager):
+            opt.param_groups[0]["momentum"] = momentum
+        for p, c in zip(params, clones):
+            p.grad = torch.randn_like(p)
+            c.grad = p.grad.clone()
+        compiled.step()
+        eager.step()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # one per shape group, no recompile
     for p, c in zip(params, clones):
         assert torch.allclose(p, c, atol=1e-5)
