@@ -125,11 +125,14 @@ def startup(args) -> dict:
     shutil.rmtree(cache_root(_config(args.track, over).data) / "compile", ignore_errors=True)  # start cold
     runs = {}
     base = Path(tempfile.mkdtemp())
-    inductor = base / "inductor"
-    env = {"TORCHINDUCTOR_CACHE_DIR": str(inductor)}
+    # inductor's and Triton's caches in folders of this benchmark: (1) starts them empty, (3) gets new empty ones,
+    # as on a new machine, where only the cache folder beside the token cache (compile artifacts, and the
+    # bytecode where chores/bytecode.py keeps it) was carried
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(base / "inductor"), "TRITON_CACHE_DIR": str(base / "triton")}
     runs["first"] = _fresh(args.track, over, base / "first", env)
     runs["warm_cache"] = _fresh(args.track, over, base / "warm", env)
-    runs["portable_only"] = _fresh(args.track, over, base / "portable", {"TORCHINDUCTOR_CACHE_DIR": str(base / "new")})
+    runs["portable_only"] = _fresh(args.track, over, base / "portable",
+                                   {"TORCHINDUCTOR_CACHE_DIR": str(base / "new"), "TRITON_CACHE_DIR": str(base / "new-triton")})
     out = {name: {"startup_s": r["startup_s"], "phases": r["startup_phases"]} for name, r in runs.items()}
     for name, r in out.items():
         print(f"fresh process, {name}: {r['startup_s']:.1f} s to the first clocked step  {r['phases']}")

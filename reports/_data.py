@@ -329,7 +329,7 @@ def load(run_dir: str | Path) -> RunData:
 
 RECORD_COLUMNS = ("id", "track", "target", "rule", "status", "verdict", "date", "user", "notes", "time_s",
                   "std_time_s", "tokens", "val_loss", "p_value", "relative_to_control", "n_seeds", "gpu",
-                  "command", "config", "path")
+                  "command", "config", "path", "other_rules")
 
 
 def _mean_of(results: list[Any], key: str) -> float | None:
@@ -363,6 +363,15 @@ def _record_row(data: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
     row["p_value"] = first(data.get("p_value"))
     row["relative_to_control"] = first(data.get("relative_to_control"))
     row["n_seeds"] = len(seeds) or len(results) or None
+    # a promotion's other crossings (smoothed, val) beside its record rule's verdict: shown, never ranked by
+    by_rule = data.get("by_rule") if isinstance(data.get("by_rule"), dict) else {}
+    others = []
+    for name, got in by_rule.items():
+        relative = first(got.get("relative_to_control")) if isinstance(got, dict) else None
+        if name != data.get("rule") and relative is not None:
+            p = first(got.get("p_value"))
+            others.append(f"{name} {relative:.3g}×" + (f" (p = {p:.2g})" if p is not None else ""))
+    row["other_rules"] = "; ".join(others)
     row["config"] = data.get("config") if isinstance(data.get("config"), dict) else {}
     row["path"] = str(path.relative_to(root))
     return row

@@ -48,6 +48,9 @@ def _verdict_text(row: pd.Series) -> str:
     relative = none_if_nan(row.get("relative_to_control"))
     if relative is not None:
         parts.append(f"{float(relative):.3g}× control time")
+    others = row.get("other_rules")
+    if isinstance(others, str) and others:
+        parts.append(f"other crossings, not ranked: {others}")
     return ", ".join(parts)
 
 

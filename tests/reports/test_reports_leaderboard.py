@@ -135,3 +135,21 @@ def test_knob_effects_biggest_first():
                                                   "c": "junk", "d": {"difference": None}}})
     assert [r["knob"] for r in rows] == ["b", "a", "d"]
     assert reports.knob_effects([]) == [] and reports.knob_effects({"knob_effects": 3}) == []
+
+
+def test_a_candidates_other_crossings_are_shown_beside_its_verdict(tmp_path):
+    import json
+
+    folder = tmp_path / "records" / "speedrun-4.5"
+    folder.mkdir(parents=True)
+    by_rule = {"first_step": {"relative_to_control": 0.963, "p_value": 0.358},
+               "smoothed": {"relative_to_control": 0.8582, "p_value": 0.000376},
+               "val": {"relative_to_control": None, "p_value": None}}  # no crossing: left out
+    (folder / "c.json").write_text(json.dumps({
+        "id": "c", "status": "candidate", "verdict": "not_significant", "track": "speedrun-4.5", "target": 4.5,
+        "rule": "first_step", "date": "2026-11-30", "mean_time_s": 19.3, "p_value": 0.358, "relative_to_control": 0.963,
+        "seeds": [0, 1, 2, 3, 4], "by_rule": by_rule}))
+    line = next(x for x in reports.leaderboard_markdown(reports.load_records(tmp_path / "records")).splitlines()
+                if "not\\_significant" in x or "`not_significant`" in x)
+    assert "0.963× control time, other crossings, not ranked: smoothed 0.858× (p = 0.00038))" in line
+    assert line.startswith("| – |")  # still unranked: the record rule decides
