@@ -27,16 +27,12 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import NS_COEFFS, Muon, partition
+from trainer.optim import NS_COEFFS, Muon, ns_start, partition
 
 
 def newton_schulz_fused(G: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
     a, b, c = NS_COEFFS
-    X = G.to(dtype)
-    transpose = G.size(-2) > G.size(-1)
-    if transpose:
-        X = X.mT
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    X, transpose = ns_start(G, dtype)
     for _ in range(steps):
         A = X @ X.mT
         B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b * A + c * A @ A in one cuBLAS call

@@ -47,14 +47,20 @@ def partition(model: GPT) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     return hidden, other
 
 
-def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float16) -> torch.Tensor:
-    """Approximately orthogonalise G (or a batch [n, rows, cols] of same-shape matrices)."""
-    a, b, c = NS_COEFFS
+def ns_start(G: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
+    """Newton-Schulz's starting point: G in ``dtype``, wide (transposed if tall), Frobenius-normalised; and
+    whether it was transposed."""
     X = G.to(dtype)
     transpose = G.size(-2) > G.size(-1)
     if transpose:
         X = X.mT
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    return X / (X.norm(dim=(-2, -1), keepdim=True) + 1e-7), transpose
+
+
+def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """Approximately orthogonalise G (or a batch [n, rows, cols] of same-shape matrices)."""
+    a, b, c = NS_COEFFS
+    X, transpose = ns_start(G, dtype)
     for _ in range(steps):
         A = X @ X.mT
         B = b * A + c * (A @ A)
