@@ -18,6 +18,25 @@ from trainer.config import PRESETS
 from trainer.model import GPT, compile_regions, next_token_loss
 from trainer.optim import build_optimizers
 
+KINDS = (  # (kind, substrings of a kernel's name), first match wins
+    ("attention (cuDNN / flash)", ("sdpa", "flash", "fmha", "attention")),
+    ("GEMM (cuBLAS / CUTLASS)", ("nvjet", "gemm", "cutlass", "xmma", "cublas")),
+    ("fused by inductor (Triton)", ("triton_",)),
+    ("copies and fills", ("memcpy", "memset", "copy_kernel", "fill_kernel")),
+    ("eager elementwise and reductions (ATen)", ("elementwise", "vectorized", "reduce_kernel", "foreach",
+                                                 "multi_tensor", "at::native", "fused_adam")),
+)
+
+
+def kernel_kinds(kernels: list[tuple[str, float]], steps: int) -> dict[str, float]:
+    """GPU milliseconds per step by kind of kernel, biggest first, from (kernel name, self device time in us)."""
+    totals: dict[str, float] = {}
+    for name, us in kernels:
+        low = name.lower()
+        kind = next((k for k, subs in KINDS if any(sub in low for sub in subs)), "other")
+        totals[kind] = totals.get(kind, 0.0) + us / 1000 / steps
+    return {k: round(v, 3) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -83,8 +102,14 @@ def main() -> None:
     table_cuda = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=70, max_name_column_width=90)
     table_cpu = prof.key_averages().table(sort_by="cpu_time_total", row_limit=15)
     (args.out / f"kernels-b{args.batch}.txt").write_text(table_cuda + "\n\n" + table_cpu)
+    from torch.autograd import DeviceType
+
+    # kernels only (an operator's row repeats its kernels' time): what the GPU spends a step on, by kind
+    kernels = [(e.key, e.self_device_time_total) for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+    by_kind = kernel_kinds(kernels, steps=5)
     summary = {"batch": args.batch, "phase_ms_synced": totals, "step_ms_unsynced": free_ms,
-               "tokens_per_s_unsynced": args.batch * 2048 / free_ms * 1000}
+               "tokens_per_s_unsynced": args.batch * 2048 / free_ms * 1000,
+               "gpu_ms_per_step_by_kind": by_kind, "gpu_ms_per_step": round(sum(by_kind.values()), 3)}
     (args.out / f"phases-b{args.batch}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(table_cuda[:6000])
