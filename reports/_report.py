@@ -357,6 +357,7 @@ def _utilisation_section(run: RunData) -> str:
         body += note(f"Busy under {100 * info.threshold:.0f}% of the session's wall time: {', '.join(parts)}: "
                      + ("this GPU sat idle, or was" if len(parts) == 1 else "these GPUs sat idle, or were")
                      + " starting or compiling trials, for the rest of it.", error=True)
+    throughput = any(s.trials_per_hour is not None for s in info.sessions)  # files since Nov 30 (third session)
     rows = []
     for session in info.sessions:
         cells = [(f"{session.number}" + (f' <span class="muted">{esc(session.name)}</span>' if session.name else ""),
@@ -373,9 +374,14 @@ def _utilisation_section(run: RunData) -> str:
             if gpu in session.per_gpu_after:
                 text += f' <span class="muted">({_percent(session.per_gpu_after[gpu])} after its first clock)</span>'
             cells.append((text, "" if share is None else share, "num"))
+        if throughput:
+            for value in (session.trials_per_hour, session.trials_per_gpu_hour):
+                cells.append(("–" if value is None else f"{value:.0f}", "" if value is None else value, "num"))
         rows.append(cells)
     columns = [("session", "session"), ("wall", "wall time"), ("clocked", "clocked share"),
                ("after_first", "after the first clock"), *((f"gpu-{g}", f"GPU {g}") for g in info.gpus)]
+    if throughput:
+        columns += [("per_hour", "trials / hour"), ("per_gpu_hour", "trials / GPU-hour")]
     return body + _html.table(columns, rows, table_id="utilisation")
 
 

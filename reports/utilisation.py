@@ -2,7 +2,8 @@
 
 Each session has its wall window (``wall_s``), the union of the trials' clocked spans in it (``clocked_s``, its
 ``fraction`` of the window, and ``fraction_after_first_clock``, which leaves the first cold start out) and each
-GPU's own clocked share of the window (``per_gpu``). The union hides a GPU that sat idle while another trained;
+GPU's own clocked share of the window (``per_gpu``), and, in newer files, the trials it finished per hour and per
+GPU-hour (the figure to compare between runs on different numbers of GPUs). The union hides a GPU that sat idle while another trained;
 the per-GPU shares show it, so a GPU under :data:`BUSY_THRESHOLD` is flagged. The file is read tolerantly:
 entries or fields that are not what search.summary writes are left out, with a problem in words.
 """
@@ -28,6 +29,8 @@ class Session:
     fraction_after_first_clock: float | None
     per_gpu: dict[str, float]  # GPU -> its clocked share of the session's wall time
     per_gpu_after: dict[str, float]  # GPU -> its share of the time after its own first clock (newer files)
+    trials_per_hour: float | None = None  # trials finished in the session per hour of its wall time (newer files)
+    trials_per_gpu_hour: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,9 @@ def _get_utilisation_info(run: RunData) -> UtilisationInfo:
                                 wall_s=_share(entry.get("wall_s")), clocked_s=_share(entry.get("clocked_s")),
                                 fraction=_share(entry.get("fraction")),
                                 fraction_after_first_clock=_share(entry.get("fraction_after_first_clock")),
-                                per_gpu=per_gpu, per_gpu_after=per_gpu_after))
+                                per_gpu=per_gpu, per_gpu_after=per_gpu_after,
+                                trials_per_hour=_share(entry.get("trials_per_hour")),
+                                trials_per_gpu_hour=_share(entry.get("trials_per_gpu_hour"))))
     if skipped:
         problems.append(f"utilisation.json: {skipped} of {len(data)} entries left out (not a JSON object)")
     if bad_gpus:

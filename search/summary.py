@@ -56,6 +56,11 @@ def summary(trials, settings: dict[str, Any], run_dir: Path, share: dict[str, fl
         lines.append(f"clocked training: {share['clocked_s']:.0f} s of {share['wall_s']:.0f} s wall "
                      f"({100 * share['fraction']:.0f}%; {100 * share['fraction_after_first_clock']:.0f}% after the "
                      f"first trial's clock started)")
+        if share.get("trials") is not None:
+            per_gpu_hour = (f" ({share['trials_per_gpu_hour']:.0f} per GPU-hour on {share['gpus']} GPU"
+                            f"{'s' if share['gpus'] != 1 else ''})" if share.get("gpus") else "")
+            lines.append(f"this session: {share['trials']} trials finished, {share['trials_per_hour']:.0f} per hour"
+                         f"{per_gpu_hour}")
     lines.append(f"results: {run_dir}")
     return "\n".join(lines)
 
@@ -104,6 +109,18 @@ def record_share(run_dir: Path, trials, session: str, start: float, end: float) 
         # and after that GPU's own first clock: its steady state, without its first (cold) start
         share["per_gpu_after_first_clock"] = {gpu: round(g["fraction_after_first_clock"], 4)
                                               for gpu, g in mine.items()}
+    if share:
+        # the session's throughput, the figure to compare across GPU counts: trials whose clock ended in it
+        ended = (trials["clock_ended_at"].between(start, end, inclusive="right")
+                 if not trials.empty and "clock_ended_at" in trials else pd.Series(dtype=bool))
+        if "status" in trials and len(ended):
+            ended &= trials["status"] != "interrupted"
+        n = int(ended.sum()) if len(ended) else 0
+        share["trials"] = n
+        share["trials_per_hour"] = round(n / share["wall_s"] * 3600, 1)
+        if per_gpu:
+            share["gpus"] = len(per_gpu)
+            share["trials_per_gpu_hour"] = round(share["trials_per_hour"] / len(per_gpu), 1)
     path = run_dir / "utilisation.json"
     history = read_sessions(run_dir)
     history.append({"session": session, "started": start, "ended": end, **(share or {})})

@@ -245,3 +245,15 @@ def test_the_per_seed_comparison_shows_where_promotion_json_has_it(tmp_path):
     # without it (promotions before Nov 30) the table keeps its columns
     smoothed = page.split('id="verdicts-smoothed"')[1].split("</table>")[0]
     assert "by seed against the control" not in smoothed
+
+
+def test_gpu_time_shows_trials_per_hour_and_per_gpu_hour_where_the_file_has_them(tmp_path):
+    run_dir = make_fake_run(tmp_path, 8)
+    newer = {**_session("session-2", {"0": 0.92, "1": 0.925}, 0.94), "trials": 20, "trials_per_hour": 358.6,
+             "gpus": 2, "trials_per_gpu_hour": 179.3}
+    (run_dir / "utilisation.json").write_text(json.dumps([_session("session-1", {"0": 0.9, "1": 0.88}), newer]))
+    page = reports.make_report(run_dir, tmp_path / "out").read_text()
+    table = page.split('id="utilisation"')[1].split("</table>")[0]
+    assert "trials / GPU-hour" in table
+    assert _row(table, "1") == "1 session-1 10m 0s 80.0% 90.0% 90.0% 88.0% – –"  # an older session: not known
+    assert _row(table, "2") == "2 session-2 10m 0s 94.0% 100.0% 92.0% 92.5% 359 179"

@@ -67,14 +67,18 @@ def test_utilisation_has_each_gpus_own_share(tmp_path):
 
     from search.summary import record_share as _record_share
 
-    trials = pd.DataFrame({"clock_started_at": [0.0, 50.0, 10.0], "clock_ended_at": [50.0, 100.0, 30.0],
-                           "cuda_visible_devices": ["0", "0", "1"]})
+    trials = pd.DataFrame({"clock_started_at": [0.0, 50.0, 10.0, 90.0], "clock_ended_at": [50.0, 100.0, 30.0, 99.0],
+                           "cuda_visible_devices": ["0", "0", "1", "1"],
+                           "status": ["completed", "stopped", "stopped", "interrupted"]})
     share = _record_share(tmp_path, trials, "session-1", 0.0, 100.0)
-    assert share["fraction"] == 1.0 and share["per_gpu"] == {"0": 1.0, "1": 0.2}
+    assert share["fraction"] == 1.0 and share["per_gpu"] == {"0": 1.0, "1": 0.29}
+    # throughput: 3 trials finished in 100 s (the interrupted one does not count) on 2 GPUs
+    assert (share["trials"], share["trials_per_hour"], share["gpus"], share["trials_per_gpu_hour"]) == (3, 108.0, 2, 54.0)
     saved = json.loads((tmp_path / "utilisation.json").read_text())
-    assert saved[-1]["per_gpu"] == {"0": 1.0, "1": 0.2}
+    assert saved[-1]["per_gpu"] == {"0": 1.0, "1": 0.29}
     # GPU 1's own first clock is at 10 s: its share of the 90 s after that
-    assert saved[-1]["per_gpu_after_first_clock"] == {"0": 1.0, "1": round(20 / 90, 4)}
+    assert saved[-1]["per_gpu_after_first_clock"] == {"0": 1.0, "1": round(29 / 90, 4)}
+    assert saved[-1]["trials_per_gpu_hour"] == 54.0
 
 
 def test_sessions_are_read_back_and_a_bad_file_reads_as_none(tmp_path):
