@@ -3,6 +3,7 @@ import math
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -104,7 +105,7 @@ def test_cli_reaches_tiny_target_in_under_a_minute(tmp_path, cache_dir):
     assert result["crossings"]["first_step"]["time_s"] < 60
 
 
-@pytest.mark.parametrize("args,needle", [
+BAD_INPUT = [
     (["--track", "nope"], "unknown track 'nope'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--set", "schedule=exp"], "schedule must be one of"),
@@ -112,10 +113,23 @@ def test_cli_reaches_tiny_target_in_under_a_minute(tmp_path, cache_dir):
     (["--set", "warp=9"], "unknown setting 'warp'"),
     (["--data", "/nonexistent/file.jsonl"], "/nonexistent/file.jsonl"),
     (["--record", "/nonexistent.json"], "does not exist"),
-])
-def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
-    p = subprocess.run([sys.executable, "-m", "trainer", "--quiet", "--out", str(tmp_path / "o"), *args],
-                       capture_output=True, text=True, timeout=120)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+    """The command of every BAD_INPUT case, two at a time: each is a Python start-up that imports torch and
+    exits, and the cases share nothing (each has its own directory), so they run side by side."""
+    dirs = [tmp_path_factory.mktemp("bad-input") for _ in BAD_INPUT]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield [pool.submit(subprocess.run, [sys.executable, "-m", "trainer", "--quiet", "--out", str(where / "o"),
+                                            *args], capture_output=True, text=True, timeout=120)
+               for where, (args, _) in zip(dirs, BAD_INPUT)]
+
+
+@pytest.mark.parametrize("args,needle", BAD_INPUT)
+def test_cli_bad_input_is_one_line_exit_2(bad_input_runs, args, needle):
+    p = bad_input_runs[BAD_INPUT.index((args, needle))].result()
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
