@@ -18,6 +18,7 @@ import pytest
 from scipy import stats
 
 from search.transfer import _parser, _resume_command
+from search.transfer import main as transfer_main
 from search.transfer_analysis import analyse, bootstrap_ci, kendall, knob_effects, regret, spearman
 from search.transfer_design import (
     build_candidates,
@@ -310,7 +311,7 @@ def test_bad_input(bad_input_runs, args, message):
 
 
 @pytest.mark.slow
-def test_tiny_transfer_run(tmp_path):
+def test_tiny_transfer_run(tmp_path, capsys):
     records = tmp_path / "records"
     write_record(records, "base", {}, status="baseline", time_s=20.0)
     write_record(records, "a", {"muon_lr": 0.03}, time_s=10.0)
@@ -329,10 +330,13 @@ def test_tiny_transfer_run(tmp_path):
         ("baseline", [], []), ("r1", [0], [])]
     assert not (out / "r1" / "seed-0" / "result.json").exists()
     first = (out / "baseline" / "seed-0" / "result.json").stat().st_mtime
-    # resuming with other settings would mix two experiments: refused
+    # resuming with other settings would mix two experiments: refused (in this process: it starts no Ray, and
+    # the commands before and after this one are the CLI's)
     other = [a if a != "1024" else "2048" for a in args]
-    p = _cli(*other, "--resume")
-    assert p.returncode == 2 and "candidates differ" in p.stderr, p.stderr
+    capsys.readouterr()
+    code = transfer_main([*other, "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and "candidates differ" in err, err
     # the printed command continues it as it is: the budget, --set and Ray flags come along
     again = shlex.split(p_first.stderr.split("continue with: ", 1)[1].strip())
     assert again[:3] == ["python", "-m", "search.transfer"] and "--budget-tokens" in again and "--set" in again
@@ -349,11 +353,11 @@ def test_tiny_transfer_run(tmp_path):
     assert set(t["knob_effects"]) == {"muon_lr"}
     # resume: everything is there, nothing runs again
     mtime = (out / "r1" / "seed-0" / "result.json").stat().st_mtime
-    p = _cli(*args, "--resume")
-    assert p.returncode == 0, p.stderr
+    code = transfer_main([*args, "--resume"])
+    assert code == 0, capsys.readouterr().err
     assert (out / "r1" / "seed-0" / "result.json").stat().st_mtime == mtime
     # a fresh run into the same name is refused
-    assert _cli(*args).returncode == 2
+    assert transfer_main(args) == 2
     rep = subprocess.run([sys.executable, "-m", "reports", str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert rep.returncode == 0, rep.stderr
