@@ -8,11 +8,14 @@ budget too short for every run.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +130,19 @@ def _one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
 
 
 def test_bad_input_missing_run_no_trials_bad_record(tmp_path):
-    _one_line_error(_cli(str(tmp_path / "runs" / "nope"), cwd=tmp_path), "no such run directory")
     run = make_search_run(tmp_path, statuses=("errored", "diverged", "errored", "running", "errored", "diverged"))
-    _one_line_error(_cli(str(run), cwd=tmp_path), "no completed or stopped trial")
     good = make_search_run(tmp_path / "b")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    _one_line_error(_cli(str(good), "--control-record", str(bad), cwd=tmp_path), "not valid JSON")
-    (tmp_path / "records" / "tiny-speedrun").mkdir(parents=True)
+    # the first three side by side (each command is a Python start-up and an import of the search stack)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        missing = pool.submit(_cli, str(tmp_path / "runs" / "nope"), cwd=tmp_path)
+        no_trials = pool.submit(_cli, str(run), cwd=tmp_path)
+        bad_control = pool.submit(_cli, str(good), "--control-record", str(bad), cwd=tmp_path)
+    _one_line_error(missing.result(), "no such run directory")
+    _one_line_error(no_trials.result(), "no completed or stopped trial")
+    _one_line_error(bad_control.result(), "not valid JSON")
+    (tmp_path / "records" / "tiny-speedrun").mkdir(parents=True)  # after them: records/ is their default
     (tmp_path / "records" / "tiny-speedrun" / "x.json").write_text(json.dumps(
         {"track": "tiny-speedrun", "status": "baseline", "config": {"hp": {}}}))
     _one_line_error(_cli(str(good), "--records", str(tmp_path / "records"), cwd=tmp_path), "invalid config")
@@ -269,6 +277,21 @@ def _main_error(capsys, argv: list[str], needle: str) -> None:
     assert lines[0].startswith("error: ") and needle in lines[0], captured.err
 
 
+def _copy_promotion(out: Path, to: Path) -> tuple[Path, Path]:
+    """A copy of the promotion ``out`` (and of its search run's tables) under ``to``, writing its records to
+    ``to/records``: (the copy's directory, its records directory)."""
+    run = to / "runs" / out.parent.name
+    run.mkdir(parents=True)
+    for name in ("settings.json", "trials.parquet"):
+        shutil.copy2(out.parent / name, run / name)
+    copy = run / out.name
+    shutil.copytree(out, copy)
+    records = to / "records"
+    settings = json.loads((copy / "settings.json").read_text())
+    (copy / "settings.json").write_text(json.dumps({**settings, "records": str(records)}))
+    return copy, records
+
+
 def _started(tmp_path: Path) -> tuple[Path, Path]:
     """A promotion started (settings.json written) but none of its runs done, as after a kill at once."""
     run = make_search_run(tmp_path)
@@ -335,15 +358,8 @@ def test_resume_refuses_a_promotion_whose_records_are_written(promoted, capsys):
 
 def test_resume_runs_only_the_missing_runs_and_writes_the_records_once(promoted, tmp_path, capsys):
     # a copy of the finished promotion, as if killed after two of its four runs
-    run = tmp_path / "runs" / "fake-search"
-    run.mkdir(parents=True)
-    for name in ("settings.json", "trials.parquet"):
-        shutil.copy2(promoted["run"] / name, run / name)
-    out = run / promoted["promotion"].name
-    shutil.copytree(promoted["promotion"], out)
-    records = tmp_path / "records"
+    out, records = _copy_promotion(promoted["promotion"], tmp_path)
     settings = json.loads((out / "settings.json").read_text())
-    (out / "settings.json").write_text(json.dumps({**settings, "records": str(records)}))
     (out / "promotion.json").unlink()
     for name in ("trials.parquet", "trials.csv", "history.parquet"):
         (out / name).unlink()
@@ -383,20 +399,25 @@ def test_resume_runs_only_the_missing_runs_and_writes_the_records_once(promoted,
     _main_error(capsys, ["--resume", str(out)], "its records are written")
 
 
-def _budgeted(tmp_path: Path, capsys) -> tuple[Path, Path, dict[str, Any], str]:
-    """A promotion stopped by a time budget too short for its four runs: (directory, records, summary, stderr)."""
-    run = make_search_run(tmp_path)
-    records = tmp_path / "records"
-    code = main([str(run), "--top", "1", "--seeds", "2", "--first-seed", "3", "--records", str(records), *QUICK,
-                 "--time-budget-s", "1"])
-    err = capsys.readouterr().err
+@pytest.fixture(scope="module")
+def budgeted(ray_cpu, tmp_path_factory) -> tuple[Path, Path, dict[str, Any], str]:
+    """A promotion stopped by a time budget too short for its four runs, made once for the tests below (the one
+    that resumes it works on a copy): (directory, records, summary, stderr)."""
+    root = tmp_path_factory.mktemp("budgeted")
+    run = make_search_run(root)
+    records = root / "records"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main([str(run), "--top", "1", "--seeds", "2", "--first-seed", "3", "--records", str(records),
+                     *QUICK, "--time-budget-s", "1"])
+    err = stderr.getvalue()
     assert code == 3, err
     out = next(run.glob("promote-*"))
     return out, records, json.loads((out / "promotion.json").read_text()), err
 
 
-def test_time_budget_leaves_runs_missing_not_failed_and_writes_no_records(ray_cpu, tmp_path, capsys):
-    out, records, summary, err = _budgeted(tmp_path, capsys)
+def test_time_budget_leaves_runs_missing_not_failed_and_writes_no_records(budgeted, capsys):
+    out, records, summary, err = budgeted
     assert not summary["complete"] and summary["candidates"] == [] and summary["failed_runs"] == []
     assert summary["missing_runs"], "a 1 s budget cannot fit four runs"
     where = out.resolve()
@@ -412,8 +433,9 @@ def test_time_budget_leaves_runs_missing_not_failed_and_writes_no_records(ray_cp
 
 
 @pytest.mark.slow
-def test_a_promotion_stopped_by_its_budget_is_finished_by_resume(ray_cpu, tmp_path, capsys):
-    out, records, summary, _ = _budgeted(tmp_path, capsys)
+def test_a_promotion_stopped_by_its_budget_is_finished_by_resume(budgeted, tmp_path):
+    out, records = _copy_promotion(budgeted[0], tmp_path)
+    summary = budgeted[2]
     finished = {p: p.stat().st_mtime_ns for p in out.glob("*/seed-*/result.json")}
     assert len(finished) + len(summary["missing_runs"]) == 4
     assert main(["--resume", str(out)]) == 0

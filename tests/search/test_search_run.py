@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import optuna
 import pandas as pd
@@ -26,7 +27,7 @@ def env(tmp_path_factory):
     return {**os.environ, "BLUEBERRY_CACHE": str(cache), "RAY_DEDUP_LOGS": "0"}
 
 
-@pytest.mark.parametrize("args,needle", [
+BAD_INPUT = [
     (["--space", "nope"], "unknown space 'nope'; choose one of lr_sched"),
     (["--track", "nope"], "unknown track 'nope'"),
     (["--set", "bogus=1"], "unknown setting 'bogus'"),
@@ -39,9 +40,22 @@ def env(tmp_path_factory):
     (["--num-trials", "0"], "--num-trials must be >= 1"),
     (["--address", "127.0.0.1:1"], "cannot reach a Ray cluster at --address 127.0.0.1:1"),
     (["--resume", "--name", "missing"], "nothing to resume"),
-])
-def test_bad_input_is_one_line_exit_2(tmp_path, env, args, needle):
-    p = _run(["--runs-dir", str(tmp_path), *args], tmp_path, env=env, timeout=120)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory, env):
+    """The commands of every BAD_INPUT case, two at a time: each is a Python start-up that imports the search
+    stack and exits, and the cases share nothing (each has its own directory), so they run side by side."""
+    dirs = [tmp_path_factory.mktemp("bad-input") for _ in BAD_INPUT]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield [pool.submit(_run, ["--runs-dir", str(where), *args], where, env=env, timeout=120)
+               for where, (args, _) in zip(dirs, BAD_INPUT)]
+
+
+@pytest.mark.parametrize("args,needle", BAD_INPUT)
+def test_bad_input_is_one_line_exit_2(bad_input_runs, args, needle):
+    p = bad_input_runs[BAD_INPUT.index((args, needle))].result()
     assert p.returncode == 2, p.stderr[-3000:]
     assert needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
@@ -115,16 +129,21 @@ def test_budget_track_objective_is_the_final_val_loss(tmp_path, env):
     """A marathon-style search scores each trial by its final validation loss (the evaluation at the budget),
     not a stale one, and a trial that used its whole budget is completed, not stopped."""
     runs = tmp_path / "runs"
-    p = _run(["--track", "tiny-marathon", "--set", "max_tokens=8192", "--grace-period", "4096", "--num-trials", "1",
-              "--runs-dir", str(runs), "--name", "b", "--quiet"], tmp_path, env=env)
+    out = tmp_path / "fresh"
+    # the fresh run (one thread, as the search's trial) trains while the search runs: they share nothing
+    fresh_run = subprocess.Popen([sys.executable, "-m", "trainer", "--track", "tiny-marathon", "--set",
+                                  "max_tokens=8192", "--quiet", "--out", str(out)], cwd=tmp_path,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 env={**env, "OMP_NUM_THREADS": "1"})
+    try:
+        p = _run(["--track", "tiny-marathon", "--set", "max_tokens=8192", "--grace-period", "4096", "--num-trials",
+                  "1", "--runs-dir", str(runs), "--name", "b", "--quiet"], tmp_path, env=env)
+    finally:
+        _, fresh_err = fresh_run.communicate(timeout=600)
     assert p.returncode == 0, p.stderr[-4000:]
     trial = pd.read_parquet(runs / "b" / "trials.parquet").iloc[0]
     assert trial.status == "completed" and trial.tokens == 8192
-    out = tmp_path / "fresh"
-    q = subprocess.run([sys.executable, "-m", "trainer", "--track", "tiny-marathon", "--set", "max_tokens=8192",
-                        "--quiet", "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                       env={**env, "OMP_NUM_THREADS": "1"})
-    assert q.returncode == 0, q.stderr[-3000:]
+    assert fresh_run.returncode == 0, fresh_err[-3000:]
     fresh = json.loads((out / "result.json").read_text())
     assert fresh["val_history"][-1]["tokens"] == 8192
     assert trial.objective == pytest.approx(fresh["final_val_loss"], rel=1e-4)

@@ -8,6 +8,7 @@ import math
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from scipy import stats
 
 from search.transfer import _parser, _resume_command
+from search.transfer import main as transfer_main
 from search.transfer_analysis import analyse, bootstrap_ci, kendall, knob_effects, regret, spearman
 from search.transfer_design import (
     build_candidates,
@@ -152,21 +154,26 @@ def test_estimate_counts_runs_tokens_and_gpu_time_from_measured_speed(tmp_path):
 
 
 def test_dry_run_on_the_repositorys_records_is_affordable_and_the_factorial_is_one_flag_away():
-    p = _cli("records", "--track", "marathon", "--dry-run", "--seeds", "2")
-    assert p.returncode == 0, p.stderr
-    n = int(p.stdout.split(" candidates", 1)[0])
-    assert 1 <= n <= 8 and "estimated GPU time" in p.stdout and f"{2 * n} runs" in p.stdout
-    assert "--include-not-significant" in p.stdout  # the records left out are named, with the way to add them
-    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-combine", "2")
-    assert p.returncode == 0, p.stderr
-    assert int(p.stdout.split(" candidates", 1)[0]) > 8 and "estimated GPU time" in p.stdout
+    # four dry runs, side by side: each is a Python start-up that imports the search stack; none writes anything
+    dry_run = ["records", "--track", "marathon", "--dry-run"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bounded, pairs, whole, first_three = pool.map(lambda extra: _cli(*dry_run, *extra), [
+            ["--seeds", "2"],
+            ["--include-not-significant", "--max-combine", "2"],
+            ["--include-not-significant", "--max-combine", "9"],
+            ["--include-not-significant", "--max-candidates", "3"],
+        ])
+    assert bounded.returncode == 0, bounded.stderr
+    n = int(bounded.stdout.split(" candidates", 1)[0])
+    assert 1 <= n <= 8 and "estimated GPU time" in bounded.stdout and f"{2 * n} runs" in bounded.stdout
+    assert "--include-not-significant" in bounded.stdout  # the records left out are named, with the way to add them
+    assert pairs.returncode == 0, pairs.stderr
+    assert int(pairs.stdout.split(" candidates", 1)[0]) > 8 and "estimated GPU time" in pairs.stdout
     # the whole factorial of records that each have their own rates runs into the hundred thousands: refused
     # in one line, at once, with the ways to narrow it
-    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-combine", "9")
-    assert p.returncode == 2 and "--max-candidates N" in p.stderr and "Traceback" not in p.stderr
-    p = _cli("records", "--track", "marathon", "--dry-run", "--include-not-significant", "--max-candidates", "3")
-    assert p.returncode == 0 and p.stdout.startswith("3 candidates"), p.stderr
-    assert "more candidates of the factorial design beyond --max-candidates" in p.stdout
+    assert whole.returncode == 2 and "--max-candidates N" in whole.stderr and "Traceback" not in whole.stderr
+    assert first_three.returncode == 0 and first_three.stdout.startswith("3 candidates"), first_three.stderr
+    assert "more candidates of the factorial design beyond --max-candidates" in first_three.stdout
 
 
 def test_load_records_errors(tmp_path):
@@ -270,16 +277,30 @@ def test_resume_command_repeats_what_defines_the_candidates():
                 "--include-not-significant"} & set(plain)
 
 
-@pytest.mark.parametrize("args,message", [
+BAD_INPUT = [
     (["{tmp}/missing"], "no such records directory"),
     (["{tmp}/empty"], "no usable records"),
     (["{tmp}/empty", "--track", "nope"], "unknown track"),
     (["{tmp}/empty", "--short-track", "nope"], "unknown track"),
-])
-def test_bad_input(tmp_path, args, message):
-    (tmp_path / "empty").mkdir()
-    write_record(tmp_path / "empty", "x", {"muon_lr": 0.03}, track="speedrun-3.5")
-    p = _cli(*[a.format(tmp=tmp_path) for a in args], "--dry-run")
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+    """The command of every BAD_INPUT case, two at a time: each is a Python start-up that imports the search
+    stack and exits, and the cases share nothing (each has its own directory), so they run side by side."""
+    dirs = [tmp_path_factory.mktemp("bad-input") for _ in BAD_INPUT]
+    for where in dirs:
+        (where / "empty").mkdir()
+        write_record(where / "empty", "x", {"muon_lr": 0.03}, track="speedrun-3.5")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield [pool.submit(_cli, *[a.format(tmp=where) for a in args], "--dry-run")
+               for where, (args, _) in zip(dirs, BAD_INPUT)]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT)
+def test_bad_input(bad_input_runs, args, message):
+    p = bad_input_runs[BAD_INPUT.index((args, message))].result()
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr
@@ -290,7 +311,7 @@ def test_bad_input(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_tiny_transfer_run(tmp_path):
+def test_tiny_transfer_run(tmp_path, capsys):
     records = tmp_path / "records"
     write_record(records, "base", {}, status="baseline", time_s=20.0)
     write_record(records, "a", {"muon_lr": 0.03}, time_s=10.0)
@@ -309,10 +330,13 @@ def test_tiny_transfer_run(tmp_path):
         ("baseline", [], []), ("r1", [0], [])]
     assert not (out / "r1" / "seed-0" / "result.json").exists()
     first = (out / "baseline" / "seed-0" / "result.json").stat().st_mtime
-    # resuming with other settings would mix two experiments: refused
+    # resuming with other settings would mix two experiments: refused (in this process: it starts no Ray, and
+    # the commands before and after this one are the CLI's)
     other = [a if a != "1024" else "2048" for a in args]
-    p = _cli(*other, "--resume")
-    assert p.returncode == 2 and "candidates differ" in p.stderr, p.stderr
+    capsys.readouterr()
+    code = transfer_main([*other, "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and "candidates differ" in err, err
     # the printed command continues it as it is: the budget, --set and Ray flags come along
     again = shlex.split(p_first.stderr.split("continue with: ", 1)[1].strip())
     assert again[:3] == ["python", "-m", "search.transfer"] and "--budget-tokens" in again and "--set" in again
@@ -329,11 +353,11 @@ def test_tiny_transfer_run(tmp_path):
     assert set(t["knob_effects"]) == {"muon_lr"}
     # resume: everything is there, nothing runs again
     mtime = (out / "r1" / "seed-0" / "result.json").stat().st_mtime
-    p = _cli(*args, "--resume")
-    assert p.returncode == 0, p.stderr
+    code = transfer_main([*args, "--resume"])
+    assert code == 0, capsys.readouterr().err
     assert (out / "r1" / "seed-0" / "result.json").stat().st_mtime == mtime
     # a fresh run into the same name is refused
-    assert _cli(*args).returncode == 2
+    assert transfer_main(args) == 2
     rep = subprocess.run([sys.executable, "-m", "reports", str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert rep.returncode == 0, rep.stderr

@@ -1,10 +1,18 @@
 """Ray reuses a trial worker for trial after trial (reuse_actors with TrialWorker.reset_config); a trial that
 raises gets its worker replaced, and the trials after it train as a fresh process would."""
 
+from dataclasses import replace
+
 import pytest
 
 from trainer.config import make_config
 from trainer.train import Workbench, train
+
+
+def _small_val(config):
+    """1,024 validation tokens, not the track's 8,192 (the test compares train losses; each trial evaluates twice,
+    and an evaluation of the full set costs as much as ten of its steps)."""
+    return replace(config, track=replace(config.track, val_tokens=1024))
 
 
 @pytest.mark.slow
@@ -15,8 +23,8 @@ def test_trials_reuse_a_worker_and_a_fault_replaces_it(tmp_path):
     from search.tuner import TrialWorker
 
     cache = str(tmp_path / "cache")
-    base = make_config("tiny-speedrun", overrides={"cache_dir": cache, "max_tokens": 12 * 256,
-                                                   "stop_rule": "never", "report_every_tokens": 4 * 256})
+    base = _small_val(make_config("tiny-speedrun", overrides={"cache_dir": cache, "max_tokens": 6 * 256,
+                                                              "stop_rule": "never", "report_every_tokens": 4 * 256}))
     rates = {1: 0.02, 2: 0.01, 3: 0.02, 4: 0.005, 5: 0.03}
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
@@ -44,7 +52,7 @@ def test_trials_reuse_a_worker_and_a_fault_replaces_it(tmp_path):
     assert pid[4] != pid[1] and by_seed[4].metrics["worker_runs"] == 0  # replaced after the fault
     assert pid[5] == pid[4] and by_seed[5].metrics["worker_runs"] == 1
     # the trial after the fault trains as a fresh process would
-    fresh = train(make_config("tiny-speedrun", overrides={"cache_dir": cache, "max_tokens": 12 * 256,
-                                                          "stop_rule": "never", "seed": 4, "muon_lr": 0.005}),
+    fresh = train(_small_val(make_config("tiny-speedrun", overrides={
+        "cache_dir": cache, "max_tokens": 6 * 256, "stop_rule": "never", "seed": 4, "muon_lr": 0.005})),
                   bench=Workbench())
     assert by_seed[4].metrics["train_loss"] == pytest.approx(fresh.final_train_loss, rel=1e-5)

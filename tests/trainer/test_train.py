@@ -1,7 +1,10 @@
 import json
 import math
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
@@ -20,10 +23,17 @@ def _cfg(cache_dir, **over):
     return make_config("tiny-speedrun", overrides={**base, **over})
 
 
+def _small(cache_dir, **over):
+    """``_cfg`` with 1,024 validation tokens instead of the track's 8,192, for the tests that check no validation
+    loss: an evaluation of the full set costs about as much as ten of these training steps on 2 CPU cores."""
+    config = _cfg(cache_dir, **over)
+    return replace(config, track=replace(config.track, val_tokens=1024))
+
+
 def test_fast_path_matches_reference_step(cache_dir):
     """fp32 on CPU: SDPA + batched Newton-Schulz vs plain attention + per-matrix Muon, first 10 losses."""
-    fast = train(_cfg(cache_dir))
-    ref = train(_cfg(cache_dir, reference=True))
+    fast = train(_small(cache_dir))
+    ref = train(_small(cache_dir, reference=True))
     a = [h["train_loss"] for h in fast.history]
     b = [h["train_loss"] for h in ref.history]
     assert len(a) == len(b) == 10
@@ -33,9 +43,9 @@ def test_fast_path_matches_reference_step(cache_dir):
 
 
 def test_grad_accum_counts_tokens_and_averages(cache_dir):
-    r = train(_cfg(cache_dir, micro_batch_size=4, grad_accum_steps=2))
+    r = train(_small(cache_dir, micro_batch_size=4, grad_accum_steps=2))
     assert r.steps == 10 and r.tokens == 10 * 8 * 64
-    one = train(_cfg(cache_dir))
+    one = train(_small(cache_dir))
     # same windows in the same order, same effective batch: the same first loss
     assert r.history[0]["train_loss"] == pytest.approx(one.history[0]["train_loss"], rel=1e-5)
 
@@ -47,10 +57,8 @@ def test_result_has_crossings_and_reports(cache_dir):
         def report(self, m):
             seen.append(m)
 
-    cfg = _cfg(cache_dir, max_tokens=30 * 8 * 64, report_every_tokens=5 * 8 * 64, eval_every_tokens=10 * 8 * 64,
-               stop_rule="first_step")
-    from dataclasses import replace
-
+    cfg = _small(cache_dir, max_tokens=30 * 8 * 64, report_every_tokens=5 * 8 * 64, eval_every_tokens=10 * 8 * 64,
+                 stop_rule="first_step")
     cfg = replace(cfg, track=replace(cfg.track, target=9.5))
     r = train(cfg, Rec())
     assert r.status == "reached"
@@ -72,7 +80,7 @@ def test_result_has_crossings_and_reports(cache_dir):
 
 
 def test_divergence_stops_at_once(cache_dir):
-    r = train(_cfg(cache_dir, muon_lr=1e6, adamw_lr=1e6, grad_clip=0.0, max_tokens=40 * 8 * 64))
+    r = train(_small(cache_dir, muon_lr=1e6, adamw_lr=1e6, grad_clip=0.0, max_tokens=40 * 8 * 64))
     assert r.status == "diverged"
     assert not math.isfinite(r.history[-1]["train_loss"])
     assert r.steps < 40
@@ -87,7 +95,8 @@ def test_validation_set_is_fixed_whatever_the_budget(cache_dir):
 @pytest.mark.slow
 def test_cli_reaches_tiny_target_in_under_a_minute(tmp_path, cache_dir):
     out = tmp_path / "run"
-    env = {**__import__("os").environ, "BLUEBERRY_CACHE": cache_dir}
+    # as a user runs it: glibc's own allocator settings, not the ones tests/conftest.py gives the test processes
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}, "BLUEBERRY_CACHE": cache_dir}
     p = subprocess.run([sys.executable, "-m", "trainer", "--quiet", "--out", str(out)], capture_output=True,
                        text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -96,7 +105,7 @@ def test_cli_reaches_tiny_target_in_under_a_minute(tmp_path, cache_dir):
     assert result["crossings"]["first_step"]["time_s"] < 60
 
 
-@pytest.mark.parametrize("args,needle", [
+BAD_INPUT = [
     (["--track", "nope"], "unknown track 'nope'"),
     (["--preset", "huge"], "unknown preset 'huge'"),
     (["--set", "schedule=exp"], "schedule must be one of"),
@@ -104,10 +113,23 @@ def test_cli_reaches_tiny_target_in_under_a_minute(tmp_path, cache_dir):
     (["--set", "warp=9"], "unknown setting 'warp'"),
     (["--data", "/nonexistent/file.jsonl"], "/nonexistent/file.jsonl"),
     (["--record", "/nonexistent.json"], "does not exist"),
-])
-def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
-    p = subprocess.run([sys.executable, "-m", "trainer", "--quiet", "--out", str(tmp_path / "o"), *args],
-                       capture_output=True, text=True, timeout=120)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory):
+    """The command of every BAD_INPUT case, two at a time: each is a Python start-up that imports torch and
+    exits, and the cases share nothing (each has its own directory), so they run side by side."""
+    dirs = [tmp_path_factory.mktemp("bad-input") for _ in BAD_INPUT]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield [pool.submit(subprocess.run, [sys.executable, "-m", "trainer", "--quiet", "--out", str(where / "o"),
+                                            *args], capture_output=True, text=True, timeout=120)
+               for where, (args, _) in zip(dirs, BAD_INPUT)]
+
+
+@pytest.mark.parametrize("args,needle", BAD_INPUT)
+def test_cli_bad_input_is_one_line_exit_2(bad_input_runs, args, needle):
+    p = bad_input_runs[BAD_INPUT.index((args, needle))].result()
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
@@ -115,8 +137,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, needle):
 
 def test_chunked_loss_trains_like_the_plain_loss(cache_dir):
     """fp32 on CPU: the chunked output-head loss (chunks that do not divide the batch) gives the same run."""
-    plain = train(_cfg(cache_dir, loss_chunk=0))
-    chunked = train(_cfg(cache_dir, loss_chunk=100))
+    plain = train(_small(cache_dir, loss_chunk=0))
+    chunked = train(_small(cache_dir, loss_chunk=100))
     a = [h["train_loss"] for h in plain.history]
     b = [h["train_loss"] for h in chunked.history]
     assert len(a) == len(b) == 10
