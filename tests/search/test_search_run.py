@@ -12,6 +12,8 @@ import optuna
 import pandas as pd
 import pytest
 
+from search import run as search_run
+
 # rungs in tokens (not the speedrun's default clock seconds), so they do not depend on this machine's speed
 QUICK = ["--set", "max_tokens=6144", "--grace-period", "2048tok", "--max-t", "6144tok", "--quiet"]
 
@@ -67,7 +69,7 @@ def test_list_spaces(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_then_kill_then_resume(tmp_path, env):
+def test_search_then_kill_then_resume(tmp_path, env, capsys):
     """SIGKILL while the record point (trial 0) runs: --resume keeps what finished and runs every interrupted
     trial again with its own parameters, the record point first; the table says which is which."""
     runs = tmp_path / "runs"
@@ -91,9 +93,9 @@ def test_search_then_kill_then_resume(tmp_path, env):
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, at once
     driver.wait()
 
-    # the name exists: without --resume it is refused
-    p = _run(args, tmp_path, env=env, timeout=120)
-    assert p.returncode == 2 and "already exists" in p.stderr
+    # the name exists: without --resume it is refused (in this process: a refusal starts no Ray)
+    capsys.readouterr()
+    assert search_run.main(args) == 2 and "already exists" in capsys.readouterr().err
 
     p = _run([*args, "--resume"], tmp_path, env=env)
     assert p.returncode == 0, p.stderr[-4000:]
