@@ -48,7 +48,8 @@ def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: lis
             "steady_mfu": r["mfu"] * steady / r["tokens_per_s"] if r["mfu"] else None,
             "peak_memory_gib": r["peak_memory_bytes"] / 2**30,
             "peak_reserved_gib": r.get("peak_reserved_bytes", 0) / 2**30, "warmup_compile_s": r["warmup_s"],
-            "startup_s": r["startup_s"], "startup_phases": r.get("startup_phases", {}), "wall_s": wall, "device": r["device"],
+            "startup_s": r["startup_s"], "startup_phases": r.get("startup_phases", {}),
+            "compile_cache": r.get("compile_cache", {}), "wall_s": wall, "device": r["device"],
             "final_train_loss": r["final_train_loss"]}
 
 

@@ -133,9 +133,10 @@ def startup(args) -> dict:
     runs["warm_cache"] = _fresh(args.track, over, base / "warm", env)
     runs["portable_only"] = _fresh(args.track, over, base / "portable",
                                    {"TORCHINDUCTOR_CACHE_DIR": str(base / "new"), "TRITON_CACHE_DIR": str(base / "new-triton")})
-    out = {name: {"startup_s": r["startup_s"], "phases": r["startup_phases"]} for name, r in runs.items()}
+    out = {name: {"startup_s": r["startup_s"], "phases": r["startup_phases"],
+                  "compile_cache": r.get("compile_cache", {})} for name, r in runs.items()}
     for name, r in out.items():
-        print(f"fresh process, {name}: {r['startup_s']:.1f} s to the first clocked step  {r['phases']}")
+        print(f"fresh process, {name}: {r['startup_s']:.1f} s to the first clocked step  {r['phases']}  {r['compile_cache']}")
     return out
 
 

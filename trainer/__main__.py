@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     s = result.summary()
     print(json.dumps({k: s[k] for k in ("status", "crossings", "steps", "tokens", "clock_s", "final_train_loss",
                                         "final_smoothed_loss", "final_val_loss", "tokens_per_s", "mfu",
-                                        "startup_s", "startup_phases", "device")}, indent=2, default=str))
+                                        "startup_s", "startup_phases", "compile_cache", "device")}, indent=2, default=str))
     print(f"result: {run_dir / 'result.json'}")
     return 0 if result.status in ("reached", "budget_exhausted") else 1
 

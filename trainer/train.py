@@ -85,6 +85,9 @@ class RunResult:
     # where the start-up went, seconds: process start to train() (first run of a process only), data, model
     # and sampler, waiting for the device lock, compile warm-up, the step-0 evaluation (the rest is clock set-up)
     startup_phases: dict[str, float] = field(default_factory=dict)
+    # PyTorch's compile caches during this run's warm-up: FX graph and AOTAutograd hits, misses and bypasses
+    # (empty when nothing compiled); a warm cache that misses is where a slow start-up comes from
+    compile_cache: dict[str, int] = field(default_factory=dict)
     # warm workers: how many runs this process had trained before this one (0: a fresh process), and whether
     # this run found its shape's model and compiled code already warm
     worker_runs: int = 0
@@ -337,6 +340,27 @@ class Workbench:
         self.dirty = False
 
 
+_CACHE_COUNTERS = (("inductor", "fxgraph_cache_", "fxgraph_"), ("aot_autograd", "autograd_cache_", "aot_"))
+
+
+def compile_cache_counters() -> dict[str, int]:
+    """This process's compile-cache counters so far: ``fxgraph_{hit,miss,bypass}`` (inductor's FX graph cache)
+    and ``aot_{hit,miss,bypass}`` (AOTAutograd's cache). Empty before the compile stack is imported."""
+    if "torch._dynamo" not in sys.modules:
+        return {}
+    from torch._dynamo.utils import counters
+
+    return {f"{short}{what}": int(counters[group][f"{prefix}{what}"])
+            for group, prefix, short in _CACHE_COUNTERS for what in ("hit", "miss", "bypass")}
+
+
+def counters_since(before: dict[str, int]) -> dict[str, int]:
+    """What the compile-cache counters gained since ``before``; only the counters that moved."""
+    now = compile_cache_counters()
+    gained = {k: v - before.get(k, 0) for k, v in now.items()}
+    return {k: v for k, v in gained.items() if v}
+
+
 def _device_busy(device: torch.device, share: float = 0.4) -> bool:
     """Whether the cached shapes already hold more than ``share`` of the GPU: a further shape then starts over
     rather than risk running out of memory beside them (a 151M model at micro-batch 32 holds ~53 GB)."""
@@ -585,13 +609,18 @@ class TrainingRun:
         phases["model"] = time.perf_counter() - t_phase
         phases["device_wait"] = lock.acquire()
 
-        # Warm-up, once per shape: compile and allocate everything outside the clock. The weights are drawn
-        # from the seed afterwards and the optimizers rebuilt, so the warm-up leaves no trace.
+        # Warm-up, once per shape: compile and allocate everything outside the clock. It starts with the
+        # evaluation, on the weights drawn from the seed: that pass compiles and records the evaluation's graphs
+        # and is the run's step-0 validation loss (the weights below are drawn from the same seed again). Two
+        # steps then compile and record the training graphs; the weights are drawn again and the optimizers
+        # rebuilt, so the warm-up leaves no trace.
         t0 = time.perf_counter()
+        counted = compile_cache_counters()
         if not shape.warm and (shape.compiled or on_cuda):
+            init_weights(model, hp.seed)
+            shape.initial_val[hp.seed] = shape.evaluate()
             for _ in range(2):
                 train_step(sampler.peek, tokens_per_step)
-            shape.evaluate()
             optimizers[:] = make_optimizers()
             if shape.compiled and on_cuda:
                 save_compile_cache(compile_cache_file(config, device, shape.key))
@@ -603,6 +632,7 @@ class TrainingRun:
             torch.cuda.synchronize()
         warmup_s = time.perf_counter() - t0
         phases["warmup"] = warmup_s
+        compile_cache = counters_since(counted)
 
         prog = Progress(config)
         history: list[dict[str, float]] = []
@@ -735,8 +765,8 @@ class TrainingRun:
             **mfu_fields(config.model, hp.seq_len, tps, name),
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if on_cuda else 0,
             peak_reserved_bytes=torch.cuda.max_memory_reserved(device) if on_cuda else 0,
-            startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases, worker_runs=worker_runs,
-            warm_start=warm_start, clock_started_at=clock_started_at, clock_ended_at=clock_ended_at,
+            startup_s=startup_s, warmup_s=warmup_s, startup_phases=phases, compile_cache=compile_cache,
+            worker_runs=worker_runs, warm_start=warm_start, clock_started_at=clock_started_at, clock_ended_at=clock_ended_at,
             n_parameters=shape.n_parameters, device=name,
             data={"source": data.source, "fingerprint": data.fingerprint, "train_tokens": int(len(data.train)),
                   "val_tokens": int(len(data.val)), "train_docs": data.n_train_docs},

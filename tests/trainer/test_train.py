@@ -163,3 +163,15 @@ def test_runs_sharing_a_device_lock_never_clock_at_the_same_time(cache_dir, tmp_
     first, second = sorted(runs, key=lambda r: r["clock_started_at"])
     assert first["clock_ended_at"] <= second["clock_started_at"]
     assert max(r["startup_phases"]["device_wait"] for r in runs) > 0.5
+
+
+def test_compile_cache_counters_report_only_what_moved():
+    import torch._dynamo.utils
+
+    from trainer.train import compile_cache_counters, counters_since
+
+    before = compile_cache_counters()
+    assert set(before) == {f"{g}{w}" for g in ("fxgraph_", "aot_") for w in ("hit", "miss", "bypass")}
+    torch._dynamo.utils.counters["inductor"]["fxgraph_cache_hit"] += 3
+    torch._dynamo.utils.counters["aot_autograd"]["autograd_cache_miss"] += 1
+    assert counters_since(before) == {"fxgraph_hit": 3, "aot_miss": 1}
