@@ -2,18 +2,21 @@
 
     PYTHONPATH=. python bench/muon_step.py --out bench/results/muon_step
 
-Two versions on the same random gradients:
-- ``trainer``: ``trainer.optim.Muon`` as the trainer runs it (stack the gradients, two lerps, Newton-Schulz
-  compiled on its own, a cast back to fp32, the add);
-- ``fused``: a variant tried on Nov 30 (third session) and not kept: the stack, lerps, cast and norm compiled
-  into one kernel and the quintic's adds folded into cuBLAS ``baddbmm``. On an H200 it took 7.75 ms a step
-  against 6.64 (``bench/results/muon_step/``): the fused kernel writes the tall matrices transposed, and
-  ``baddbmm`` ran slower than ``bmm`` plus inductor's fused add.
+Versions on the same random gradients:
+- ``before``: the trainer's Muon until Nov 30 (fourth session): a tall matrix is transposed into
+  Newton-Schulz and back (upstream's form), so its update comes out with transposed strides;
+- ``no-transpose``: a tall matrix iterated from the right (``X (b A + c A^2)``, ``A = X^T X``), no
+  transposes, the update keeps the parameter's layout; the lerps still outside the compiled function;
+- ``trainer``: ``trainer.optim.Muon`` now: ``no-transpose`` with both momentum lerps and the cast back to fp32
+  inside the compiled function (momentum passed as a tensor, so no value is baked into the graph).
+On an H200 (Nov 30, fourth session): 6.70, 6.37 and 5.91 ms of GPU time a step.
+(A variant with the stack compiled in and ``baddbmm`` for the quintic's adds took 7.75 ms against 6.64 on
+Nov 30, third session, and was dropped.)
 
 GPU time is measured with the host running ahead: a ``torch.cuda._sleep`` is queued first, so every step's
 kernels are queued before the GPU reaches them and the events time the kernels alone, not the launches.
 Host time is the wall time of queuing one step, over the first 3 steps only: queuing many more fills the launch
-queue and the host then waits for the GPU (the Nov 30 figures, 26-28 ms, measured 50 steps and are that wait). Also prints how far the two versions' weights end apart.
+queue and the host then waits for the GPU. Also prints how far each version's weights end from ``before``'s.
 """
 
 from __future__ import annotations
@@ -27,43 +30,47 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import NS_COEFFS, Muon, ns_start, partition
+from trainer.optim import Muon, newton_schulz, newton_schulz_transposed, partition
 
 
-def newton_schulz_fused(G: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
-    a, b, c = NS_COEFFS
-    X, transpose = ns_start(G, dtype)
-    for _ in range(steps):
-        A = X @ X.mT
-        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b * A + c * A @ A in one cuBLAS call
-        X = torch.baddbmm(X, B, X, beta=a)  # a * X + B @ X
-    return X.mT if transpose else X
+class MuonNoTranspose(Muon):
+    """The lerps outside the compiled function, Newton-Schulz compiled alone (the trainer's Muon until its lerps
+    moved in)."""
 
-
-def fused_update(grads: list[torch.Tensor], buf: torch.Tensor, momentum: torch.Tensor, steps: int,
-                 dtype: torch.dtype) -> torch.Tensor:
-    g = torch.stack(grads)
-    buf.lerp_(g, 1 - momentum)
-    return newton_schulz_fused(g.lerp_(buf, momentum), steps, dtype)
-
-
-class MuonFused:
-    def __init__(self, params: list[torch.nn.Parameter], lr: float, momentum: float) -> None:
-        self.lr = lr
-        self.update = torch.compile(fused_update, dynamic=False)
-        groups: dict[tuple, list] = {}
-        for p in params:
-            groups.setdefault(tuple(p.shape), []).append(p)
-        self.groups = list(groups.values())
-        self.bufs = [torch.zeros((len(g), *g[0].shape), device=g[0].device) for g in self.groups]
-        self.m = torch.tensor(momentum, device=params[0].device)
+    def __init__(self, params: list[torch.nn.Parameter]) -> None:
+        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
+        self._ns = torch.compile(newton_schulz, dynamic=False)
 
     @torch.no_grad()
-    def step(self) -> None:
-        for params, buf in zip(self.groups, self.bufs):
-            update = self.update([p.grad for p in params], buf, self.m, 5, torch.float16)
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        group = self.param_groups[0]
+        lr, m = group["lr"], group["momentum"]
+        if self._buffers is None:
+            self._buffers = [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device) for ps in self.shape_groups]
+        for params, buf in zip(self.shape_groups, self._buffers):
+            g = torch.stack([p.grad for p in params])
+            buf.lerp_(g, 1 - m)
+            g.lerp_(buf, m)
+            update = self._ns(g, 5, self.ns_dtype).to(params[0].dtype)
             rows, cols = params[0].shape
-            torch._foreach_add_(params, list(update.unbind(0)), alpha=-self.lr * max(1.0, rows / cols) ** 0.5)
+            torch._foreach_add_(params, list(update.unbind(0)), alpha=-lr * max(1.0, rows / cols) ** 0.5)
+
+
+class MuonBefore(Muon):
+    """Upstream's transposed Newton-Schulz, lerps outside (the trainer's Muon until Nov 30, fourth session)."""
+
+    def __init__(self, params: list[torch.nn.Parameter]) -> None:
+        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
+        self._ns = torch.compile(newton_schulz_transposed, dynamic=False)
+
+    step = MuonNoTranspose.step
+
+
+VERSIONS = {
+    "before": MuonBefore,
+    "no-transpose": MuonNoTranspose,
+    "trainer": lambda ps: Muon(ps, lr=0.015, momentum=0.95, ns_dtype=torch.float16, compile_ns=True),
+}
 
 
 HOST_STEPS = 3  # queued while the GPU sleeps: ~400 launches, under the device's launch-queue depth
@@ -107,17 +114,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    before, w_before = measure("trainer", lambda ps: Muon(ps, lr=0.015, momentum=0.95, ns_dtype=torch.float16,
-                                                          compile_ns=True), args.steps)
-    rows.append(before)
-    now, w_now = measure("fused", lambda ps: MuonFused(ps, lr=0.015, momentum=0.95), args.steps)
-    rows.append(now)
-    moved = (w_before - w_now).abs()
-    summary = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows,
-               "weights_max_abs_difference_after_all_steps": moved.max().item(),
-               "weights_mean_abs_difference": moved.mean().item(),
-               "fused_speedup_gpu": round(before["gpu_ms_per_step"] / now["gpu_ms_per_step"], 3)}
+    rows, weights = [], {}
+    for name, make in VERSIONS.items():
+        row, weights[name] = measure(name, make, args.steps)
+        rows.append(row)
+    base = rows[0]["gpu_ms_per_step"]
+    for row in rows:
+        row["speedup_vs_before"] = round(base / row["gpu_ms_per_step"], 3)
+        moved = (weights[row["version"]] - weights["before"]).abs()
+        row["weights_max_abs_difference_vs_before"] = moved.max().item()
+        row["weights_mean_abs_difference_vs_before"] = moved.mean().item()
+    summary = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
     (args.out / "muon_step.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
 

@@ -2,7 +2,7 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import Muon, newton_schulz, partition
+from trainer.optim import Muon, newton_schulz, newton_schulz_transposed, partition
 
 
 def test_partition_covers_every_parameter_once():
@@ -23,6 +23,14 @@ def test_newton_schulz_orthogonalises_batched_like_single():
     assert s.min() > 0.5 and s.max() < 1.3  # the quintic drives singular values into roughly [0.7, 1.2]
     tall = newton_schulz(torch.randn(32, 16), 5, torch.float32)
     assert tall.shape == (32, 16)
+
+
+def test_tall_matrices_iterate_from_the_right_like_upstreams_transpose():
+    torch.manual_seed(0)
+    for G in (torch.randn(4, 48, 16), torch.randn(4, 16, 48), torch.randn(24, 24)):
+        ours = newton_schulz(G, 5, torch.float32)
+        assert ours.shape == G.shape and ours.is_contiguous()
+        assert torch.allclose(ours, newton_schulz_transposed(G, 5, torch.float32), atol=1e-5)
 
 
 def test_fast_muon_matches_reference_muon():
