@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Device calls of Nov 30, fourth session.
+#   carry: .devbundle-lite (`../shared/device/make-bundle.sh .devbundle-lite --only datasets dill multiprocess
+#   zstandard`: enough for the trainer) or .devbundle (the full one, for searches), and .carry/data (wiki shard 0
+#   + val of the offline corpus). Everything comes back as a few files in $OUT.
+#
+#   bash bench/gpu_nov30d.sh start    one H200: Muon's step alone (bench/muon_step.py); fresh `python -m trainer`
+#                                     processes at the record settings: the first on the machine (empty caches),
+#                                     two more with the caches it left, one of them under cProfile (issue 14);
+#                                     trainer speed at b4; the b4 kernel table; 6,086,656 tokens against the saved
+#                                     reference path (issue 19)
+#   bash bench/gpu_nov30d.sh scale1   nvidia-h200-x2, GPU 0 (issues 14 and 17): bench/startup_split.py in a first
+#                                     and a second fresh process (the second with the caches the first left: the
+#                                     machine's warm state, snapshotted), then from copies of that snapshot the
+#                                     default search on one GPU for SCALE_BUDGET s and the promotion of its top 2
+#                                     x 2 seeds (+ the control) on one GPU
+#   bash bench/gpu_nov30d.sh scale2   the same machine kept warm: the same search on both GPUs, then the same
+#                                     promotion (of the one-GPU search's run) on both GPUs
+set -uo pipefail
+t_call=$(date +%s)
+BUNDLE=${BUNDLE:-.devbundle-lite}
+mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf $BUNDLE/site.tar.xz -C /tmp/s; } && export PYTHONPATH=/tmp/s/site:$PWD || exit 9
+export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" /tmp/bbcache
+elapsed() { echo $(( $(date +%s) - t_call )); }
+python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
+echo "tokens loaded at $(elapsed) s"
+
+# a fresh `python -m trainer` at the record settings, 0.5M tokens; prints its start-up and compile-cache counters
+fresh() {  # fresh NAME [python options...]
+  local name=$1; shift
+  python "$@" -m trainer --track speedrun-4.5 --quiet --out /tmp/fresh/$name --set max_tokens=524288 \
+    --set stop_rule=never > /tmp/fresh/$name.log 2>&1 || { tail -20 /tmp/fresh/$name.log; return 1; }
+  python - /tmp/fresh/$name/result.json $name <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"{sys.argv[2]}: {r['startup_s']:.2f} s to the first clocked step; {r['startup_phases']}; compile cache {r.get('compile_cache')}")
+PY
+}
+
+# issue 17: the default search and a promotion of its run, each started from its own copy of one warm snapshot
+# (inductor, Triton and <cache>: what a machine holds after one trainer process), so neither run gains from the
+# other; the runs dir lives on the machine between the calls
+S=/tmp/runs; mkdir -p $S; SCALE_BUDGET=${SCALE_BUDGET:-200}; UNTIL=${UNTIL:-560}
+SEARCH="python -m search.run --space lr_sched --track speedrun-4.5 --num-trials 400 --seed 0 --time-budget-s $SCALE_BUDGET --runs-dir $S --quiet"
+PROMOTE="python -m search.promote $S/one-gpu --top 2 --seeds 2 --set stop_rule=first_step --set max_tokens=6000000"
+snapshot() { rm -rf /tmp/warm-snapshot; mkdir -p /tmp/warm-snapshot; cp -r /tmp/warm/inductor /tmp/warm/triton /tmp/warm-snapshot/; cp -r /tmp/bbcache /tmp/warm-snapshot/bb; }
+from_snapshot() {  # prints the env of a private copy of the snapshot
+  local c=/tmp/copy-$1; rm -rf $c; cp -r /tmp/warm-snapshot $c
+  echo "TORCHINDUCTOR_CACHE_DIR=$c/inductor TRITON_CACHE_DIR=$c/triton BLUEBERRY_CACHE=$c/bb"
+}
+
+case "${1:-}" in
+start)
+  P=/tmp/start; mkdir -p $P /tmp/fresh
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python bench/muon_step.py --out $P/muon > $P/muon.log 2>&1; grep -E '"version"|gpu_ms|speedup|mean_abs' $P/muon.log
+  echo "== fresh processes from $(elapsed) s"
+  fresh first && fresh warm-1 && fresh warm-2 && fresh warm-cprofile -m cProfile -o $P/warm-cprofile.prof
+  fresh warm-3
+  for n in first warm-1 warm-2 warm-3 warm-cprofile; do cp /tmp/fresh/$n/result.json $P/fresh-$n.json 2>/dev/null; done
+  python - $P <<'PY'
+import json, sys
+from pathlib import Path
+for p in sorted(Path(sys.argv[1]).glob("fresh-*.json")):
+    r = json.loads(p.read_text()); r.pop("history", None); r.pop("config", None); p.write_text(json.dumps(r, indent=1))
+PY
+  echo "== trainer speed from $(elapsed) s"
+  python bench/trainer_speed.py --out $P/speed --batches 4 --steps 60 > $P/speed.log 2>&1; tail -4 $P/speed.log
+  echo "== kernel table from $(elapsed) s"
+  python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -6 $P/profile.log
+  echo "== same answer from $(elapsed) s"
+  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -8 $P/same.log
+  echo "done at $(elapsed) s"
+  tar czf "$OUT/start.tar.gz" -C /tmp start ;;
+scale1)
+  P=/tmp/scale; mkdir -p $P/split
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
+  for n in first second; do
+    CUDA_VISIBLE_DEVICES=0 python bench/startup_split.py --out $P/split/$n.json > $P/split/$n.log 2>&1; cat $P/split/$n.log | tail -9
+  done
+  snapshot
+  echo "== one-GPU search from $(elapsed) s"
+  env $(from_snapshot s1) CUDA_VISIBLE_DEVICES=0 $SEARCH --name one-gpu > $P/search-1gpu.log 2>&1
+  grep -v "^\[\|WARNING\|INFO" $P/search-1gpu.log | tail -12
+  tar czf "$OUT/scale1.tar.gz" --exclude=ray -C /tmp scale runs  # in case the promotion runs out of time
+  budget=$(( UNTIL - $(elapsed) )); echo "== one-GPU promotion from $(elapsed) s, budget $budget s"
+  env $(from_snapshot p1) CUDA_VISIBLE_DEVICES=0 $PROMOTE --records /tmp/records-1gpu --time-budget-s $budget > $P/promote-1gpu.log 2>&1
+  tail -15 $P/promote-1gpu.log
+  tar czf "$OUT/scale1.tar.gz" --exclude=ray -C /tmp scale runs ;;
+scale2)
+  P=/tmp/scale; [ -d /tmp/warm-snapshot ] || { echo "no warm snapshot: a new machine"; exit 7; }
+  echo "== two-GPU search from $(elapsed) s"
+  env $(from_snapshot s2) $SEARCH --name two-gpu > $P/search-2gpu.log 2>&1
+  grep -v "^\[\|WARNING\|INFO" $P/search-2gpu.log | tail -12
+  budget=$(( UNTIL - $(elapsed) )); echo "== two-GPU promotion from $(elapsed) s, budget $budget s"
+  env $(from_snapshot p2) $PROMOTE --records /tmp/records-2gpu --time-budget-s $budget > $P/promote-2gpu.log 2>&1
+  tail -15 $P/promote-2gpu.log
+  tar czf "$OUT/scale2.tar.gz" --exclude=ray -C /tmp scale runs ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2" >&2; exit 2 ;;
+esac
