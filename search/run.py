@@ -480,6 +480,7 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
     try:
         tuner.fit()
     except KeyboardInterrupt:
+        callback.record_in_flight()
         store.mark_interrupted()  # no trial is left "running" once the command has ended
         store.write_tables()  # the tables of what finished, for reports, before main() says how to --resume
         raise
@@ -487,7 +488,8 @@ def _search(settings: dict[str, Any], base: RunConfig, run_dir: Path, *, quiet: 
         if progress is not None:
             progress.close()
     fit_ended = time.time()
-    store.mark_interrupted()  # trials a time budget ended mid-run
+    callback.record_in_flight()  # trials a time budget ended mid-run, with what they trained
+    store.mark_interrupted()  # and those that had not reported yet
     trials = store.write_tables()
     share = record_share(run_dir, trials, session, fit_started, fit_ended)
     best_path = run_dir / "best.json"

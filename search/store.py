@@ -102,11 +102,14 @@ class TrialStore:
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows, hist = [], []
         for rec in self.all_records():
-            row = {k: v for k, v in rec.items() if k not in ("history", "params", "overrides", "startup_phases")}
+            row = {k: v for k, v in rec.items()
+                   if k not in ("history", "params", "overrides", "startup_phases", "compile_cache")}
             for name, value in rec.get("params", {}).items():
                 row[f"param_{name}"] = value
             for name, value in (rec.get("startup_phases") or {}).items():  # where each trial's start-up went
                 row[f"startup_{name}_s"] = value
+            for name, value in (rec.get("compile_cache") or {}).items():  # e.g. compile_cache_fxgraph_hit
+                row[f"compile_cache_{name}"] = value
             rows.append(row)
             for h in rec.get("history", []):
                 hist.append({"trial_id": rec["trial_id"], **h})

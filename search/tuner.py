@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -53,6 +54,16 @@ def trial_overrides(trial_config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in trial_config.items() if k in keys}
 
 
+# BLUEBERRY_WORKER_TRACE=1: each worker prints, on its stderr (Ray's worker logs), when it resets and when each
+# run's first report arrives: where a trial's time went between Tune starting it and its first result
+_TRACE = os.environ.get("BLUEBERRY_WORKER_TRACE") == "1"
+
+
+def _trace(msg: str) -> None:
+    if _TRACE:
+        print(f"[worker {os.getpid()} {time.time():.3f}] {msg}", file=sys.stderr, flush=True)
+
+
 class WarmWorker(tune.Trainable):
     """A Ray actor that trains run after run in one process on trainer's Workbench (data, model, compiled
     graphs): each run is a ``trainer.train.TrainingRun`` iterated one report per ``step``; ``reset_config``
@@ -80,6 +91,9 @@ class WarmWorker(tune.Trainable):
         self.reporter = reporter
         self.run = TrainingRun(config, self.bench)
         self.reports = iter(self.run)
+        self._first_report = True
+        _trace(f"run {self.bench.runs} begins (seed {config.hp.seed}, dirty {self.bench.dirty}, "
+               f"{len(self.bench.shapes)} shape(s) warm)")
 
     def _finished(self) -> None:
         """The run's last report is next (its result is in ``self.run.result``)."""
@@ -88,11 +102,16 @@ class WarmWorker(tune.Trainable):
         """The run raised ``exc`` (re-raised afterwards)."""
 
     def step(self) -> dict[str, Any]:
+        t = time.perf_counter()
         try:
             metrics = next(self.reports)  # the final report is the last item, so this never runs dry
         except Exception as exc:
+            _trace(f"run raised {type(exc).__name__}: {exc}")
             self._failed(exc)
             raise
+        if self._first_report:
+            self._first_report = False
+            _trace(f"first report after {time.perf_counter() - t:.2f} s (startup {metrics.get('startup_s')})")
         result = self.reporter.result(metrics)
         if metrics.get("final"):
             self._finished()
@@ -100,7 +119,9 @@ class WarmWorker(tune.Trainable):
         return result
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
+        t = time.perf_counter()
         self.reports.close()  # a run that ASHA or a time budget stopped ends here, at a report between two steps
+        _trace(f"reset: the last run closed in {time.perf_counter() - t:.2f} s")
         if self.bench.dirty:
             return False
         self._start(new_config)
@@ -270,6 +291,8 @@ class ResultsCallback(tune.Callback):
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.last: dict[str, dict[str, Any]] = {}
         self.started: dict[str, float] = {}
+        self.trials: dict[str, Any] = {}  # every trial Tune started, by id
+        self.finished: set[str] = set()
         self.progress = progress
 
     def _number(self, trial) -> int:
@@ -284,6 +307,7 @@ class ResultsCallback(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         number = self._number(trial)
         self.started[trial.trial_id] = time.time()
+        self.trials[trial.trial_id] = trial
         self.store.write_trial(self._record(trial, "running"))
         rerun_of = trial.config.get(RERUN_KEY)
         if rerun_of is not None:
@@ -302,7 +326,23 @@ class ResultsCallback(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._finish(trial, "errored")
 
+    def record_in_flight(self) -> int:
+        """Record the trials that were still training when the search ended (its time budget, a stop) as
+        ``interrupted``, with what they had reported: their clocked time counts in the session's busy shares
+        (a GPU that trained to the budget's end was not idle), their objective stays empty (they did not
+        finish), and ``--resume`` runs them again. Returns how many."""
+        n = 0
+        for trial_id, trial in self.trials.items():
+            if trial_id in self.finished or trial_id not in self.last:
+                continue  # finished, or never reported: mark_interrupted() covers the latter
+            rec = self._record(trial, "interrupted")
+            rec["objective"] = None
+            self.store.write_trial(rec)
+            n += 1
+        return n
+
     def _finish(self, trial, status: str) -> None:
+        self.finished.add(trial.trial_id)
         self.store.write_trial(self._record(trial, status))
         self.store.write_tables()
         if self.progress is not None:
@@ -327,6 +367,7 @@ class ResultsCallback(tune.Callback):
             "final_val_loss": last.get("val_loss"), "best_val_loss": last.get("best_val_loss"),
             "tokens_per_s": last.get("tokens_per_s"), "startup_s": last.get("startup_s"),
             "startup_phases": last.get("startup_phases") or {},
+            "compile_cache": last.get("compile_cache") or {},  # the warm-up's compile-cache hits and misses
             # warm workers: runs the trial's process had trained before (0: a fresh process), whether its
             # shape was already compiled and warm, and the seconds from Tune starting the trial to its clock
             "worker_runs": last.get("worker_runs"), "warm_start": last.get("warm_start"),

@@ -56,3 +56,33 @@ def test_trials_reuse_a_worker_and_a_fault_replaces_it(tmp_path):
         "cache_dir": cache, "max_tokens": 6 * 256, "stop_rule": "never", "seed": 4, "muon_lr": 0.005})),
                   bench=Workbench())
     assert by_seed[4].metrics["train_loss"] == pytest.approx(fresh.final_train_loss, rel=1e-5)
+
+
+def test_trials_in_flight_at_the_end_keep_their_clocked_time(tmp_path):
+    """A trial still training when the time budget ends is recorded ``interrupted`` with what it reported: its
+    clocked span counts in the busy shares (its GPU was not idle), its objective stays empty, and a trial that
+    never reported is left for mark_interrupted."""
+    from types import SimpleNamespace
+
+    from search.store import TrialStore
+    from search.summary import record_share
+    from search.tuner import ResultsCallback
+
+    store = TrialStore(tmp_path)
+    cb = ResultsCallback(store, first_number=1)
+    done, busy, silent = (SimpleNamespace(trial_id=t, config={"muon_lr": 0.01, "_number": n})
+                          for n, t in enumerate(("aaa", "bbb", "ccc"), start=1))
+    for trial in (done, busy, silent):
+        cb.on_trial_start(0, [], trial)
+    report = {"tokens": 4096, "step": 2, "clock_s": 40.0, "objective": 30.0, "clock_started_at": 100.0,
+              "reported_at": 140.0, "cuda_visible_devices": "1", "final": False, "status": ""}
+    cb.on_trial_result(0, [], busy, report)
+    cb.on_trial_result(0, [], done, {**report, "cuda_visible_devices": "0", "final": True, "status": "completed"})
+    cb.on_trial_complete(0, [], done)
+    assert cb.record_in_flight() == 1
+    assert store.mark_interrupted() == [3]  # the one that never reported
+    recs = {r["trial_id"]: r for r in store.all_records()}
+    assert recs["bbb"]["status"] == "interrupted" and recs["bbb"]["objective"] is None
+    assert (recs["bbb"]["clock_started_at"], recs["bbb"]["clock_ended_at"], recs["bbb"]["tokens"]) == (100.0, 140.0, 4096)
+    share = record_share(tmp_path, store.write_tables(), "session-1", 100.0, 140.0)
+    assert share["per_gpu"] == {"0": 1.0, "1": 1.0} and share["trials"] == 1
