@@ -99,5 +99,30 @@ scale2)
   env $(from_snapshot p2) $PROMOTE --records /tmp/records-2gpu --time-budget-s $budget > $P/promote-2gpu.log 2>&1
   tail -15 $P/promote-2gpu.log
   tar czf "$OUT/scale2.tar.gz" --exclude=ray -C /tmp scale runs ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2" >&2; exit 2 ;;
+diag)  # a new machine: warm the caches as scale1 does, then the two-GPU search with Tune's controller at DEBUG
+  # and the workers tracing their resets and first reports (where did a GPU's idle minute go?)
+  P=/tmp/scale; mkdir -p $P/split
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
+  CUDA_VISIBLE_DEVICES=0 python bench/startup_split.py --out $P/split/diag-first.json > $P/split/diag-first.log 2>&1; tail -9 $P/split/diag-first.log
+  snapshot
+  echo "== two-GPU search (traced) from $(elapsed) s"
+  env $(from_snapshot d2) BLUEBERRY_WORKER_TRACE=1 python - > $P/search-2gpu-diag.log 2>&1 <<PY
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.DEBUG)
+from search.run import main
+sys.exit(main("${SEARCH#python -m search.run }".split() + ["--name", "two-gpu-diag"]))
+PY
+  grep -v "DEBUG\|^\[\|WARNING\|INFO" $P/search-2gpu-diag.log | tail -6
+  grep -h "^\[worker " /tmp/ray/session_latest/logs/*.err | sort -k3 -n > $P/worker-trace.txt; tail -30 $P/worker-trace.txt
+  grep -h "Not caching\|Could not cache\|Cleaning up cached\|Could not re-use\|Trying to schedule new ACTOR\|Actor STARTED\|Reusing ACTOR" $P/search-2gpu-diag.log | tail -30
+  tar czf "$OUT/diag.tar.gz" --exclude=ray -C /tmp scale runs ;;
+threads)  # issue 14/17: a process with one CPU thread (as a Ray trial worker has) against the cache a plain process
+  # left, with inductor's CPU thread count pinned for CUDA runs (trainer.train.pin_cpu_threads_for_compile)
+  P=/tmp/threads; mkdir -p $P /tmp/fresh
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/th/inductor TRITON_CACHE_DIR=/tmp/th/triton
+  fresh th-first; OMP_NUM_THREADS=1 fresh th-omp1; fresh th-default
+  for n in th-first th-omp1 th-default; do python -c "import json,sys; r=json.load(open('/tmp/fresh/$n/result.json')); [r.pop(k) for k in ('history','config')]; json.dump(r, open('$P/$n.json','w'), indent=1)"; done
+  tar czf "$OUT/threads.tar.gz" -C /tmp threads ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads" >&2; exit 2 ;;
 esac

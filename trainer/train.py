@@ -406,6 +406,20 @@ def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> P
     return cache_root(config.data) / "compile" / f"torch-{torch.__version__}-{gpu}-{digest}.bin"
 
 
+def pin_cpu_threads_for_compile() -> None:
+    """Fix the CPU thread count that inductor writes into its generated code and cache keys.
+
+    Left at its default, inductor keys compiled graphs on ``torch.get_num_threads()``: a plain process has
+    one thread per core, a Ray trial worker one (Ray sets OMP_NUM_THREADS=1), so a search's workers missed
+    every graph a ``python -m trainer`` had cached on the same machine and compiled from cold (a CPU search's
+    worker: 10 FX graph misses after a plain process had compiled the same shape; on the H200 the first trial's
+    warm-up took 28 s against 8 s). A GPU run's CPU kernels are negligible, so one thread costs nothing there
+    and every process shares one cache."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.cpp.threads = 1
+
+
 def load_compile_cache(path: Path) -> bool:
     """Load PyTorch's portable compile artifacts (``torch.compiler.load_cache_artifacts``) if the file exists."""
     try:
@@ -440,6 +454,7 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     do_compile, cudagraphs, dtype, fast = _settings(config, device)
     hp = config.hp
     if do_compile and device.type == "cuda":
+        pin_cpu_threads_for_compile()
         load_compile_cache(compile_cache_file(config, device, key))
     with torch.device(device):
         model = GPT(config.model)
@@ -655,7 +670,8 @@ class TrainingRun:
             m: dict[str, Any] = {
                 "tokens": tokens, "step": step, "train_loss": prog.last_loss, "smoothed_loss": prog.smoothed,
                 "val_loss": prog.val, "clock_s": clock_s, "tokens_per_s": tokens / clock_s if clock_s > 0 else 0.0,
-                "final": done, "startup_s": startup_s, "startup_phases": phases, "worker_runs": worker_runs,
+                "final": done, "startup_s": startup_s, "startup_phases": phases, "compile_cache": compile_cache,
+                "worker_runs": worker_runs,
                 "warm_start": warm_start, "worker_pid": os.getpid(), "clock_started_at": clock_started_at,
                 "reported_at": time.time()}
             for rule in CROSSING_RULES:
