@@ -16,6 +16,10 @@
 #                                     x 2 seeds (+ the control) on one GPU
 #   bash bench/gpu_nov30d.sh scale2   the same machine kept warm: the same search on both GPUs, then the same
 #                                     promotion (of the one-GPU search's run) on both GPUs
+#   bash bench/gpu_nov30d.sh diag     a new nvidia-h200-x2: warm the caches, then the two-GPU search with Tune's
+#                                     controller at DEBUG and BLUEBERRY_WORKER_TRACE=1
+#   bash bench/gpu_nov30d.sh threads  one H200: a one-thread process against a plain process's compile cache
+#                                     (not run yet: the session's device time was spent)
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
