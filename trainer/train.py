@@ -409,12 +409,13 @@ def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> P
 def pin_cpu_threads_for_compile() -> None:
     """Fix the CPU thread count that inductor writes into its generated code and cache keys.
 
-    Left at its default, inductor keys compiled graphs on ``torch.get_num_threads()``: a plain process has
-    one thread per core, a Ray trial worker one (Ray sets OMP_NUM_THREADS=1), so a search's workers missed
-    every graph a ``python -m trainer`` had cached on the same machine and compiled from cold (a CPU search's
-    worker: 10 FX graph misses after a plain process had compiled the same shape; on the H200 the first trial's
-    warm-up took 28 s against 8 s). A GPU run's CPU kernels are negligible, so one thread costs nothing there
-    and every process shares one cache."""
+    Left at its default, inductor keys compiled graphs on ``torch.get_num_threads()`` where they may hold CPU
+    code: a plain process has one thread per core, a Ray trial worker one (Ray sets OMP_NUM_THREADS=1), so a
+    worker misses what a ``python -m trainer`` cached on the same machine (on CPU: a search worker missed all 10
+    FX graphs of a shape a plain process had compiled; ``bench/compile_cache_threads.py``). On an H200 a
+    search's first trial warmed up in 28 s against 8 s for a plain process on the same caches; that the thread
+    count is why there is not yet measured with this pin. A GPU run's CPU kernels are negligible, so one thread
+    costs nothing there, and every process shares one cache."""
     import torch._inductor.config as inductor_config
 
     inductor_config.cpp.threads = 1
