@@ -20,6 +20,7 @@
 #                                     controller at DEBUG and BLUEBERRY_WORKER_TRACE=1
 #   bash bench/gpu_nov30d.sh threads  one H200: a one-thread process against a plain process's compile cache
 #                                     (not run yet: the session's device time was spent)
+#   bash bench/gpu_nov30d.sh transfer nvidia-h200-x2: the same transfer on one GPU, then on two (issue 17; not run yet)
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -128,5 +129,18 @@ threads)  # issue 14/17: a process with one CPU thread (as a Ray trial worker ha
   fresh th-first; OMP_NUM_THREADS=1 fresh th-omp1; fresh th-default
   for n in th-first th-omp1 th-default; do python -c "import json,sys; r=json.load(open('/tmp/fresh/$n/result.json')); [r.pop(k) for k in ('history','config')]; json.dump(r, open('$P/$n.json','w'), indent=1)"; done
   tar czf "$OUT/threads.tar.gz" -C /tmp threads ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads" >&2; exit 2 ;;
+transfer)  # issue 17's last point (not run yet): the same transfer (the repo's speedrun-4.5 records to marathon,
+  # TRANSFER_TOKENS a run, 2 seeds, 3 candidates: 6 runs) on one GPU, then on two, each from a copy of one warm cache
+  P=/tmp/scale; mkdir -p $P/split; T=${TRANSFER_TOKENS:-4000000}
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
+  CUDA_VISIBLE_DEVICES=0 python bench/startup_split.py --track marathon --out $P/split/transfer-first.json > /dev/null 2>&1
+  snapshot
+  TR="python -m search.transfer records --track marathon --seeds 2 --include-not-significant --max-combine 1 --max-candidates 3 --budget-tokens $T --runs-dir $S"
+  for g in 1 2; do
+    t0=$(date +%s); devs=0; [ $g = 2 ] && devs=0,1
+    env $(from_snapshot t$g) CUDA_VISIBLE_DEVICES=$devs $TR --name transfer-${g}gpu > $P/transfer-${g}gpu.log 2>&1
+    echo "transfer on $g GPU(s): $(( $(date +%s) - t0 )) s (exit $?)" | tee -a $P/transfer-walls.txt
+  done
+  tar czf "$OUT/transfer.tar.gz" --exclude=ray -C /tmp scale ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads|transfer" >&2; exit 2 ;;
 esac
