@@ -19,8 +19,14 @@
 #   bash bench/gpu_nov30d.sh diag     a new nvidia-h200-x2: warm the caches, then the two-GPU search with Tune's
 #                                     controller at DEBUG and BLUEBERRY_WORKER_TRACE=1
 #   bash bench/gpu_nov30d.sh threads  one H200: a one-thread process against a plain process's compile cache
-#                                     (not run yet: the session's device time was spent)
-#   bash bench/gpu_nov30d.sh transfer nvidia-h200-x2: the same transfer on one GPU, then on two (issue 17; not run yet)
+#                                     (not run in the fourth session: its device time was spent; part of `index`)
+#   bash bench/gpu_nov30d.sh transfer nvidia-h200-x2: the same transfer on one GPU, then on two (issue 17; fifth
+#                                     session)
+# Fifth session (same day):
+#   bash bench/gpu_nov30d.sh index    one H200 (issue 14): the `threads` runs, then fresh processes alternating
+#                                     torch's CUDA graph alias walks (BLUEBERRY_GRAPH_INDEX=0) and the indexed checks
+#                                     (=1, trainer/graph_index.py), one process checking both against each other
+#                                     (=check), and bench/startup_split.py with each
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -139,8 +145,25 @@ transfer)  # issue 17's last point (not run yet): the same transfer (the repo's 
   for g in 1 2; do
     t0=$(date +%s); devs=0; [ $g = 2 ] && devs=0,1
     env $(from_snapshot t$g) CUDA_VISIBLE_DEVICES=$devs $TR --name transfer-${g}gpu > $P/transfer-${g}gpu.log 2>&1
-    echo "transfer on $g GPU(s): $(( $(date +%s) - t0 )) s (exit $?)" | tee -a $P/transfer-walls.txt
+    rc=$?; echo "transfer on $g GPU(s): $(( $(date +%s) - t0 )) s (exit $rc)" | tee -a $P/transfer-walls.txt
+    tail -12 $P/transfer-${g}gpu.log
+    tar czf "$OUT/transfer.tar.gz" --exclude=ray --exclude='*.pt' -C /tmp scale runs  # in case the next runs out of time
+  done ;;
+index)  # issue 14, fifth session: the thread pin on the GPU (as `threads`), then recording with torch's alias walks
+  # against the indexed checks, alternated, on the caches the first process left
+  P=/tmp/index; mkdir -p $P /tmp/fresh
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/th/inductor TRITON_CACHE_DIR=/tmp/th/triton
+  fresh th-first; OMP_NUM_THREADS=1 fresh th-omp1; fresh th-default
+  for i in 1 2 3; do BLUEBERRY_GRAPH_INDEX=0 fresh walk-$i; BLUEBERRY_GRAPH_INDEX=1 fresh index-$i; done
+  BLUEBERRY_GRAPH_INDEX=check fresh check
+  for v in 0 1; do
+    BLUEBERRY_GRAPH_INDEX=$v python bench/startup_split.py --out $P/split-index$v.json > $P/split-index$v.log 2>&1
+    echo "startup_split, BLUEBERRY_GRAPH_INDEX=$v:"; tail -9 $P/split-index$v.log
   done
-  tar czf "$OUT/transfer.tar.gz" --exclude=ray -C /tmp scale ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads|transfer" >&2; exit 2 ;;
+  for f in /tmp/fresh/*/result.json; do n=$(basename $(dirname $f))
+    python -c "import json,sys; r=json.load(open('$f')); [r.pop(k, None) for k in ('history','config')]; json.dump(r, open('$P/fresh-$n.json','w'), indent=1)"
+  done
+  echo "done at $(elapsed) s"; tar czf "$OUT/index.tar.gz" -C /tmp index ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads|transfer|index" >&2; exit 2 ;;
 esac

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from trainer import graph_index
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, RunConfig
 from trainer.flops import mfu_fields
@@ -457,6 +458,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     if do_compile and device.type == "cuda":
         pin_cpu_threads_for_compile()
         load_compile_cache(compile_cache_file(config, device, key))
+    if cudagraphs:
+        graph_index.install()  # recording the 64 training graphs: linear walks -> indexed lookups
     with torch.device(device):
         model = GPT(config.model)
     val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
