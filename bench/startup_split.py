@@ -3,8 +3,8 @@
 Runs ``trainer.train.train`` once in this (fresh) process at the given track's settings and times, with a device
 sync after each: the import of the compile stack (its thread), loading the tokens, building the shape (model,
 validation windows, compile wrappers), each evaluation and the first three training steps; and, inside those,
-the time PyTorch's CUDA graph trees spend recording graphs (``CUDAGraphNode.__init__``) and dynamo's compile
-times. Run it twice: the second process sees the caches the first left.
+the time PyTorch's CUDA graph trees spend recording graphs (``CUDAGraphNode.__init__``), the kernels inductor
+still autotunes when they first run (with what its autotune cache said) and dynamo's compile times. Run it twice: the second process sees the caches the first left.
 
     python bench/startup_split.py --out /tmp/split.json                  # record settings, 0.5M tokens
     python bench/startup_split.py --out /tmp/s.json --track tiny-speedrun --set device=cpu --set compile=true
@@ -37,6 +37,7 @@ def main() -> None:
     tt = importlib.import_module("trainer.train")  # the module (the package exports its train())
     t_imported = time.perf_counter() - T0
     spans: dict[str, list[float]] = defaultdict(list)
+    autotuned: list[dict] = []
 
     def sync() -> None:
         if torch.cuda.is_available():
@@ -70,6 +71,23 @@ def main() -> None:
                 spans["cuda graph recording (inside the above)"].append(time.perf_counter() - t)
         recording._timed = True
         node.__init__ = recording
+        try:  # which kernels a warm process still autotunes, and what their autotune cache said
+            from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+        except ImportError:
+            return
+        bench_all = CachingAutotuner.benchmark_all_configs
+
+        def benchmarking(self, *a, **k):
+            t = time.perf_counter()
+            try:
+                return bench_all(self, *a, **k)
+            finally:
+                info = getattr(self, "autotune_cache_info", None) or {}
+                autotuned.append({"kernel": getattr(self.fn, "__name__", "?"), "s": round(time.perf_counter() - t, 4),
+                                  "configs": len(getattr(self, "launchers", []) or []),
+                                  "cache": info.get("autotune_cache_state"),
+                                  "file": Path(getattr(self, "filename", "") or "").name})
+        CachingAutotuner.benchmark_all_configs = benchmarking
 
     importer = tt._import_compile_stack
     tt._import_compile_stack = timed("import the compile stack (thread)", importer)
@@ -110,6 +128,7 @@ def main() -> None:
         "startup_s": result.startup_s, "startup_phases": result.startup_phases, "compile_cache": result.compile_cache,
         "spans_s": {k: [round(v, 3) for v in vs] for k, vs in spans.items()},
         "span_totals_s": {k: round(sum(vs), 3) for k, vs in spans.items()},
+        "autotuned": autotuned,
     }
     try:  # dynamo_timed's totals per function, seconds (nested: a total includes the ones it called)
         from torch._dynamo.utils import compilation_time_metrics
@@ -123,6 +142,9 @@ def main() -> None:
     print(f"start-up {result.startup_s:.2f} s {result.startup_phases} {result.compile_cache}")
     for k, v in out["span_totals_s"].items():
         print(f"  {k}: {v:.2f} s ({len(spans[k])}x)")
+    if autotuned:
+        print(f"  autotuned at run time: {len(autotuned)} kernels, {sum(a['s'] for a in autotuned):.2f} s; cache "
+              f"{sorted({str(a['cache']) for a in autotuned})}")
 
 
 if __name__ == "__main__":
