@@ -27,6 +27,12 @@
 #                                     torch's CUDA graph alias walks (BLUEBERRY_GRAPH_INDEX=0) and the indexed checks
 #                                     (=1, trainer/graph_index.py), one process checking both against each other
 #                                     (=check), and bench/startup_split.py with each
+#   bash bench/gpu_nov30d.sh final    one H200 (issues 14, 19): with the loss kernels tuned once and cached
+#                                     (trainer/loss.py): bench/startup_split.py on a new machine and again warm,
+#                                     three fresh `python -m trainer`, trainer speed at b4, 6,086,656 tokens against
+#                                     the saved reference path
+#   bash bench/gpu_nov30d.sh scale12  nvidia-h200-x2 (issue 17): the default search for SCALE_BUDGET s on GPU 0
+#                                     and then on both GPUs in one call, each from its own copy of one warm snapshot
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -167,5 +173,37 @@ index)  # issue 14, fifth session: the thread pin on the GPU (as `threads`), the
     python -c "import json,sys; r=json.load(open('$f')); [r.pop(k, None) for k in ('history','config')]; json.dump(r, open('$P/fresh-$n.json','w'), indent=1)"
   done
   echo "done at $(elapsed) s"; tar czf "$OUT/index.tar.gz" -C /tmp index ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads|transfer|index" >&2; exit 2 ;;
+final)
+  P=/tmp/final; mkdir -p $P /tmp/fresh
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/fi/inductor TRITON_CACHE_DIR=/tmp/fi/triton
+  for n in first warm; do
+    python bench/startup_split.py --out $P/split-$n.json > $P/split-$n.log 2>&1; echo "startup_split, $n:"; tail -10 $P/split-$n.log
+  done
+  for i in 1 2 3; do fresh fi-warm-$i; done
+  for f in /tmp/fresh/*/result.json; do n=$(basename $(dirname $f))
+    python -c "import json,sys; r=json.load(open('$f')); [r.pop(k, None) for k in ('history','config')]; json.dump(r, open('$P/fresh-$n.json','w'), indent=1)"
+  done
+  tar czf "$OUT/final.tar.gz" -C /tmp final
+  echo "== trainer speed from $(elapsed) s"
+  python bench/trainer_speed.py --out $P/speed --batches 4 --steps 60 > $P/speed.log 2>&1; tail -4 $P/speed.log
+  echo "== same answer from $(elapsed) s"
+  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -8 $P/same.log
+  echo "done at $(elapsed) s"; tar czf "$OUT/final.tar.gz" -C /tmp final ;;
+scale12)
+  P=/tmp/scale; mkdir -p $P/split
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
+  CUDA_VISIBLE_DEVICES=0 python bench/startup_split.py --out $P/split/s12-first.json > /dev/null 2>&1
+  snapshot
+  for g in 1 2; do
+    devs=0; [ $g = 2 ] && devs=0,1
+    echo "== $g-GPU search from $(elapsed) s"
+    env $(from_snapshot a$g) CUDA_VISIBLE_DEVICES=$devs $SEARCH --name s12-${g}gpu > $P/search-s12-${g}gpu.log 2>&1
+    grep -v "^\[\|WARNING\|INFO" $P/search-s12-${g}gpu.log | tail -8
+    tar czf "$OUT/scale12.tar.gz" --exclude=ray --exclude='*.pt' -C /tmp scale runs
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads|transfer|index|final|scale12" >&2; exit 2 ;;
 esac

@@ -78,13 +78,15 @@ def main() -> None:
         bench_all = CachingAutotuner.benchmark_all_configs
 
         def benchmarking(self, *a, **k):
-            t = time.perf_counter()
+            t, timings = time.perf_counter(), {}
             try:
-                return bench_all(self, *a, **k)
+                timings = bench_all(self, *a, **k)
+                return timings
             finally:
                 info = getattr(self, "autotune_cache_info", None) or {}
                 autotuned.append({"kernel": getattr(self.fn, "__name__", "?"), "s": round(time.perf_counter() - t, 4),
                                   "configs": len(getattr(self, "launchers", []) or []),
+                                  "kernel_ms": sorted(round(float(v), 4) for v in (timings or {}).values()),
                                   "cache": info.get("autotune_cache_state"),
                                   "file": Path(getattr(self, "filename", "") or "").name})
         CachingAutotuner.benchmark_all_configs = benchmarking

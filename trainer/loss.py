@@ -70,6 +70,15 @@ def _matmul_dtype(h: torch.Tensor) -> torch.dtype:
     return h.dtype
 
 
+# Inductor options for the loss's compiled kernels. Their reductions run over the whole vocabulary; at load time
+# inductor adds a second, smaller-block variant of such a kernel when the first uses many registers, and then
+# benchmarks the two in every new process (0.67 s of each fresh start at the record settings on an H200, Nov 30),
+# because its autotune cache only covers kernels that had several variants when generated. Coordinate-descent
+# tuning gives each loss kernel a tuned block size once and caches it, so a warm process loads it and
+# benchmarks nothing; the tuned kernel is never slower than the one it started from (the search keeps the best).
+LOSS_COMPILE_OPTIONS = {"coordinate_descent_tuning": True}
+
+
 class ChunkedLMLoss:
     """Callable with ``lm_loss``'s signature, ``(h [B, T, d], weight [V, d], targets [B, T]) -> mean loss``.
 
@@ -83,8 +92,8 @@ class ChunkedLMLoss:
         self.chunk = chunk
         fused, plain = _chunk_loss_and_grads, _chunk_loss
         if compile:
-            fused = torch.compile(fused, dynamic=False)
-            plain = torch.compile(plain, dynamic=False)
+            fused = torch.compile(fused, dynamic=False, options=LOSS_COMPILE_OPTIONS)
+            plain = torch.compile(plain, dynamic=False, options=LOSS_COMPILE_OPTIONS)
         self.kernels = (fused, plain)
 
     def __call__(self, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

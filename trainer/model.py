@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import ModelConfig
+from trainer.loss import LOSS_COMPILE_OPTIONS
 
 
 class RMSNorm(nn.Module):
@@ -168,7 +169,7 @@ def compile_regions(model: GPT, cudagraphs: bool = False) -> None:
     each compiled block as a CUDA graph, which removes the per-kernel launch cost that bounds small batches."""
     for block in model.blocks:
         block.compile(dynamic=False, mode="reduce-overhead" if cudagraphs else None)
-    model.lm_loss = torch.compile(lm_loss, dynamic=False)
+    model.lm_loss = torch.compile(lm_loss, dynamic=False, options=LOSS_COMPILE_OPTIONS)
 
 
 def count_parameters(model: nn.Module) -> int:
