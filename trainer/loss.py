@@ -70,13 +70,13 @@ def _matmul_dtype(h: torch.Tensor) -> torch.dtype:
     return h.dtype
 
 
-# Inductor options for the loss's compiled kernels. Their reductions run over the whole vocabulary; at load time
-# inductor adds a second, smaller-block variant of such a kernel when the first uses many registers, and then
-# benchmarks the two in every new process (0.67 s of each fresh start at the record settings on an H200, Nov 30),
-# because its autotune cache only covers kernels that had several variants when generated. Coordinate-descent
-# tuning gives each loss kernel a tuned block size once and caches it, so a warm process loads it and
-# benchmarks nothing; the tuned kernel is never slower than the one it started from (the search keeps the best).
-LOSS_COMPILE_OPTIONS = {"coordinate_descent_tuning": True}
+# Inductor options for the loss's compiled kernels. Their reductions run over the whole vocabulary. When such a
+# kernel needs many registers, inductor adds a half-block variant of it at load time and benchmarks the two, in
+# every new process: its autotune cache only covers kernels that had several variants when generated. At the
+# record settings on an H200 (Nov 30) that was 0.65 s of each fresh start, for variants of 0.932 and 0.970 ms
+# (under 0.1% of a 40 ms step apart). Without the variant the kernel is the one inductor generated, and nothing
+# is benchmarked. (Coordinate-descent tuning, tried first, re-tuned the kernels in every warm process: 4.3 s.)
+LOSS_COMPILE_OPTIONS = {"dynamic_scale_rblock": False}
 
 
 class ChunkedLMLoss:
