@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from trainer import graph_index
+from trainer import graph_index, stable_keys
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, RunConfig
 from trainer.flops import mfu_fields
@@ -412,11 +412,12 @@ def pin_cpu_threads_for_compile() -> None:
 
     Left at its default, inductor keys compiled graphs on ``torch.get_num_threads()`` where they may hold CPU
     code: a plain process has one thread per core, a Ray trial worker one (Ray sets OMP_NUM_THREADS=1), so a
-    worker misses what a ``python -m trainer`` cached on the same machine (on CPU: a search worker missed all 10
-    FX graphs of a shape a plain process had compiled; ``bench/compile_cache_threads.py``). On an H200 a
-    search's first trial warmed up in 28 s against 8 s for a plain process on the same caches; that the thread
-    count is why there is not yet measured with this pin. A GPU run's CPU kernels are negligible, so one thread
-    costs nothing there, and every process shares one cache."""
+    worker misses what a ``python -m trainer`` cached on the same machine (``bench/compile_cache_threads.py``).
+    On an H200 (Nov 30) a process with OMP_NUM_THREADS=1 hit all 10 FX graphs and 8 AOTAutograd entries a plain
+    process had cached, and started in 9.1 s (43.7 s for the plain process that compiled them). A search's Ray
+    workers still missed them for a second reason, the module name pickled with a memory format (see
+    ``trainer.stable_keys``). A GPU run's CPU kernels are negligible, so one thread costs nothing there, and every
+    process shares one cache."""
     import torch._inductor.config as inductor_config
 
     inductor_config.cpp.threads = 1
@@ -455,6 +456,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
 
     do_compile, cudagraphs, dtype, fast = _settings(config, device)
     hp = config.hp
+    if do_compile:
+        stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
     if do_compile and device.type == "cuda":
         pin_cpu_threads_for_compile()
         load_compile_cache(compile_cache_file(config, device, key))
