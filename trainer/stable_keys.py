@@ -2,19 +2,21 @@
 
 Inductor's FX-graph and AOTAutograd caches key a graph on the pickled bytes of, among others, its inputs'
 metadata, which holds a ``torch.memory_format``. A memory format has no ``__module__`` and pickles by the name
-``torch.contiguous_format``, so ``pickle`` records it under the first module in ``sys.modules`` through which that
-name resolves: ``torch._utils`` in a plain ``python -m trainer`` process, but ``optuna.samplers._gp.sampler`` (whose
-lazily imported ``torch`` resolves it) in a search's Ray worker, which imports Optuna before torch. The same graph
-then gets two keys: on CPU (torch 2.13) a search worker missed all 10 FX graphs and 8 AOTAutograd entries that a
-plain process had cached on the same settings, and the pickled inputs differed in that one module name; with
-this fix it hit all of them (``tests/trainer/test_stable_keys.py`` shows the mechanism). On the H200 (torch 2.11)
-each search's first trial on a GPU missed 9-10 of the 10 FX graphs with the thread count already pinned, and
-started in 25-27 s (``bench/results/scaling-nov30e/``); that this fix removes those misses there is not yet
-measured.
+``torch.contiguous_format``, so ``pickle`` records it under the first module in ``sys.modules`` through which
+that name resolves: ``torch._utils`` in a plain ``python -m trainer`` process, but
+``optuna.samplers._gp.sampler`` (whose lazily imported ``torch`` resolves it) in a search's Ray worker, which
+imports Optuna before torch. The same graph then gets two keys. On CPU (torch 2.13) a search worker missed all
+10 FX graphs and 8 AOTAutograd entries that a plain process had cached on the same settings, and the pickled
+inputs differed in that one module name; with this fix (and the CPU thread count pinned, as the trainer pins
+it on CUDA) it hit all of them. ``tests/trainer/test_stable_keys.py`` shows the mechanism. On the H200 (torch
+2.11, thread count pinned, Nov 30) the pattern is the same: a transfer's Ray workers, which never import
+Optuna, hit all 10 FX graphs and started in 15-17 s, while each search's first trial on a GPU (its worker
+imports Optuna first) missed 9-10 of them and started in 25-27 s (``bench/results/scaling-nov30e/``). That
+this fix removes those misses on the GPU is not yet measured.
 
 :func:`install` registers a reducer for ``torch.memory_format`` that names this module's :func:`memory_format`
-instead, so every process pickles a format to the same bytes, and unpickling still gives the same object (for any
-``pickle`` of a memory format in the process, not only cache keys).
+instead, so every process pickles a format to the same bytes, and unpickling still gives the same object (for
+any ``pickle`` of a memory format in the process, not only cache keys).
 """
 
 from __future__ import annotations
