@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device calls of Nov 30, fourth session.
+# Device calls of Nov 30, fourth and fifth sessions.
 #   carry: .devbundle-lite (`../shared/device/make-bundle.sh .devbundle-lite --only datasets dill multiprocess
 #   zstandard`: enough for the trainer) or .devbundle (the full one, for searches), and .carry/data (wiki shard 0
 #   + val of the offline corpus). Everything comes back as a few files in $OUT.

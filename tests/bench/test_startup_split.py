@@ -30,3 +30,11 @@ def test_scaling_summary_reproduces_the_saved_figures():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (ROOT / "bench/results/scaling-nov30d/summary.txt").read_text()
     assert "2.00x" in proc.stdout and "0.543x" in proc.stdout
+
+
+def test_nov30e_summary_reproduces_the_saved_figures():
+    proc = subprocess.run([sys.executable, "bench/nov30e_summary.py", "bench/results"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (ROOT / "bench/results/nov30e-summary.txt").read_text()
+    assert "index: 9.91, 9.57, 10.40 s (median 9.91)" in proc.stdout and "0.591x" in proc.stdout
