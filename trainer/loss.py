@@ -70,12 +70,14 @@ def _matmul_dtype(h: torch.Tensor) -> torch.dtype:
     return h.dtype
 
 
-# Inductor options for the loss's compiled kernels. Their reductions run over the whole vocabulary. When such a
-# kernel needs many registers, inductor adds a half-block variant of it at load time and benchmarks the two, in
-# every new process: its autotune cache only covers kernels that had several variants when generated. At the
-# record settings on an H200 (Nov 30) that was 0.65 s of each fresh start, for variants of 0.932 and 0.970 ms
-# (under 0.1% of a 40 ms step apart). Without the variant the kernel is the one inductor generated, and nothing
-# is benchmarked. (Coordinate-descent tuning, tried first, re-tuned the kernels in every warm process: 4.3 s.)
+# Inductor options for the plain loss's compiled kernels (``model.lm_loss``, the loss at micro-batches of up
+# to 32k positions; the chunked loss below keeps inductor's defaults: not measured). Their reductions run over
+# the whole vocabulary. When such a kernel needs many registers, inductor adds a half-block variant of it at
+# load time and benchmarks the two, in every new process: its autotune cache only covers kernels that had
+# several variants when generated. At the record settings on an H200 (Nov 30) that was 0.65 s of each fresh
+# start, for variants of 0.932 and 0.970 ms (under 0.1% of a 40 ms step apart). Without the variant the kernel
+# is the one inductor generated, and nothing is benchmarked. (Coordinate-descent tuning, tried first, re-tuned
+# the kernels in every warm process: 4.3 s.)
 LOSS_COMPILE_OPTIONS = {"dynamic_scale_rblock": False}
 
 
@@ -92,8 +94,8 @@ class ChunkedLMLoss:
         self.chunk = chunk
         fused, plain = _chunk_loss_and_grads, _chunk_loss
         if compile:
-            fused = torch.compile(fused, dynamic=False, options=LOSS_COMPILE_OPTIONS)
-            plain = torch.compile(plain, dynamic=False, options=LOSS_COMPILE_OPTIONS)
+            fused = torch.compile(fused, dynamic=False)
+            plain = torch.compile(plain, dynamic=False)
         self.kernels = (fused, plain)
 
     def __call__(self, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
