@@ -24,17 +24,15 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
     assert data["startup_s"] > 0 and set(data["startup_phases"]) >= {"before_train", "data", "warmup"}
 
 
-def test_scaling_summary_reproduces_the_saved_figures():
-    proc = subprocess.run([sys.executable, "bench/scaling_summary.py", "bench/results/scaling-nov30d"],
+@pytest.mark.parametrize(("script", "folder", "saved", "figures"), [
+    ("scaling_summary.py", "bench/results/scaling-nov30d", "bench/results/scaling-nov30d/summary.txt",
+     ["2.00x", "0.543x"]),
+    ("nov30e_summary.py", "bench/results", "bench/results/nov30e-summary.txt",
+     ["index: 9.91, 9.57, 10.40 s (median 9.91)", "0.591x"]),
+])
+def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
+    proc = subprocess.run([sys.executable, f"bench/{script}", folder],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == (ROOT / "bench/results/scaling-nov30d/summary.txt").read_text()
-    assert "2.00x" in proc.stdout and "0.543x" in proc.stdout
-
-
-def test_nov30e_summary_reproduces_the_saved_figures():
-    proc = subprocess.run([sys.executable, "bench/nov30e_summary.py", "bench/results"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == (ROOT / "bench/results/nov30e-summary.txt").read_text()
-    assert "index: 9.91, 9.57, 10.40 s (median 9.91)" in proc.stdout and "0.591x" in proc.stdout
+    assert proc.stdout == (ROOT / saved).read_text()
+    assert all(f in proc.stdout for f in figures)
