@@ -18,17 +18,16 @@
 #                                     promotion (of the one-GPU search's run) on both GPUs
 #   bash bench/gpu_nov30d.sh diag     a new nvidia-h200-x2: warm the caches, then the two-GPU search with Tune's
 #                                     controller at DEBUG and BLUEBERRY_WORKER_TRACE=1
-#   bash bench/gpu_nov30d.sh threads  one H200: a one-thread process against a plain process's compile cache
-#                                     (not run in the fourth session: its device time was spent; part of `index`)
 #   bash bench/gpu_nov30d.sh transfer nvidia-h200-x2: the same transfer on one GPU, then on two (issue 17; fifth
 #                                     session)
 # Fifth session (same day):
-#   bash bench/gpu_nov30d.sh index    one H200 (issue 14): the `threads` runs, then fresh processes alternating
+#   bash bench/gpu_nov30d.sh index    one H200 (issue 14): a first process on a new machine, then one with
+#                                     OMP_NUM_THREADS=1 and one plain on its caches; then fresh processes alternating
 #                                     torch's CUDA graph alias walks (BLUEBERRY_GRAPH_INDEX=0) and the indexed checks
 #                                     (=1, trainer/graph_index.py), one process checking both against each other
 #                                     (=check), and bench/startup_split.py with each
-#   bash bench/gpu_nov30d.sh final    one H200 (issues 14, 19): with the loss kernels tuned once and cached
-#                                     (trainer/loss.py): bench/startup_split.py on a new machine and again warm,
+#   bash bench/gpu_nov30d.sh final    one H200 (issues 14, 19): with the plain loss compiled without inductor's
+#                                     half-block variant (trainer/loss.py): bench/startup_split.py on a new machine and again warm,
 #                                     three fresh `python -m trainer`, trainer speed at b4, 6,086,656 tokens against
 #                                     the saved reference path
 #   bash bench/gpu_nov30d.sh scale12  nvidia-h200-x2 (issue 17): the default search for SCALE_BUDGET s on GPU 0
@@ -55,6 +54,19 @@ print(f"{sys.argv[2]}: {r['startup_s']:.2f} s to the first clocked step; {r['sta
 PY
 }
 
+# each named fresh run's result.json as DIR/fresh-NAME.json, without its history and config (missing ones skipped)
+keep_fresh() {  # keep_fresh DIR NAME...
+  python - "$@" <<'PY'
+import json, sys
+from pathlib import Path
+for name in sys.argv[2:]:
+    src = Path("/tmp/fresh") / name / "result.json"
+    if src.exists():
+        r = json.loads(src.read_text()); r.pop("history", None); r.pop("config", None)
+        (Path(sys.argv[1]) / f"fresh-{name}.json").write_text(json.dumps(r, indent=1))
+PY
+}
+
 # issue 17: the default search and a promotion of its run, each started from its own copy of one warm snapshot
 # (inductor, Triton and <cache>: what a machine holds after one trainer process), so neither run gains from the
 # other; the runs dir lives on the machine between the calls
@@ -75,13 +87,7 @@ start)
   echo "== fresh processes from $(elapsed) s"
   fresh first && fresh warm-1 && fresh warm-2 && fresh warm-cprofile -m cProfile -o $P/warm-cprofile.prof
   fresh warm-3
-  for n in first warm-1 warm-2 warm-3 warm-cprofile; do cp /tmp/fresh/$n/result.json $P/fresh-$n.json 2>/dev/null; done
-  python - $P <<'PY'
-import json, sys
-from pathlib import Path
-for p in sorted(Path(sys.argv[1]).glob("fresh-*.json")):
-    r = json.loads(p.read_text()); r.pop("history", None); r.pop("config", None); p.write_text(json.dumps(r, indent=1))
-PY
+  keep_fresh $P first warm-1 warm-2 warm-3 warm-cprofile
   echo "== trainer speed from $(elapsed) s"
   python bench/trainer_speed.py --out $P/speed --batches 4 --steps 60 > $P/speed.log 2>&1; tail -4 $P/speed.log
   echo "== kernel table from $(elapsed) s"
@@ -134,14 +140,7 @@ PY
   grep -h "^\[worker " /tmp/ray/session_latest/logs/*.err | sort -k3 -n > $P/worker-trace.txt; tail -30 $P/worker-trace.txt
   grep -h "Not caching\|Could not cache\|Cleaning up cached\|Could not re-use\|Trying to schedule new ACTOR\|Actor STARTED\|Reusing ACTOR" $P/search-2gpu-diag.log | tail -30
   tar czf "$OUT/diag.tar.gz" --exclude=ray -C /tmp scale runs ;;
-threads)  # issue 14/17: a process with one CPU thread (as a Ray trial worker has) against the cache a plain process
-  # left, with inductor's CPU thread count pinned for CUDA runs (trainer.train.pin_cpu_threads_for_compile)
-  P=/tmp/threads; mkdir -p $P /tmp/fresh
-  export TORCHINDUCTOR_CACHE_DIR=/tmp/th/inductor TRITON_CACHE_DIR=/tmp/th/triton
-  fresh th-first; OMP_NUM_THREADS=1 fresh th-omp1; fresh th-default
-  for n in th-first th-omp1 th-default; do python -c "import json,sys; r=json.load(open('/tmp/fresh/$n/result.json')); [r.pop(k) for k in ('history','config')]; json.dump(r, open('$P/$n.json','w'), indent=1)"; done
-  tar czf "$OUT/threads.tar.gz" -C /tmp threads ;;
-transfer)  # issue 17's last point (not run yet): the same transfer (the repo's speedrun-4.5 records to marathon,
+transfer)  # issue 17's last point: the same transfer (the repo's speedrun-4.5 records to marathon,
   # TRANSFER_TOKENS a run, 2 seeds, 3 candidates: 6 runs) on one GPU, then on two, each from a copy of one warm cache
   P=/tmp/scale; mkdir -p $P/split; T=${TRANSFER_TOKENS:-4000000}
   export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
@@ -157,7 +156,7 @@ transfer)  # issue 17's last point (not run yet): the same transfer (the repo's 
     tail -12 $P/transfer-${g}gpu.log
     tar czf "$OUT/transfer.tar.gz" --exclude=ray --exclude='*.pt' -C /tmp scale runs  # in case the next runs out of time
   done ;;
-index)  # issue 14, fifth session: the thread pin on the GPU (as `threads`), then recording with torch's alias walks
+index)  # issue 14, fifth session: the thread pin on the GPU, then recording with torch's alias walks
   # against the indexed checks, alternated, on the caches the first process left
   P=/tmp/index; mkdir -p $P /tmp/fresh
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
@@ -169,9 +168,7 @@ index)  # issue 14, fifth session: the thread pin on the GPU (as `threads`), the
     BLUEBERRY_GRAPH_INDEX=$v python bench/startup_split.py --out $P/split-index$v.json > $P/split-index$v.log 2>&1
     echo "startup_split, BLUEBERRY_GRAPH_INDEX=$v:"; tail -9 $P/split-index$v.log
   done
-  for f in /tmp/fresh/*/result.json; do n=$(basename $(dirname $f))
-    python -c "import json,sys; r=json.load(open('$f')); [r.pop(k, None) for k in ('history','config')]; json.dump(r, open('$P/fresh-$n.json','w'), indent=1)"
-  done
+  keep_fresh $P th-first th-omp1 th-default walk-1 index-1 walk-2 index-2 walk-3 index-3 check
   echo "done at $(elapsed) s"; tar czf "$OUT/index.tar.gz" -C /tmp index ;;
 final)
   P=/tmp/final; mkdir -p $P /tmp/fresh
@@ -181,9 +178,7 @@ final)
     python bench/startup_split.py --out $P/split-$n.json > $P/split-$n.log 2>&1; echo "startup_split, $n:"; tail -10 $P/split-$n.log
   done
   for i in 1 2 3; do fresh fi-warm-$i; done
-  for f in /tmp/fresh/*/result.json; do n=$(basename $(dirname $f))
-    python -c "import json,sys; r=json.load(open('$f')); [r.pop(k, None) for k in ('history','config')]; json.dump(r, open('$P/fresh-$n.json','w'), indent=1)"
-  done
+  keep_fresh $P fi-warm-1 fi-warm-2 fi-warm-3
   tar czf "$OUT/final.tar.gz" -C /tmp final
   echo "== trainer speed from $(elapsed) s"
   python bench/trainer_speed.py --out $P/speed --batches 4 --steps 60 > $P/speed.log 2>&1; tail -4 $P/speed.log
@@ -205,5 +200,5 @@ scale12)
     tar czf "$OUT/scale12.tar.gz" --exclude=ray --exclude='*.pt' -C /tmp scale runs
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|threads|transfer|index|final|scale12" >&2; exit 2 ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12" >&2; exit 2 ;;
 esac
