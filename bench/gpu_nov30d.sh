@@ -32,12 +32,21 @@
 #                                     the saved reference path
 #   bash bench/gpu_nov30d.sh scale12  nvidia-h200-x2 (issue 17): the default search for SCALE_BUDGET s on GPU 0
 #                                     and then on both GPUs in one call, each from its own copy of one warm snapshot
+# Sixth session (same day): .carry/old holds the trainer at ee65970 (`git archive ee65970 trainer chores | tar -x -C
+# .carry/old; rm -r .carry/old/trainer/assets`: 0.2 MB, the assets are copied in on the machine), run beside the
+# working tree's for A/B in one call:
+#   bash bench/gpu_nov30d.sh sixth    one H200 (issues 14, 19): Muon's step alone; fresh `python -m trainer` with
+#                                     the new code and the old, each first on empty caches, then three each of new,
+#                                     new without the library prewarm (BLUEBERRY_PREWARM=0) and old, alternated, and
+#                                     bench/startup_split.py; trainer speed at b4, new and old; 6,086,656 tokens
+#                                     against the saved reference path; the b4 kernel table
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
 mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf $BUNDLE/site.tar.xz -C /tmp/s; } && export PYTHONPATH=/tmp/s/site:$PWD || exit 9
 export BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache PYTHONUNBUFFERED=1 RAY_DEDUP_LOGS=0
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" /tmp/bbcache
+REPO=$PWD
 elapsed() { echo $(( $(date +%s) - t_call )); }
 python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
 echo "tokens loaded at $(elapsed) s"
@@ -200,5 +209,31 @@ scale12)
     tar czf "$OUT/scale12.tar.gz" --exclude=ray --exclude='*.pt' -C /tmp scale runs
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12" >&2; exit 2 ;;
+sixth)
+  P=/tmp/sixth; mkdir -p $P /tmp/fresh; OLD=$PWD/.carry/old
+  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
+  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/six/inductor TRITON_CACHE_DIR=/tmp/six/triton
+  python bench/muon_step.py --out $P/muon > $P/muon.log 2>&1; grep -E '"version"|gpu_ms|speedup|mean_abs' $P/muon.log
+  echo "== fresh processes from $(elapsed) s"
+  fresh new-first; (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD fresh old-first)
+  for i in 1 2 3; do
+    fresh new-$i; BLUEBERRY_PREWARM=0 fresh noprewarm-$i; (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD fresh old-$i)
+  done
+  keep_fresh $P new-first old-first new-1 noprewarm-1 old-1 new-2 noprewarm-2 old-2 new-3 noprewarm-3 old-3
+  python bench/startup_split.py --out $P/split-new.json > $P/split-new.log 2>&1; tail -12 $P/split-new.log
+  tar czf "$OUT/sixth.tar.gz" -C /tmp sixth
+  echo "== trainer speed from $(elapsed) s"
+  python bench/trainer_speed.py --out $P/speed-new --batches 4 --steps 60 > $P/speed-new.log 2>&1; tail -3 $P/speed-new.log
+  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old --batches 4 --steps 60 > $P/speed-old.log 2>&1)
+  tail -3 $P/speed-old.log
+  echo "== same answer from $(elapsed) s"
+  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -8 $P/same.log
+  tar czf "$OUT/sixth.tar.gz" -C /tmp sixth
+  echo "== kernel table from $(elapsed) s"
+  python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -6 $P/profile.log
+  echo "done at $(elapsed) s"; tar czf "$OUT/sixth.tar.gz" -C /tmp sixth ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth" >&2; exit 2 ;;
 esac
