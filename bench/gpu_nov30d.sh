@@ -31,15 +31,17 @@
 #                                     three fresh `python -m trainer`, trainer speed at b4, 6,086,656 tokens against
 #                                     the saved reference path
 #   bash bench/gpu_nov30d.sh scale12  nvidia-h200-x2 (issue 17): the default search for SCALE_BUDGET s on GPU 0
-#                                     and then on both GPUs in one call, each from its own copy of one warm snapshot
+#                                     and then on both GPUs in one call, each from its own copy of one warm snapshot;
+#                                     with AB=1 (sixth session), first fresh starts of the working tree and .carry/old
+#                                     alternated on GPU 0, on the warm caches
 # Sixth session (same day): .carry/old holds the trainer at ee65970 (`git archive ee65970 trainer chores | tar -x -C
 # .carry/old; rm -r .carry/old/trainer/assets`: 0.2 MB, the assets are copied in on the machine), run beside the
 # working tree's for A/B in one call:
 #   bash bench/gpu_nov30d.sh sixth    one H200 (issues 14, 19): Muon's step alone; fresh `python -m trainer` with
-#                                     the new code and the old, each first on empty caches, then three each of new,
-#                                     new without the library prewarm (BLUEBERRY_PREWARM=0) and old, alternated, and
-#                                     bench/startup_split.py; trainer speed at b4, new and old; 6,086,656 tokens
-#                                     against the saved reference path; the b4 kernel table
+#                                     the new code and the old, each first on empty caches, then three of each
+#                                     alternated, and bench/startup_split.py; trainer speed at b4, new and old;
+#                                     6,086,656 tokens against the saved reference path; the b4 kernel table
+#                                     (call 1 ran it at bbfac74, with BLUEBERRY_PREWARM=0 runs in place of old's)
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -201,6 +203,13 @@ scale12)
   export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
   CUDA_VISIBLE_DEVICES=0 python bench/startup_split.py --out $P/split/s12-first.json > /dev/null 2>&1
   snapshot
+  if [ -n "${AB:-}" ]; then  # sixth session: fresh starts, the working tree's and .carry/old's, alternated on GPU 0
+    OLD=$PWD/.carry/old; mkdir -p /tmp/fresh $P/fresh; [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+    for i in 1 2 3; do
+      CUDA_VISIBLE_DEVICES=0 fresh new-$i; (cd $OLD && CUDA_VISIBLE_DEVICES=0 PYTHONPATH=/tmp/s/site:$OLD fresh old-$i)
+    done
+    keep_fresh $P/fresh new-1 old-1 new-2 old-2 new-3 old-3
+  fi
   for g in 1 2; do
     devs=0; [ $g = 2 ] && devs=0,1
     echo "== $g-GPU search from $(elapsed) s"
@@ -219,9 +228,9 @@ sixth)
   echo "== fresh processes from $(elapsed) s"
   fresh new-first; (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD fresh old-first)
   for i in 1 2 3; do
-    fresh new-$i; BLUEBERRY_PREWARM=0 fresh noprewarm-$i; (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD fresh old-$i)
+    fresh new-$i; (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD fresh old-$i)
   done
-  keep_fresh $P new-first old-first new-1 noprewarm-1 old-1 new-2 noprewarm-2 old-2 new-3 noprewarm-3 old-3
+  keep_fresh $P new-first old-first new-1 old-1 new-2 old-2 new-3 old-3
   python bench/startup_split.py --out $P/split-new.json > $P/split-new.log 2>&1; tail -12 $P/split-new.log
   tar czf "$OUT/sixth.tar.gz" -C /tmp sixth
   echo "== trainer speed from $(elapsed) s"

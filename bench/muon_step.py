@@ -7,12 +7,9 @@ Versions on the same random gradients:
   Newton-Schulz and back (upstream's form), so its update comes out with transposed strides;
 - ``no-transpose``: a tall matrix iterated from the right (``X (b A + c A^2)``, ``A = X^T X``), no
   transposes, the update keeps the parameter's layout; the lerps still outside the compiled function;
-- ``foreach-add``: ``no-transpose`` with both momentum lerps and the cast back to fp32 inside the compiled
-  function (momentum passed as a tensor, so no value is baked into the graph), the update added to the weights
-  by a foreach add;
-- ``trainer``: ``trainer.optim.Muon`` now: the add into the weights (each shape group one stacked tensor, the
-  step size a tensor) inside the compiled function too (Nov 30, sixth session).
-On an H200 (Nov 30, fourth session): 6.70, 6.37 and 5.91 ms of GPU time a step for the first three.
+- ``trainer``: ``trainer.optim.Muon`` now: ``no-transpose`` with both momentum lerps and the cast back to fp32
+  inside the compiled function (momentum passed as a tensor, so no value is baked into the graph).
+On an H200 (Nov 30, fourth session): 6.70, 6.37 and 5.91 ms of GPU time a step.
 (A variant with the stack compiled in and ``baddbmm`` for the quintic's adds took 7.75 ms against 6.64 on
 Nov 30, third session, and was dropped.)
 
@@ -33,7 +30,7 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import Muon, muon_update, newton_schulz, newton_schulz_transposed, partition
+from trainer.optim import Muon, newton_schulz, newton_schulz_transposed, partition
 
 
 class MuonNoTranspose(Muon):
@@ -69,31 +66,9 @@ class MuonBefore(Muon):
     step = MuonNoTranspose.step
 
 
-class MuonForeachAdd(Muon):
-    """Lerps, Newton-Schulz and the cast compiled together, the update added to each weight by a foreach add
-    (the trainer's Muon until Nov 30, sixth session, when the add moved into the compiled function)."""
-
-    def __init__(self, params: list[torch.nn.Parameter]) -> None:
-        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
-        self._update = torch.compile(muon_update, dynamic=False)
-
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]
-        group = self.param_groups[0]
-        lr, m = group["lr"], group["momentum"]
-        if self._buffers is None:
-            self._buffers = [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device) for ps in self.shape_groups]
-        self._momentum.fill_(m)
-        for params, buf in zip(self.shape_groups, self._buffers):
-            update = self._update(torch.stack([p.grad for p in params]), buf, self._momentum, 5, self.ns_dtype)
-            rows, cols = params[0].shape
-            torch._foreach_add_(params, list(update.unbind(0)), alpha=-lr * max(1.0, rows / cols) ** 0.5)
-
-
 VERSIONS = {
     "before": MuonBefore,
     "no-transpose": MuonNoTranspose,
-    "foreach-add": MuonForeachAdd,
     "trainer": lambda ps: Muon(ps, lr=0.015, momentum=0.95, ns_dtype=torch.float16, compile_ns=True),
 }
 

@@ -105,7 +105,6 @@ def main() -> None:
         patch_cudagraph_record()
         return shape
     tt.build_shape = build_shape
-    tt.prewarm_libraries = timed("prewarm libraries (inside build shape)", tt.prewarm_libraries)
     tt.Shape.evaluate = timed("evaluate", tt.Shape.evaluate)
     # the warm-up's evaluation is queued and read after the training steps: time only its host side
     tt.Shape.queue_evaluation = timed("queue an evaluation (host side; inside evaluate too)",

@@ -10,9 +10,7 @@ update, applied as ``p -= lr * max(1, rows / cols) ** 0.5 * u``. No weight decay
 
 The fast path stacks all matrices of one shape and runs Newton-Schulz once per shape as a batched matmul
 (4 shapes in the 151M model instead of 224 separate calls); ``reference=True`` is the plain per-matrix
-loop in fp32 that the fast path is tested against. The fast path also lays each shape group's matrices out
-as one ``[n, rows, cols]`` tensor (the parameters become views of it, once, when the first fast Muon is built
-over them), so the update lands in the weights in the same fused kernel that finishes Newton-Schulz.
+loop in fp32 that the fast path is tested against.
 """
 
 from __future__ import annotations
@@ -96,31 +94,6 @@ def muon_update(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, step
     return newton_schulz(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
 
 
-def muon_apply(weights: torch.Tensor, g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor,
-               step_size: torch.Tensor, steps: int, ns_dtype: torch.dtype) -> None:
-    """``muon_update`` added into the stacked ``weights`` times ``step_size`` (a 0-d tensor: -lr x the shape's
-    scale), so compiled, the last Newton-Schulz step's arithmetic, the cast and the add are one kernel."""
-    weights.add_(muon_update(g, buf, momentum, steps, ns_dtype) * step_size)
-
-
-def stacked(params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """One ``[n, *shape]`` tensor whose slices are ``params`` (same shape, dtype and device). If they are not
-    already consecutive slices of one storage, their values move into a new one and each parameter's ``.data``
-    becomes its slice: done once, before anything (compiled code, CUDA graphs) holds the old storage."""
-    first = params[0]
-    n, numel = len(params), first.numel()
-    storage = first.untyped_storage()
-    consecutive = all(p.untyped_storage().data_ptr() == storage.data_ptr() and p.is_contiguous()
-                      and p.storage_offset() == first.storage_offset() + i * numel for i, p in enumerate(params))
-    if consecutive and first.storage_offset() + n * numel <= storage.nbytes() // first.element_size():
-        return torch.empty(0, dtype=first.dtype, device=first.device).set_(
-            storage, first.storage_offset(), (n, *first.shape))
-    base = torch.stack([p.detach() for p in params])
-    for p, view in zip(params, base.unbind(0)):
-        p.data = view
-    return base
-
-
 class Muon(torch.optim.Optimizer):
     """Muon over groups of same-shape matrices, Newton-Schulz batched per shape."""
 
@@ -130,20 +103,17 @@ class Muon(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
         self.ns_dtype = ns_dtype
         self.reference = reference
-        # the momentum lerps, Newton-Schulz, the cast back and the add into the weights compile into one
-        # function per shape group (on an H200, 5.91 ms of GPU time a step against 6.37 with the lerps outside,
-        # before the add moved in: bench/muon_step.py)
-        self._apply: Callable[..., None] = torch.compile(muon_apply, dynamic=False) if compile_ns else muon_apply
+        # the momentum lerps, Newton-Schulz and the cast back compile into one function per shape group
+        # (on an H200, 5.91 ms of GPU time a step against 6.37 with the lerps outside: bench/muon_step.py)
+        self._update: Callable[..., torch.Tensor] = torch.compile(muon_update, dynamic=False) if compile_ns \
+            else muon_update
         by_shape: dict[tuple[int, ...], list[nn.Parameter]] = defaultdict(list)
         for group in self.param_groups:
             for p in group["params"]:
                 by_shape[tuple(p.shape)].append(p)
         self.shape_groups = list(by_shape.values())
-        self._stacks = [] if reference else [stacked(ps) for ps in self.shape_groups]
         self._buffers: list[torch.Tensor] | None = None
-        device = params[0].device
-        self._momentum = torch.tensor(momentum, device=device)
-        self._step_sizes = [torch.zeros((), device=device) for _ in self.shape_groups]
+        self._momentum = torch.tensor(momentum, device=params[0].device)
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
@@ -156,12 +126,10 @@ class Muon(torch.optim.Optimizer):
             self._buffers = [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device, dtype=ps[0].dtype)
                              for ps in self.shape_groups]
         self._momentum.fill_(m)
-        for params, weights, buf, step_size in zip(self.shape_groups, self._stacks, self._buffers,
-                                                   self._step_sizes):
+        for params, buf in zip(self.shape_groups, self._buffers):
+            update = self._update(torch.stack([p.grad for p in params]), buf, self._momentum, steps, self.ns_dtype)
             rows, cols = params[0].shape
-            step_size.fill_(-lr * max(1.0, rows / cols) ** 0.5)
-            self._apply(weights, torch.stack([p.grad for p in params]), buf, self._momentum, step_size, steps,
-                        self.ns_dtype)
+            torch._foreach_add_(params, list(update.unbind(0)), alpha=-lr * max(1.0, rows / cols) ** 0.5)
 
     def _reference_step(self, lr: float, m: float, steps: int) -> None:
         for p in self.param_groups[0]["params"]:

@@ -474,21 +474,6 @@ def save_compile_cache(path: Path) -> None:
         atomic_write_bytes(path, saved[0])
 
 
-def prewarm_libraries(model: GPT, batch: int, seq_len: int, autocast) -> None:
-    """One eager block forward (with and without grad) and backward at the run's shape, on random activations:
-    cuBLAS and cuDNN set up their handles and attention plans (cuDNN builds its attention kernels at run time)
-    here, while the compile stack is still importing, rather than inside the compiled warm-up. Leaves no
-    gradients; uses the global RNG, which ``init_weights`` re-seeds."""
-    block = model.blocks[0]
-    cos, sin = model._rope(seq_len, model.embed.weight.device)
-    x = torch.randn(batch, seq_len, model.cfg.d_model, device=model.embed.weight.device, requires_grad=True)
-    with autocast:
-        with torch.no_grad():
-            block(x, cos, sin)
-        block(x, cos, sin).float().square().mean().backward()
-    model.zero_grad(set_to_none=True)
-
-
 def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray, key: tuple,
                 before_compile: Callable[[], None] | None = None) -> Shape:
     """The model on the device and its validation windows, then (after ``before_compile``: a fresh process waits
@@ -504,8 +489,6 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
     eval_batch = hp.micro_batch_size
     val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
-    if cudagraphs and os.environ.get("BLUEBERRY_PREWARM", "1") != "0":
-        prewarm_libraries(model, hp.micro_batch_size, hp.seq_len, autocast)
     if before_compile is not None:
         before_compile()
     if do_compile:

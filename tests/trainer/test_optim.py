@@ -72,20 +72,3 @@ def test_compiled_muon_compiles_once_per_shape_whatever_the_momentum():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # one per shape group, no recompile
     for p, c in zip(params, clones):
         assert torch.allclose(p, c, atol=1e-5)
-
-
-def test_muon_lays_each_shape_group_out_as_one_tensor_and_updates_through_it():
-    torch.manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(8, 16)) for _ in range(3)] + [torch.nn.Parameter(torch.randn(16, 8))]
-    before = [p.detach().clone() for p in params]
-    opt = Muon(params, lr=0.02, ns_dtype=torch.float32)
-    wide, tall = opt._stacks
-    assert wide.shape == (3, 8, 16) and tall.shape == (1, 16, 8)
-    for i, p in enumerate(params[:3]):  # the values moved, the parameters are now the stack's slices
-        assert torch.equal(p, before[i]) and p.data_ptr() == wide[i].data_ptr()
-    again = Muon(params, lr=0.02, ns_dtype=torch.float32)  # a warm worker's next trial: no second move
-    assert [s.data_ptr() for s in again._stacks] == [wide.data_ptr(), tall.data_ptr()]
-    for p in params:
-        p.grad = torch.randn_like(p)
-    opt.step()
-    assert all(not torch.equal(p, b) for p, b in zip(params, before))  # the step reached every parameter
