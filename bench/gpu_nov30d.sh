@@ -33,7 +33,8 @@
 #   bash bench/gpu_nov30d.sh scale12  nvidia-h200-x2 (issue 17): the default search for SCALE_BUDGET s on GPU 0
 #                                     and then on both GPUs in one call, each from its own copy of one warm snapshot;
 #                                     with AB=1 (sixth session), first fresh starts of the working tree and .carry/old
-#                                     alternated on GPU 0, on the warm caches
+#                                     alternated on GPU 0, on the warm caches; SCALE_GPUS=1 runs only the one-GPU
+#                                     search (on nvidia-h200)
 # Sixth session (same day): .carry/old holds the trainer at ee65970 (`git archive ee65970 trainer chores | tar -x -C
 # .carry/old; rm -r .carry/old/trainer/assets`: 0.2 MB, the assets are copied in on the machine), run beside the
 # working tree's for A/B in one call:
@@ -210,7 +211,7 @@ scale12)
     done
     keep_fresh $P/fresh new-1 old-1 new-2 old-2 new-3 old-3
   fi
-  for g in 1 2; do
+  for g in ${SCALE_GPUS:-1 2}; do
     devs=0; [ $g = 2 ] && devs=0,1
     echo "== $g-GPU search from $(elapsed) s"
     env $(from_snapshot a$g) CUDA_VISIBLE_DEVICES=$devs $SEARCH --name s12-${g}gpu > $P/search-s12-${g}gpu.log 2>&1
