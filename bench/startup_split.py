@@ -1,7 +1,7 @@
 """Where a fresh trainer process's start-up goes, split finer than ``startup_phases``, on the trainer's own path.
 
 Runs ``trainer.train.train`` once in this (fresh) process at the given track's settings and times, with a device
-sync after each (but the warm-up's queued evaluation, timed on the host only): the import of the compile stack (its thread), loading the tokens, building the shape (model,
+sync after each: the import of the compile stack (its thread), loading the tokens, building the shape (model,
 validation windows, compile wrappers), each evaluation and the first three training steps; and, inside those,
 the time PyTorch's CUDA graph trees spend recording graphs (``CUDAGraphNode.__init__``), the kernels inductor
 still autotunes when they first run (with what its autotune cache said) and dynamo's compile times. Run it twice: the second process sees the caches the first left.
@@ -43,14 +43,13 @@ def main() -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
-    def timed(name: str, fn, synced: bool = True):
+    def timed(name: str, fn):
         def wrapper(*a, **k):
             t = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
-                if synced:
-                    sync()
+                sync()
                 spans[name].append(time.perf_counter() - t)
         return wrapper
 
@@ -106,9 +105,6 @@ def main() -> None:
         return shape
     tt.build_shape = build_shape
     tt.Shape.evaluate = timed("evaluate", tt.Shape.evaluate)
-    # the warm-up's evaluation is queued and read after the training steps: time only its host side
-    tt.Shape.queue_evaluation = timed("queue an evaluation (host side; inside evaluate too)",
-                                      tt.Shape.queue_evaluation, synced=False)
     make = tt.make_train_step
 
     def make_train_step(*a, **k):

@@ -277,18 +277,14 @@ class Shape:
     initial_val: dict[int, float] = field(default_factory=dict)
 
     @torch.no_grad()
-    def queue_evaluation(self) -> torch.Tensor:
-        """The validation loss of the current weights as a 0-d device tensor, queued without waiting for it."""
+    def evaluate(self) -> float:
         total = torch.zeros((), device=self.device)
         for i in range(0, len(self.val), self.eval_batch):
             if self.cudagraphs:
                 torch.compiler.cudagraph_mark_step_begin()
             with self.autocast:
                 total += self.loss_fn(self.val[i: i + self.eval_batch]).float()
-        return total / math.ceil(len(self.val) / self.eval_batch)
-
-    def evaluate(self) -> float:
-        return self.queue_evaluation().item()
+        return (total / math.ceil(len(self.val) / self.eval_batch)).item()
 
 
 class Workbench:
@@ -323,19 +319,14 @@ class Workbench:
             self._windows[key] = stream_windows(stream, config.hp.seq_len, device)
         return self._windows[key]
 
-    def shape(self, config: RunConfig, device: torch.device, val_stream: np.ndarray,
-              before_compile: Callable[[], None] | None = None) -> Shape:
-        """The shape's model and compiled code, built on first use (``before_compile`` runs between the model's
-        build and its compile set-up); ``before_compile`` always runs before this returns."""
+    def shape(self, config: RunConfig, device: torch.device, val_stream: np.ndarray) -> Shape:
         key = shape_key(config, device)
         if key in self.shapes:
             self.shapes.move_to_end(key)
-            if before_compile is not None:
-                before_compile()
             return self.shapes[key]
         if len(self.shapes) >= self.max_shapes or (self.shapes and _device_busy(device)):
             self.clear()
-        shape = build_shape(config, device, val_stream, key, before_compile)
+        shape = build_shape(config, device, val_stream, key)
         self.shapes[key] = shape
         return shape
 
@@ -399,23 +390,9 @@ def shape_key(config: RunConfig, device: torch.device) -> tuple:
 
 
 def _import_compile_stack() -> None:
+    """Import dynamo and inductor (~8 s on a GPU machine) in a thread, while the main thread loads data."""
     import torch._dynamo  # noqa: F401
     import torch._inductor.compile_fx  # noqa: F401
-
-
-_compile_import: threading.Thread | None = None
-
-
-def start_compile_import() -> Callable[[], None] | None:
-    """Import dynamo and inductor (~2 s on an H200 machine, warm) in a thread, once per process, while the
-    caller loads data and builds the model; returns what waits for it (None when they were imported already)."""
-    global _compile_import
-    if _compile_import is None:
-        if "torch._inductor.compile_fx" in sys.modules:
-            return None
-        _compile_import = threading.Thread(target=_import_compile_stack, name="import-compile", daemon=True)
-        _compile_import.start()
-    return _compile_import.join
 
 
 def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> Path:
@@ -474,23 +451,11 @@ def save_compile_cache(path: Path) -> None:
         atomic_write_bytes(path, saved[0])
 
 
-def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray, key: tuple,
-                before_compile: Callable[[], None] | None = None) -> Shape:
-    """The model on the device and its validation windows, then (after ``before_compile``: a fresh process waits
-    there for its compile-stack import, which the model's build overlaps) the compile set-up."""
+def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray, key: tuple) -> Shape:
     from trainer.data import val_windows
 
     do_compile, cudagraphs, dtype, fast = _settings(config, device)
     hp = config.hp
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16"
-                else contextlib.nullcontext())
-    with torch.device(device):
-        model = GPT(config.model)
-    val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
-    eval_batch = hp.micro_batch_size
-    val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
-    if before_compile is not None:
-        before_compile()
     if do_compile:
         stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
     if do_compile and device.type == "cuda":
@@ -498,6 +463,11 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         load_compile_cache(compile_cache_file(config, device, key))
     if cudagraphs:
         graph_index.install()  # recording the 64 training graphs: linear walks -> indexed lookups
+    with torch.device(device):
+        model = GPT(config.model)
+    val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
+    eval_batch = hp.micro_batch_size
+    val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
     if do_compile:
         compile_regions(model, cudagraphs)
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
@@ -507,6 +477,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     def loss_fn(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=not fast)
 
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16"
+                else contextlib.nullcontext())
     return Shape(key=key, model=model, device=device, autocast=autocast, cudagraphs=cudagraphs,
                  compiled=do_compile, fast=fast, loss_fn=loss_fn, val=val, eval_batch=eval_batch,
                  n_parameters=count_parameters(model))
@@ -621,16 +593,15 @@ class TrainingRun:
         if bench.dirty:
             bench.clear()
         worker_runs = bench.runs
-        imports = start_compile_import() if _settings(config, device)[0] else None
-
-        def wait_for_imports() -> None:  # before anything touches compile: two threads importing dynamo deadlock
-            t = time.perf_counter()
-            if imports is not None:
-                imports()
-            phases["import_wait"] = time.perf_counter() - t
+        importer = None
+        if _settings(config, device)[0] and "torch._inductor.compile_fx" not in sys.modules:
+            importer = threading.Thread(target=_import_compile_stack, name="import-compile", daemon=True)
+            importer.start()
 
         t_phase = time.perf_counter()
         data = bench.tokens(config, self.progress)
+        if importer is not None:
+            importer.join()  # before anything here touches compile: two threads importing dynamo deadlock
         phases["data"] = time.perf_counter() - t_phase
         t_phase = time.perf_counter()
         if data.vocab_size > config.model.vocab_size:
@@ -641,10 +612,10 @@ class TrainingRun:
         if max_steps < 1:
             raise ConfigError(f"max_tokens ({config.max_tokens:,}) is less than one step "
                               f"({tokens_per_step:,} tokens = micro_batch_size x grad_accum_steps x seq_len)")
-        sampler = WindowSampler(bench.windows(config, data.train, device), hp.micro_batch_size, hp.seed)
-        shape = bench.shape(config, device, data.val, before_compile=wait_for_imports)
+        shape = bench.shape(config, device, data.val)
         warm_start = shape.warm
         model = shape.model
+        sampler = WindowSampler(bench.windows(config, data.train, device), hp.micro_batch_size, hp.seed)
         ns_dtype = torch.float16 if on_cuda else torch.float32
 
         def make_optimizers() -> list:
@@ -657,7 +628,7 @@ class TrainingRun:
                                      cudagraphs=shape.cudagraphs, loss_fn=shape.loss_fn)
         if on_cuda:
             torch.cuda.synchronize()
-        phases["model"] = time.perf_counter() - t_phase - phases["import_wait"]
+        phases["model"] = time.perf_counter() - t_phase
         phases["device_wait"] = lock.acquire()
 
         # Warm-up, once per shape: compile and allocate everything outside the clock. It starts with the
@@ -669,12 +640,9 @@ class TrainingRun:
         counted = compile_cache_counters()
         if not shape.warm and (shape.compiled or on_cuda):
             init_weights(model, hp.seed)
-            # read after the warm-up: the GPU evaluates while the host traces the training graphs (0.7 s of a
-            # fresh start on the H200); the training steps below are queued behind it, so it sees these weights
-            val0 = shape.queue_evaluation()
+            shape.initial_val[hp.seed] = shape.evaluate()
             for _ in range(2):
                 train_step(sampler.peek, tokens_per_step)
-            shape.initial_val[hp.seed] = val0.item()
             optimizers[:] = make_optimizers()
             if shape.compiled and on_cuda:
                 save_compile_cache(compile_cache_file(config, device, shape.key))

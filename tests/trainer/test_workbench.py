@@ -176,4 +176,3 @@ def test_horizon_tokens_moves_the_schedule_and_zero_keeps_the_track_budget():
     assert multiplier_for(short.hp, 9_000_000, short.horizon_tokens) == pytest.approx(0.0)  # holds past it
     capped = make_config("speedrun-4.5", overrides={"horizon_tokens": 10**9})
     assert capped.horizon_tokens == capped.max_tokens
-
