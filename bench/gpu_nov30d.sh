@@ -43,11 +43,6 @@
 #                                     alternated, and bench/startup_split.py; trainer speed at b4, new and old;
 #                                     6,086,656 tokens against the saved reference path; the b4 kernel table
 #                                     (call 1 ran it at bbfac74, with BLUEBERRY_PREWARM=0 runs in place of old's)
-#   bash bench/gpu_nov30d.sh dynamo   one H200 (issue 14): fresh `python -m trainer` with dynamo's cache of traced
-#                                     frames and without (BLUEBERRY_DYNAMO_CACHE=0), each first on empty caches, then
-#                                     three of each alternated; bench/startup_split.py; 6,086,656 tokens against the
-#                                     saved reference path; with SEARCH_TOO=1 the default search on that GPU for
-#                                     SCALE_BUDGET s from a copy of the warm caches
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -250,25 +245,5 @@ sixth)
   echo "== kernel table from $(elapsed) s"
   python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -6 $P/profile.log
   echo "done at $(elapsed) s"; tar czf "$OUT/sixth.tar.gz" -C /tmp sixth ;;
-dynamo)  # sixth session, issue 14: dynamo's cache of traced frames (trainer.train.use_dynamo_cache), on and off
-  P=/tmp/dyn; mkdir -p $P /tmp/fresh $P/split
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
-  export TORCHINDUCTOR_CACHE_DIR=/tmp/warm/inductor TRITON_CACHE_DIR=/tmp/warm/triton
-  fresh dyn-first; BLUEBERRY_DYNAMO_CACHE=0 fresh off-first
-  for i in 1 2 3; do fresh dyn-$i; BLUEBERRY_DYNAMO_CACHE=0 fresh off-$i; done
-  keep_fresh $P dyn-first off-first dyn-1 off-1 dyn-2 off-2 dyn-3 off-3
-  python bench/startup_split.py --out $P/split/dyn-warm.json > $P/split/dyn-warm.log 2>&1; tail -12 $P/split/dyn-warm.log
-  tar czf "$OUT/dynamo.tar.gz" -C /tmp dyn
-  echo "== same answer from $(elapsed) s"
-  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
-    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -8 $P/same.log
-  tar czf "$OUT/dynamo.tar.gz" -C /tmp dyn
-  if [ -n "${SEARCH_TOO:-}" ]; then  # needs BUNDLE=.devbundle-search (Ray, Optuna)
-    snapshot; echo "== 1-GPU search from $(elapsed) s"
-    env $(from_snapshot d1) $SEARCH --name dyn-1gpu > $P/search-dyn-1gpu.log 2>&1
-    grep -v "^\[\|WARNING\|INFO" $P/search-dyn-1gpu.log | tail -8
-    tar czf "$OUT/dynamo.tar.gz" --exclude=ray --exclude='*.pt' -C /tmp dyn runs
-  fi
-  echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth|dynamo" >&2; exit 2 ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth" >&2; exit 2 ;;
 esac

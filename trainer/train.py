@@ -341,22 +341,18 @@ class Workbench:
         self.dirty = False
 
 
-_CACHE_COUNTERS = (("inductor", "fxgraph_cache_", "fxgraph_", ("hit", "miss", "bypass")),
-                   ("aot_autograd", "autograd_cache_", "aot_", ("hit", "miss", "bypass")),
-                   ("dynamo_cache", "dynamo_cache_", "dynamo_", ("hit", "miss", "error")))
+_CACHE_COUNTERS = (("inductor", "fxgraph_cache_", "fxgraph_"), ("aot_autograd", "autograd_cache_", "aot_"))
 
 
 def compile_cache_counters() -> dict[str, int]:
-    """This process's compile-cache counters so far: ``fxgraph_{hit,miss,bypass}`` (inductor's FX graph cache),
-    ``aot_{hit,miss,bypass}`` (AOTAutograd's cache) and ``dynamo_{hit,miss,error}`` (dynamo's precompile cache,
-    see ``use_dynamo_cache``: a hit skips tracing, so the other two do not move). Empty before the compile stack
-    is imported."""
+    """This process's compile-cache counters so far: ``fxgraph_{hit,miss,bypass}`` (inductor's FX graph cache)
+    and ``aot_{hit,miss,bypass}`` (AOTAutograd's cache). Empty before the compile stack is imported."""
     if "torch._dynamo" not in sys.modules:
         return {}
     from torch._dynamo.utils import counters
 
     return {f"{short}{what}": int(counters[group][f"{prefix}{what}"])
-            for group, prefix, short, whats in _CACHE_COUNTERS for what in whats}
+            for group, prefix, short in _CACHE_COUNTERS for what in ("hit", "miss", "bypass")}
 
 
 def counters_since(before: dict[str, int]) -> dict[str, int]:
@@ -401,33 +397,14 @@ def _import_compile_stack() -> None:
 
 def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> Path:
     """Where the portable compile cache of this shape lives: beside the token cache, named by the torch
-    version, the GPU and the shape, so a carried cache directory warms a new machine's first compile. With
-    dynamo's cache on (``use_dynamo_cache``) the name says so: a file saved without it holds no traced frames."""
+    version, the GPU and the shape, so a carried cache directory warms a new machine's first compile."""
     import hashlib
 
     from trainer.data import cache_root
 
     gpu = _device_name(device).replace(" ", "-")
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
-    traced = "-dynamo" if dynamo_cache_wanted() else ""
-    return cache_root(config.data) / "compile" / f"torch-{torch.__version__}-{gpu}-{digest}{traced}.bin"
-
-
-def dynamo_cache_wanted() -> bool:
-    """Whether GPU runs keep dynamo's traced frames (``BLUEBERRY_DYNAMO_CACHE=0`` turns it off)."""
-    return os.environ.get("BLUEBERRY_DYNAMO_CACHE", "1") != "0"
-
-
-def use_dynamo_cache() -> None:
-    """Keep what dynamo traced (the frames' bytecode and guards) beside inductor's compiled graphs, so a warm
-    process skips tracing too: PyTorch's ``caching_precompile``, on before the compile wrappers are made (their
-    cache is looked up then). The portable compile cache then carries the traced frames as well. Guards on
-    module globals (``F`` and its functions) are dropped; tensor guards (shapes, dtypes, devices) stay, and a
-    frame whose guards fail, or an entry that fails to load, is traced as usual. On CPU (Nov 30), a fresh
-    process's warm-up went from 4.1 s to 0.5 s with the same losses."""
-    import torch._dynamo.config as dynamo_config
-
-    dynamo_config.caching_precompile = True
+    return cache_root(config.data) / "compile" / f"torch-{torch.__version__}-{gpu}-{digest}.bin"
 
 
 def pin_cpu_threads_for_compile() -> None:
@@ -483,8 +460,6 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
     if do_compile and device.type == "cuda":
         pin_cpu_threads_for_compile()
-        if dynamo_cache_wanted():
-            use_dynamo_cache()
         load_compile_cache(compile_cache_file(config, device, key))
     if cudagraphs:
         graph_index.install()  # recording the 64 training graphs: linear walks -> indexed lookups
