@@ -43,6 +43,8 @@
 #                                     alternated, and bench/startup_split.py; trainer speed at b4, new and old;
 #                                     6,086,656 tokens against the saved reference path; the b4 kernel table
 #                                     (call 1 ran it at bbfac74, with BLUEBERRY_PREWARM=0 runs in place of old's)
+#   bash bench/gpu_nov30d.sh firstwarm one H200 (issue 14): a first process on empty caches, then three under
+#                                     cProfile and one plain on the caches it left, with the cache files each wrote
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -245,5 +247,21 @@ sixth)
   echo "== kernel table from $(elapsed) s"
   python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -6 $P/profile.log
   echo "done at $(elapsed) s"; tar czf "$OUT/sixth.tar.gz" -C /tmp sixth ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth" >&2; exit 2 ;;
+firstwarm)  # sixth session, issue 14: why the first process on warm caches starts 1.3-1.8 s slower than the next
+  # ones: each process's cProfile, and the cache files each one wrote (besides its run directory)
+  P=/tmp/fw; mkdir -p $P /tmp/fresh; C=/tmp/fwc
+  export TORCHINDUCTOR_CACHE_DIR=$C/inductor TRITON_CACHE_DIR=$C/triton BLUEBERRY_CACHE=$C/bb
+  mkdir -p $C/bb; cp -r /tmp/bbcache/. $C/bb/ 2>/dev/null
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  fresh cold
+  for n in warm-1 warm-2 warm-3; do
+    touch $P/mark; sleep 1
+    fresh $n -m cProfile -o $P/$n.prof
+    (cd $C && find . -type f -newer $P/mark -printf '%s %p\n' | sort -k2) > $P/written-by-$n.txt
+    echo "$n wrote $(wc -l < $P/written-by-$n.txt) cache files"
+  done
+  fresh warm-4
+  keep_fresh $P cold warm-1 warm-2 warm-3 warm-4
+  echo "done at $(elapsed) s"; tar czf "$OUT/firstwarm.tar.gz" -C /tmp fw ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth|firstwarm" >&2; exit 2 ;;
 esac
