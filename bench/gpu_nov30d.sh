@@ -45,6 +45,8 @@
 #                                     (call 1 ran it at bbfac74, with BLUEBERRY_PREWARM=0 runs in place of old's)
 #   bash bench/gpu_nov30d.sh firstwarm one H200 (issue 14): a first process on empty caches, then three under
 #                                     cProfile and one plain on the caches it left, with the cache files each wrote
+#   bash bench/gpu_nov30d.sh autotune  one H200 (issue 19): trainer speed at b4 with the blocks compiled by default and
+#                                     with max-autotune (BLUEBERRY_BLOCK_AUTOTUNE=1), then that one's answer
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}
@@ -263,5 +265,22 @@ firstwarm)  # sixth session, issue 14: why the first process on warm caches star
   fresh warm-4
   keep_fresh $P cold warm-1 warm-2 warm-3 warm-4
   echo "done at $(elapsed) s"; tar czf "$OUT/firstwarm.tar.gz" -C /tmp fw ;;
-*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth|firstwarm" >&2; exit 2 ;;
+autotune)  # sixth session, issue 19: the blocks compiled with inductor's max-autotune (GEMM templates with fused
+  # epilogues, benchmarked against cuBLAS) against the default, trainer speed at b4, then the answer if time is left
+  P=/tmp/at; mkdir -p $P
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  export TORCHINDUCTOR_CACHE_DIR=/tmp/atc/inductor TRITON_CACHE_DIR=/tmp/atc/triton
+  python bench/trainer_speed.py --out $P/speed-default --batches 4 --steps 60 > $P/speed-default.log 2>&1; tail -3 $P/speed-default.log
+  echo "== autotuned from $(elapsed) s"
+  BLUEBERRY_BLOCK_AUTOTUNE=1 timeout 380 python bench/trainer_speed.py --out $P/speed-autotune --batches 4 --steps 60 \
+    > $P/speed-autotune.log 2>&1; tail -3 $P/speed-autotune.log
+  tar czf "$OUT/autotune.tar.gz" -C /tmp at
+  if [ $(elapsed) -lt 430 ]; then
+    echo "== same answer (autotuned) from $(elapsed) s"
+    BLUEBERRY_BLOCK_AUTOTUNE=1 timeout $(( 560 - $(elapsed) )) python bench/same_answer.py --out $P/same \
+      --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast > $P/same.log 2>&1
+    tail -8 $P/same.log
+  fi
+  echo "done at $(elapsed) s"; tar czf "$OUT/autotune.tar.gz" -C /tmp at ;;
+*) echo "usage: bash bench/gpu_nov30d.sh start|scale1|scale2|diag|transfer|index|final|scale12|sixth|firstwarm|autotune" >&2; exit 2 ;;
 esac

@@ -25,8 +25,9 @@ def fresh_rows(folder: Path) -> list[str]:
     for p in sorted(folder.glob("fresh-*.json")):
         r = json.loads(p.read_text())
         ph = r["startup_phases"]
+        wait = f"  import wait {ph['import_wait']:.2f}" if "import_wait" in ph else ""  # sixth session's trial code
         rows.append(f"  {p.stem[6:]:<16} {r['startup_s']:6.2f} s   before {ph['before_train']:.2f}  data "
-                    f"{ph['data']:.2f}  model {ph['model']:.2f}  warm-up {ph['warmup']:.2f}   "
+                    f"{ph['data']:.2f}{wait}  model {ph['model']:.2f}  warm-up {ph['warmup']:.2f}   "
                     f"{r.get('compile_cache')}")
     return rows
 
