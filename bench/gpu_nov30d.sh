@@ -46,7 +46,8 @@
 #   bash bench/gpu_nov30d.sh firstwarm one H200 (issue 14): a first process on empty caches, then three under
 #                                     cProfile and one plain on the caches it left, with the cache files each wrote
 #   bash bench/gpu_nov30d.sh autotune  one H200 (issue 19): trainer speed at b4 with the blocks compiled by default and
-#                                     with max-autotune (BLUEBERRY_BLOCK_AUTOTUNE=1), then that one's answer
+#                                     with max-autotune (BLUEBERRY_BLOCK_AUTOTUNE=1, a hook that existed at a72033b only),
+#                                     then that one's answer (call 5 ran out of device time before it)
 set -uo pipefail
 t_call=$(date +%s)
 BUNDLE=${BUNDLE:-.devbundle-lite}

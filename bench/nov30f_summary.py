@@ -9,7 +9,8 @@
   cache off, i.e. the code kept; with it on, every warm process failed); call 4 (``warm-1`` to ``-3`` under
   cProfile, so slower);
 - ``scaling-nov30f/s12-1gpu``: the default search on one H200 for 110 s after a first process warmed the caches;
-- ``muon_step/nov30f.json``, ``trainer_speed/nov30f-call1/``, ``same_answer/nov30f-call1/``: call 1.
+- ``muon_step/nov30f.json``, ``trainer_speed/nov30f-call1/``, ``same_answer/nov30f-call1/``: call 1;
+  ``trainer_speed/nov30f-autotune/``: call 5, the blocks compiled with max-autotune against the default.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def trainer(root: Path) -> None:
     print("Muon's step alone: " + ", ".join(f"{r['version']} {r['gpu_ms_per_step']:.3f} ms" for r in muon["rows"]))
     for row in json.loads((root / "trainer_speed" / "nov30f-call1" / "summary.json").read_text())["rows"]:
         print(f"{row['name']}: {row['steady_tokens_per_s']:,.0f} tokens/s steady")
+    for variant in ("default", "autotune"):
+        rows = json.loads((root / "trainer_speed" / "nov30f-autotune" / f"{variant}-summary.json").read_text())["rows"]
+        print(f"call 5, blocks compiled {variant}: " + "; ".join(
+            f"{r['name']} {r['steady_tokens_per_s']:,.0f} tokens/s steady, warm-up {r['warmup_compile_s']:.1f} s"
+            for r in rows))
     same = json.loads((root / "same_answer" / "nov30f-call1" / "summary.json").read_text())
     marks = ", ".join(f"{m['diff']:+.3f}" for m in same["marks"])
     val = same["val_loss_change"]

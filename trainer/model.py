@@ -9,7 +9,6 @@ from normal(0, 0.02). With the default config this is 151,032,320 parameters, as
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 import torch.nn.functional as F
@@ -168,11 +167,8 @@ def compile_regions(model: GPT, cudagraphs: bool = False) -> None:
     """Compile each block and the loss head in place ("regional" compilation). The 32 blocks share one
     compiled graph, so a cold compile costs one block instead of a 32-block graph. ``cudagraphs`` replays
     each compiled block as a CUDA graph, which removes the per-kernel launch cost that bounds small batches."""
-    mode = "reduce-overhead" if cudagraphs else None
-    if os.environ.get("BLUEBERRY_BLOCK_AUTOTUNE") == "1":  # experiment: inductor's GEMM templates, benchmarked
-        mode = "max-autotune" if cudagraphs else "max-autotune-no-cudagraphs"
     for block in model.blocks:
-        block.compile(dynamic=False, mode=mode)
+        block.compile(dynamic=False, mode="reduce-overhead" if cudagraphs else None)
     model.lm_loss = torch.compile(lm_loss, dynamic=False, options=LOSS_COMPILE_OPTIONS)
 
 
