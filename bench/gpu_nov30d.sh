@@ -39,7 +39,7 @@
 # .carry/old; rm -r .carry/old/trainer/assets`: 0.2 MB, the assets are copied in on the machine), run beside the
 # working tree's for A/B in one call:
 #   bash bench/gpu_nov30d.sh sixth    one H200 (issues 14, 19): Muon's step alone; fresh `python -m trainer` with
-#                                     the new code and the old, each first on empty caches, then three of each
+#                                     the new code (first on empty caches) and the old, then three of each
 #                                     alternated, and bench/startup_split.py; trainer speed at b4, new and old;
 #                                     6,086,656 tokens against the saved reference path; the b4 kernel table
 #                                     (call 1 ran it at bbfac74, with BLUEBERRY_PREWARM=0 runs in place of old's)
@@ -250,8 +250,8 @@ sixth)
   echo "== kernel table from $(elapsed) s"
   python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -6 $P/profile.log
   echo "done at $(elapsed) s"; tar czf "$OUT/sixth.tar.gz" -C /tmp sixth ;;
-firstwarm)  # sixth session, issue 14: why the first process on warm caches starts 1.3-1.8 s slower than the next
-  # ones: each process's cProfile, and the cache files each one wrote (besides its run directory)
+firstwarm)  # sixth session, issue 14: why the first warm process of a code started slower than the next ones
+  # (11.25-11.99 s against 8.9-9.7 s in calls 2 and 3): each process's cProfile, and the cache files each one wrote
   P=/tmp/fw; mkdir -p $P /tmp/fresh; C=/tmp/fwc
   export TORCHINDUCTOR_CACHE_DIR=$C/inductor TRITON_CACHE_DIR=$C/triton BLUEBERRY_CACHE=$C/bb
   mkdir -p $C/bb; cp -r /tmp/bbcache/. $C/bb/ 2>/dev/null
