@@ -43,6 +43,23 @@ def split_rows(folder: Path) -> list[str]:
     return rows
 
 
+def median_line(label: str, folder: Path, name: str) -> str:
+    """``label: s1, s2, ... s (median m)`` over the numbered fresh runs ``fresh-NAME-<digit>.json``."""
+    s = [json.loads(p.read_text())["startup_s"] for p in sorted(folder.glob(f"fresh-{name}-[0-9].json"))]
+    return f"{label}: {', '.join(f'{x:.2f}' for x in s)} s (median {statistics.median(s):.2f})"
+
+
+def cache_hits(trials: pd.DataFrame, row: pd.Series) -> dict[str, int]:
+    """A trial's compile-cache counters from its ``compile_cache_*`` columns (the ones it reported)."""
+    return {k.removeprefix("compile_cache_"): int(row[k]) for k in trials.columns
+            if k.startswith("compile_cache_") and pd.notna(row[k])}
+
+
+def warm_line(trials: pd.DataFrame) -> str:
+    warm = trials[trials["warm_start"] == True]["startup_s"]  # noqa: E712 (a column of booleans)
+    return f"warm trials: {len(warm)}, start-up median {warm.median():.3f} s"
+
+
 def startup(root: Path) -> None:
     print("== start-up (issue 14): fresh processes, warm caches unless named first")
     for call in ("call1-index", "call3-coordesc", "call4-final"):
@@ -51,8 +68,7 @@ def startup(root: Path) -> None:
         print("\n".join(fresh_rows(folder) + split_rows(folder)))
     one = root / "startup-nov30e" / "call1-index"
     for name in ("walk", "index"):
-        s = [json.loads(p.read_text())["startup_s"] for p in sorted(one.glob(f"fresh-{name}-*.json"))]
-        print(f"call 1, {name}: {', '.join(f'{x:.2f}' for x in s)} s (median {statistics.median(s):.2f})")
+        print(median_line(f"call 1, {name}", one, name))
 
 
 def search(run: Path) -> tuple[dict, pd.DataFrame]:
@@ -70,11 +86,9 @@ def scaling(root: Path) -> None:
               f"busy per GPU {u['per_gpu']} (after its first clock {u['per_gpu_after_first_clock']})")
         cold = t[t["warm_start"] == False]  # noqa: E712 (a column of booleans)
         for _, r in cold.iterrows():
-            hits = {k.removeprefix("compile_cache_"): int(r[k]) for k in t.columns
-                    if k.startswith("compile_cache_") and pd.notna(r[k])}
-            print(f"  first trial on GPU {int(r['cuda_visible_devices'])}: start-up {r['startup_s']:.1f} s, {hits}")
-        warm = t[t["warm_start"] == True]["startup_s"]  # noqa: E712
-        print(f"  warm trials: {len(warm)}, start-up median {warm.median():.3f} s")
+            print(f"  first trial on GPU {int(r['cuda_visible_devices'])}: start-up {r['startup_s']:.1f} s, "
+                  f"{cache_hits(t, r)}")
+        print(f"  {warm_line(t)}")
     print(f"trials per hour, 2 GPUs / 1 GPU: {rates['2gpu'] / rates['1gpu']:.2f}x")
     walls = {}
     for line in (base / "transfer" / "transfer-walls.txt").read_text().splitlines():

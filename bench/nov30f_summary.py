@@ -16,11 +16,10 @@
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
-from nov30e_summary import fresh_rows, search, split_rows
+from nov30e_summary import cache_hits, fresh_rows, median_line, search, split_rows, warm_line
 
 
 def startup(root: Path) -> None:
@@ -32,9 +31,7 @@ def startup(root: Path) -> None:
     for call, names in (("call1-h200", ("new", "noprewarm")), ("call2-h200", ("new", "old")),
                         ("call3-dynamo", ("off",))):
         for name in names:
-            s = [json.loads(p.read_text())["startup_s"]
-                 for p in sorted((root / "startup-nov30f" / call).glob(f"fresh-{name}-[0-9].json"))]
-            print(f"{call}, {name}: {', '.join(f'{x:.2f}' for x in s)} s (median {statistics.median(s):.2f})")
+            print(median_line(f"{call}, {name}", root / "startup-nov30f" / call, name))
 
 
 def search_on_one_gpu(root: Path) -> None:
@@ -43,11 +40,8 @@ def search_on_one_gpu(root: Path) -> None:
     print(f"{u['trials']} trials, {u['trials_per_hour']}/h; busy {u['fraction']:.1%} of the window, "
           f"{u['fraction_after_first_clock']:.1%} after the first clock")
     first = t.sort_values("clock_started_at").iloc[0]
-    hits = {k.removeprefix("compile_cache_"): int(first[k]) for k in t.columns
-            if k.startswith("compile_cache_") and first[k] == first[k]}
-    print(f"first trial: start-up {first['startup_s']:.1f} s, {hits}")
-    warm = t[t["warm_start"] == True]["startup_s"]  # noqa: E712 (a column of booleans)
-    print(f"warm trials: {len(warm)}, start-up median {warm.median():.3f} s")
+    print(f"first trial: start-up {first['startup_s']:.1f} s, {cache_hits(t, first)}")
+    print(warm_line(t))
 
 
 def trainer(root: Path) -> None:
