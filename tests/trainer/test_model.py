@@ -6,8 +6,11 @@ from trainer.model import (
     apply_rope,
     count_parameters,
     count_parameters_for,
+    next_token_loss,
+    pair_tables,
     reference_attention,
     rope_tables,
+    rotate_pairs,
 )
 
 
@@ -44,6 +47,26 @@ def test_rope_rotates_adjacent_pairs():
     # position 1, pair 0 rotates by angle 1 rad: (cos 1, sin 1)
     assert torch.allclose(y[0, 0, 1, :2], torch.tensor([torch.cos(torch.tensor(1.0)), torch.sin(torch.tensor(1.0))]))
     assert torch.allclose(y.norm(dim=-1), x.norm(dim=-1))
+
+
+def test_rotate_pairs_is_apply_rope_in_either_layout():
+    torch.manual_seed(0)
+    cos, sin = rope_tables(16, 8, 10000.0)
+    c, s = pair_tables(cos, sin)
+    x = torch.randn(2, 16, 3, 8)  # [B, T, H, D]
+    ref = apply_rope(x.transpose(1, 2), cos, sin)  # [B, H, T, D]
+    assert torch.allclose(rotate_pairs(x, c[:, None], s[:, None]).transpose(1, 2), ref, atol=1e-6)
+    assert torch.allclose(rotate_pairs(x.transpose(1, 2), c, s), ref, atol=1e-6)
+    # the reference path reads the half tables back out of the pair tables
+    assert torch.equal(c[:, ::2], cos) and torch.equal(s[:, 1::2], sin)
+
+
+def test_fast_attention_matches_the_reference_path():
+    torch.manual_seed(0)
+    model = GPT(PRESETS["tiny"])
+    window = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 33))
+    fast, ref = next_token_loss(model, window), next_token_loss(model, window, reference=True)
+    assert torch.allclose(fast, ref, rtol=1e-5)
 
 
 def test_sdpa_gqa_matches_reference_attention():

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Device calls of Nov 30, seventh session (issue 19, then 14).
+#   bash bench/gpu_nov30g.sh variants   one H200, nothing carried: bench/block_variants.py at b4 (all variants) and
+#                                       b32 (the layouts and FlexAttention)
+#   bash bench/gpu_nov30g.sh rope       one H200, nothing carried: bench/rope_variants.py at b4 and b32, and inductor's
+#                                       code for the current q/k path at b4
+#   bash bench/gpu_nov30g.sh ropeab     one H200, carry .devbundle-lite and .carry/data: trainer speed at b4 with the
+#                                       q/k path as it was (BLUEBERRY_ROPE=stack), rotate_pairs in [B, T, H, D]
+#                                       (swap_bthd) and in [B, H, T, D] (swap); same answer of swap_bthd; b32 speed
+#                                       of stack and swap_bthd
+set -uo pipefail
+t_call=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t_call )); }
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+setup_trainer() {  # the lite bundle (zstandard for the corpus), the carried data, the token cache
+  mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf .devbundle-lite/site.tar.xz -C /tmp/s; } || exit 9
+  export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache
+  python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
+  echo "tokens loaded at $(elapsed) s"
+}
+case "${1:-}" in
+variants)
+  P=$OUT/block_variants; mkdir -p $P
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python -c "import torch; print('torch', torch.__version__)" | tee $P/torch.txt
+  python bench/block_variants.py --out $P/b4 --batch 4 2>&1 | grep -v Warning | tail -20
+  echo "b32 from $(elapsed) s"
+  python bench/block_variants.py --out $P/b32 --batch 32 --iters 10 --variants now bthd bthd_qkv_gu flex 2>&1 | grep -v Warning | tail -8
+  echo "done at $(elapsed) s" ;;
+rope)
+  P=$OUT/rope; mkdir -p $P
+  python bench/rope_variants.py --out $P --batch 4 32 2>&1 | grep variant
+  TORCH_LOGS=output_code python - > $P/now-b4-code.txt 2>&1 <<'PY'
+import sys; sys.argv = ["x", "--out", "/tmp/rope-code", "--batch", "4"]
+sys.path.insert(0, "bench")
+import rope_variants as rv
+rv.VARIANTS = {"now": rv.now}
+rv.main()
+PY
+  grep -c "def triton" $P/now-b4-code.txt; gzip $P/now-b4-code.txt
+  echo "done at $(elapsed) s" ;;
+ropeab)  # carry .devbundle-lite and .carry/data
+  P=$OUT/ropeab; mkdir -p $P
+  setup_trainer
+  for r in stack swap_bthd swap; do
+    BLUEBERRY_ROPE=$r python bench/trainer_speed.py --out $P/speed-b4-$r --batches 4 --steps 60 > $P/speed-b4-$r.log 2>&1
+    echo "$r: $(grep -E '^b4-' $P/speed-b4-$r.log | tr -s ' ' | tr '\n' ';')"
+  done
+  echo "== same answer (swap_bthd) from $(elapsed) s"
+  BLUEBERRY_ROPE=swap_bthd python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -6 $P/same.log
+  for r in stack swap_bthd; do
+    [ $(elapsed) -lt 470 ] || break
+    BLUEBERRY_ROPE=$r python bench/trainer_speed.py --out $P/speed-b32-$r --batches 32 --steps 20 > $P/speed-b32-$r.log 2>&1
+    echo "$r: $(grep -E '^b32-|^b4-' $P/speed-b32-$r.log | tr -s ' ' | tr '\n' ';')"
+  done
+  rm -rf $P/*/b*-cold $P/*/b4-warm-cache # run directories: the summaries and logs are kept
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 variants|rope|ropeab"; exit 2 ;;
+esac

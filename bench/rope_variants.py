@@ -1,0 +1,141 @@
+"""QK-norm + RoPE of one layer, forward + backward, in several formulations of the same maths (issue 19).
+
+The trainer's q/k path (``Attention.forward``: projections' outputs -> RMSNorm per head -> RoPE on adjacent
+pairs -> [B, H, T, D] for the attention) runs at ~0.75 TB/s in the b4 and b32 kernel tables, a third of the
+H200's bandwidth. Each variant here takes the q and k projections' bf16 outputs ([B, T, 512] and [B, T, 256])
+and returns q and k as the attention reads them; all are compiled (``dynamic=False``) under bf16 autocast. Per
+variant: GPU time of forward + backward summed over the profiler's kernels (no launch gaps), and the largest
+difference from ``now`` in outputs and input gradients.
+
+    python bench/rope_variants.py --out DIR --batch 4 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from trainer.model import apply_rope, rope_tables
+
+H, KV, D, T = 8, 4, 64, 2048
+
+
+def interleaved_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[T, D] tables for the adjacent-pair rotation written as x * c + swap(x) * s: c = (cos_i, cos_i) per pair,
+    s = (-sin_i, +sin_i), swap(x) exchanges the two elements of each pair."""
+    c = cos.repeat_interleave(2, dim=-1)
+    s = torch.stack((-sin, sin), dim=-1).flatten(-2)
+    return c, s
+
+
+def swap_pairs(x: torch.Tensor) -> torch.Tensor:
+    return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+
+
+def now(q, k, wq, wk, cos, sin, c2, s2):
+    B = q.shape[0]
+    q = q.view(B, T, H, D).transpose(1, 2)
+    k = k.view(B, T, KV, D).transpose(1, 2)
+    q = apply_rope(F.rms_norm(q, (D,), wq, 1e-5), cos, sin)
+    k = apply_rope(F.rms_norm(k, (D,), wk, 1e-5), cos, sin)
+    return q, k
+
+
+def bthd(q, k, wq, wk, cos, sin, c2, s2):
+    B = q.shape[0]
+    q = apply_rope(F.rms_norm(q.view(B, T, H, D), (D,), wq, 1e-5), cos[:, None], sin[:, None])
+    k = apply_rope(F.rms_norm(k.view(B, T, KV, D), (D,), wk, 1e-5), cos[:, None], sin[:, None])
+    return q.transpose(1, 2), k.transpose(1, 2)
+
+
+def _swap_rope(x, c2, s2):
+    xf = x.float()
+    return (xf * c2 + swap_pairs(xf) * s2).type_as(x)
+
+
+def swap(q, k, wq, wk, cos, sin, c2, s2):
+    B = q.shape[0]
+    q = q.view(B, T, H, D).transpose(1, 2)
+    k = k.view(B, T, KV, D).transpose(1, 2)
+    return _swap_rope(F.rms_norm(q, (D,), wq, 1e-5), c2, s2), _swap_rope(F.rms_norm(k, (D,), wk, 1e-5), c2, s2)
+
+
+def swap_bthd(q, k, wq, wk, cos, sin, c2, s2):
+    B = q.shape[0]
+    q = _swap_rope(F.rms_norm(q.view(B, T, H, D), (D,), wq, 1e-5), c2[:, None], s2[:, None])
+    k = _swap_rope(F.rms_norm(k.view(B, T, KV, D), (D,), wk, 1e-5), c2[:, None], s2[:, None])
+    return q.transpose(1, 2), k.transpose(1, 2)
+
+
+def bf16_out(q, k, wq, wk, cos, sin, c2, s2):
+    """``now`` with its outputs cast to bf16 inside the graph (what the attention's autocast does anyway)."""
+    q, k = now(q, k, wq, wk, cos, sin, c2, s2)
+    return q.to(torch.bfloat16), k.to(torch.bfloat16)
+
+
+def run(compiled, data):
+    """One forward + backward from fresh leaves; returns the outputs and the input gradients."""
+    q0, k0, wq, wk, gq, gk, cos, sin, c2, s2 = data
+    q, k = q0.clone().requires_grad_(True), k0.clone().requires_grad_(True)
+    wq.grad = wk.grad = None
+    with torch.autocast(q.device.type, dtype=torch.bfloat16):
+        oq, ok = compiled(q, k, wq, wk, cos, sin, c2, s2)
+    torch.autograd.backward([oq, ok], [gq, gk])
+    return oq, ok, q.grad, k.grad, wq.grad, wk.grad
+
+
+VARIANTS = {"now": now, "bthd": bthd, "swap": swap, "swap_bthd": swap_bthd, "bf16_out": bf16_out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--batch", type=int, nargs="+", default=[4, 32])
+    ap.add_argument("--device", default="cuda")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(args.device)
+    cos, sin = rope_tables(T, D, 10000.0, dev)
+    c2, s2 = interleaved_tables(cos, sin)
+    rows = []
+    for batch in args.batch:
+        g = torch.Generator(device=dev).manual_seed(0)
+        q0 = torch.randn(batch, T, H * D, device=dev, generator=g).bfloat16()
+        k0 = torch.randn(batch, T, KV * D, device=dev, generator=g).bfloat16()
+        wq = (1 + 0.1 * torch.randn(D, device=dev, generator=g)).requires_grad_(True)
+        wk = (1 + 0.1 * torch.randn(D, device=dev, generator=g)).requires_grad_(True)
+        gq = torch.randn(batch, H, T, D, device=dev, generator=g).bfloat16()
+        gk = torch.randn(batch, KV, T, D, device=dev, generator=g).bfloat16()
+        ref = None
+        for name, fn in VARIANTS.items():
+            compiled = torch.compile(fn, dynamic=False) if dev.type == "cuda" else fn
+
+            data = (q0, k0, wq, wk, gq, gk, cos, sin, c2, s2)
+            outs = run(compiled, data)
+            for _ in range(3):
+                run(compiled, data)
+            row = {"variant": name, "batch": batch, "out_dtype": str(outs[0].dtype)}
+            if ref is None:
+                ref = [o.detach().float() for o in outs]
+            row["max_abs_diff"] = max((o.detach().float() - r).abs().max().item() for o, r in zip(outs, ref))
+            if dev.type == "cuda":
+                with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                    for _ in range(10):
+                        run(compiled, data)
+                    torch.cuda.synchronize()
+                events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+                kernels = {e.key: e.self_device_time_total / 10 for e in events}
+                row["gpu_us_per_pass"] = sum(kernels.values())
+                row["kernels_us"] = dict(sorted(kernels.items(), key=lambda kv: -kv[1])[:12])
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "kernels_us"}), flush=True)
+            torch._dynamo.reset()
+    (args.out / "rope_variants.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
