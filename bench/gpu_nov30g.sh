@@ -7,7 +7,11 @@
 #   bash bench/gpu_nov30g.sh ropeab     one H200, carry .devbundle-lite and .carry/data: trainer speed at b4 with the
 #                                       q/k path as it was (BLUEBERRY_ROPE=stack), rotate_pairs in [B, T, H, D]
 #                                       (swap_bthd) and in [B, H, T, D] (swap); same answer of swap_bthd; b32 speed
-#                                       of stack and swap_bthd
+#                                       of stack and swap_bthd (call 3)
+#   bash bench/gpu_nov30g.sh muon       one H200, carry .devbundle-lite, .carry/data and .carry/old (`git archive
+#                                       HEAD~ trainer chores`, assets left out): Muon's step alone (bench/muon_step.py),
+#                                       trainer speed at b4 of the working tree and of .carry/old, twice, alternated;
+#                                       same answer; the b4 kernel table
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -57,5 +61,28 @@ ropeab)  # carry .devbundle-lite and .carry/data
   done
   rm -rf $P/*/b*-cold $P/*/b4-warm-cache # run directories: the summaries and logs are kept
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 variants|rope|ropeab"; exit 2 ;;
+muon)  # carry .devbundle-lite, .carry/data and .carry/old (the trainer at the commit before the change)
+  P=/tmp/muon; mkdir -p $P; OLD=$PWD/.carry/old; REPO=$PWD
+  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
+  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python bench/muon_step.py --out $P/muon_step > $P/muon_step.log 2>&1; grep -E '"version"|gpu_ms|max_abs' $P/muon_step.log
+  for i in 1 2; do
+    python bench/trainer_speed.py --out $P/speed-new-$i --batches 4 --steps 60 > $P/speed-new-$i.log 2>&1
+    (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old-$i --batches 4 --steps 60 > $P/speed-old-$i.log 2>&1)
+    echo "new-$i: $(grep -E '^b4-' $P/speed-new-$i.log | tr -s ' ' | tr '\n' ';')"
+    echo "old-$i: $(grep -E '^b4-' $P/speed-old-$i.log | tr -s ' ' | tr '\n' ';')"
+  done
+  rm -rf $P/speed-*/b4-cold $P/speed-*/b4-warm-cache; tar czf $OUT/muon.tar.gz -C /tmp muon
+  echo "== same answer from $(elapsed) s"
+  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/muon.tar.gz -C /tmp muon
+  if [ $(elapsed) -lt 480 ]; then
+    echo "== kernel table from $(elapsed) s"
+    python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -4 $P/profile.log
+  fi
+  echo "done at $(elapsed) s"; tar czf $OUT/muon.tar.gz -C /tmp muon ;;
+*) echo "usage: $0 variants|rope|ropeab|muon"; exit 2 ;;
 esac

@@ -7,8 +7,11 @@ Versions on the same random gradients:
   Newton-Schulz and back (upstream's form), so its update comes out with transposed strides;
 - ``no-transpose``: a tall matrix iterated from the right (``X (b A + c A^2)``, ``A = X^T X``), no
   transposes, the update keeps the parameter's layout; the lerps still outside the compiled function;
-- ``trainer``: ``trainer.optim.Muon`` now: ``no-transpose`` with both momentum lerps and the cast back to fp32
-  inside the compiled function (momentum passed as a tensor, so no value is baked into the graph).
+- ``unfolded``: ``no-transpose`` with both momentum lerps and the cast back to fp32 inside the compiled function
+  (momentum passed as a tensor, so no value is baked into the graph): the trainer's Muon until Nov 30, seventh
+  session;
+- ``trainer``: ``trainer.optim.Muon`` now: ``unfolded`` with the quintic's a X folded into the Gram side,
+  X <- (a I + b A + c A^2) X, which drops one X-sized pass per Newton-Schulz step.
 On an H200 (Nov 30, fourth session): 6.70, 6.37 and 5.91 ms of GPU time a step.
 (A variant with the stack compiled in and ``baddbmm`` for the quintic's adds took 7.75 ms against 6.64 on
 Nov 30, third session, and was dropped.)
@@ -30,7 +33,22 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import Muon, newton_schulz, newton_schulz_transposed, partition
+from trainer.optim import NS_COEFFS, Muon, newton_schulz_transposed, ns_start, partition
+
+
+def newton_schulz_unfolded(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float16) -> torch.Tensor:
+    """``trainer.optim.newton_schulz`` until Nov 30, seventh session: a X added to the product in its own pass."""
+    a, b, c = NS_COEFFS
+    X = ns_start(G, dtype)
+    if G.size(-2) > G.size(-1):
+        for _ in range(steps):
+            A = X.mT @ X
+            X = a * X + X @ (b * A + c * (A @ A))
+    else:
+        for _ in range(steps):
+            A = X @ X.mT
+            X = a * X + (b * A + c * (A @ A)) @ X
+    return X
 
 
 class MuonNoTranspose(Muon):
@@ -39,7 +57,7 @@ class MuonNoTranspose(Muon):
 
     def __init__(self, params: list[torch.nn.Parameter]) -> None:
         super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
-        self._ns = torch.compile(newton_schulz, dynamic=False)
+        self._ns = torch.compile(newton_schulz_unfolded, dynamic=False)
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
@@ -66,8 +84,23 @@ class MuonBefore(Muon):
     step = MuonNoTranspose.step
 
 
+def muon_update_unfolded(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, steps: int,
+                         ns_dtype: torch.dtype) -> torch.Tensor:
+    buf.lerp_(g, 1 - momentum)
+    return newton_schulz_unfolded(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+
+
+class MuonUnfolded(Muon):
+    """The trainer's Muon with ``newton_schulz_unfolded`` (Nov 30, fourth to sixth sessions)."""
+
+    def __init__(self, params: list[torch.nn.Parameter]) -> None:
+        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
+        self._update = torch.compile(muon_update_unfolded, dynamic=False)
+
+
 VERSIONS = {
     "before": MuonBefore,
+    "unfolded": MuonUnfolded,
     "no-transpose": MuonNoTranspose,
     "trainer": lambda ps: Muon(ps, lr=0.015, momentum=0.95, ns_dtype=torch.float16, compile_ns=True),
 }

@@ -59,17 +59,17 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.fl
     The quintic is X <- a X + (b A + c A^2) X with A = X X^T on a wide matrix. A tall one (rows > cols) runs it
     from the right, X <- a X + X (b A + c A^2) with A = X^T X: the transposed iteration without transposing,
     so the Gram matrix stays the small one and the result keeps G's layout (no strided copies on the way in
-    or out)."""
+    or out). The a X term is folded into the small side, X <- (a I + b A + c A^2) X, so each step is three
+    matmuls and one pass over the Gram-sized matrices: the X-sized pass that added a X to the product is gone
+    (Muon's step on an H200: bench/muon_step.py, ``unfolded`` against ``trainer``)."""
     a, b, c = NS_COEFFS
     X = ns_start(G, dtype)
-    if G.size(-2) > G.size(-1):
-        for _ in range(steps):
-            A = X.mT @ X
-            X = a * X + X @ (b * A + c * (A @ A))
-    else:
-        for _ in range(steps):
-            A = X @ X.mT
-            X = a * X + (b * A + c * (A @ A)) @ X
+    tall = G.size(-2) > G.size(-1)
+    eye = torch.eye(G.size(-1) if tall else G.size(-2), device=G.device, dtype=dtype)
+    for _ in range(steps):
+        A = X.mT @ X if tall else X @ X.mT
+        B = a * eye + b * A + c * (A @ A)
+        X = X @ B if tall else B @ X
     return X
 
 
