@@ -11,7 +11,13 @@
 #   bash bench/gpu_nov30g.sh muon       one H200, carry .devbundle-lite, .carry/data and .carry/old (`git archive
 #                                       HEAD~ trainer chores`, assets left out): Muon's step alone (bench/muon_step.py),
 #                                       trainer speed at b4 of the working tree and of .carry/old, twice, alternated;
-#                                       same answer; the b4 kernel table
+#                                       same answer; the b4 kernel table (call 4)
+#   bash bench/gpu_nov30g.sh x2         nvidia-h200-x2, carry .devbundle-search (make-bundle.sh --only: Ray, Optuna and
+#                                       their dependencies, no datasets), .carry/data and .carry/old: on GPU 1 trainer
+#                                       speed at b4 of the working tree and .carry/old, twice, alternated, then the
+#                                       working tree's answer; meanwhile on GPU 0 `gpu_nov30d.sh scale12` with
+#                                       SCALE_GPUS=1 (a first process, then the default search for SCALE_BUDGET s
+#                                       from a copy of its caches); then the same search on both GPUs
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -84,5 +90,30 @@ muon)  # carry .devbundle-lite, .carry/data and .carry/old (the trainer at the c
     python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -4 $P/profile.log
   fi
   echo "done at $(elapsed) s"; tar czf $OUT/muon.tar.gz -C /tmp muon ;;
-*) echo "usage: $0 variants|rope|ropeab|muon"; exit 2 ;;
+x2)  # nvidia-h200-x2; carry .devbundle-search, .carry/data and .carry/old (the commit before the change)
+  P=/tmp/x2; mkdir -p $P; OLD=$PWD/.carry/old; REPO=$PWD
+  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
+  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+  mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf .devbundle-search/site.tar.xz -C /tmp/s; } || exit 9
+  export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache
+  python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  (  # GPU 1: trainer speed at b4, the working tree against .carry/old, alternated; then the working tree's answer
+    export CUDA_VISIBLE_DEVICES=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ab/inductor TRITON_CACHE_DIR=/tmp/ab/triton
+    for i in 1 2; do
+      python bench/trainer_speed.py --out $P/speed-new-$i --batches 4 --steps 60 > $P/speed-new-$i.log 2>&1
+      (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old-$i --batches 4 --steps 60 > $P/speed-old-$i.log 2>&1)
+    done
+    python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+      --against bench/results/same_answer/fast > $P/same.log 2>&1
+  ) &
+  ab=$!
+  BUNDLE=.devbundle-search SCALE_BUDGET=${SCALE_BUDGET:-150} SCALE_GPUS=1 bash bench/gpu_nov30d.sh scale12
+  wait $ab
+  for f in $P/speed-*.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
+  tail -5 $P/same.log
+  rm -rf $P/speed-*/b4-cold $P/speed-*/b4-warm-cache $P/same/fast; tar czf $OUT/x2.tar.gz -C /tmp x2
+  BUNDLE=.devbundle-search SCALE_BUDGET=${SCALE_BUDGET:-150} SCALE_GPUS=2 bash bench/gpu_nov30d.sh scale12
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 variants|rope|ropeab|muon|x2"; exit 2 ;;
 esac

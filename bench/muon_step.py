@@ -84,8 +84,9 @@ class MuonBefore(Muon):
     step = MuonNoTranspose.step
 
 
-def muon_update_unfolded(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, steps: int,
-                         ns_dtype: torch.dtype) -> torch.Tensor:
+def muon_update_unfolded(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor,
+                         steps: int, ns_dtype: torch.dtype) -> torch.Tensor:
+    g.mul_(grad_scale)  # the clipping coefficient (1 here), applied as the trainer's Muon does since its clipping moved in
     buf.lerp_(g, 1 - momentum)
     return newton_schulz_unfolded(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
 

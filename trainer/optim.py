@@ -85,13 +85,24 @@ def newton_schulz_transposed(G: torch.Tensor, steps: int = 5, dtype: torch.dtype
     return X.mT if transpose else X
 
 
-def muon_update(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, steps: int,
+def muon_update(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor, steps: int,
                 ns_dtype: torch.dtype) -> torch.Tensor:
-    """One shape group's Muon update from its stacked gradients ``g`` (overwritten): the momentum buffer
-    ``buf`` moves to ``lerp(buf, g, 1 - m)``, the Nesterov direction ``lerp(g, buf, m)`` is orthogonalised and
-    returned in ``g``'s dtype. ``momentum`` is a 0-d tensor, so compiled code never bakes its value in."""
+    """One shape group's Muon update from its stacked gradients ``g`` (overwritten), first scaled by
+    ``grad_scale`` (the clipping coefficient, or 1): the momentum buffer ``buf`` moves to ``lerp(buf, g, 1 - m)``,
+    the Nesterov direction ``lerp(g, buf, m)`` is orthogonalised and returned in ``g``'s dtype. ``momentum`` and
+    ``grad_scale`` are 0-d tensors, so compiled code never bakes their values in."""
+    g.mul_(grad_scale)
     buf.lerp_(g, 1 - momentum)
     return newton_schulz(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+
+
+def clip_coefficient(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``clip_grad_norm_``'s factor, ``min(1, max_norm / (total norm + 1e-6))``, as a 0-d tensor on the grads'
+    device, without scaling them: each optimizer applies it where it reads its gradients (``Muon.step``'s
+    ``grad_scale`` inside its compiled update, a small ``_foreach_mul_`` for AdamW's), which saves a read and
+    a write of every Muon gradient a step. Nothing is read back to the host."""
+    total = torch.nn.utils.get_total_norm(grads, 2.0, foreach=grads[0].is_cuda or None)
+    return torch.clamp(max_norm / (total + 1e-6), max=1.0)
 
 
 class Muon(torch.optim.Optimizer):
@@ -114,31 +125,37 @@ class Muon(torch.optim.Optimizer):
         self.shape_groups = list(by_shape.values())
         self._buffers: list[torch.Tensor] | None = None
         self._momentum = torch.tensor(momentum, device=params[0].device)
+        self._one = torch.ones((), device=params[0].device)
 
     @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]
+    def step(self, closure: None = None, grad_scale: torch.Tensor | None = None) -> None:  # type: ignore[override]
+        """One update; ``grad_scale`` (a 0-d tensor: ``clip_coefficient``'s) multiplies every gradient first."""
         group = self.param_groups[0]
         lr, m, steps = group["lr"], group["momentum"], group["ns_steps"]
+        if grad_scale is None:
+            grad_scale = self._one
         if self.reference:
-            self._reference_step(lr, m, steps)
+            self._reference_step(lr, m, steps, grad_scale)
             return
         if self._buffers is None:
             self._buffers = [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device, dtype=ps[0].dtype)
                              for ps in self.shape_groups]
         self._momentum.fill_(m)
         for params, buf in zip(self.shape_groups, self._buffers):
-            update = self._update(torch.stack([p.grad for p in params]), buf, self._momentum, steps, self.ns_dtype)
+            update = self._update(torch.stack([p.grad for p in params]), buf, self._momentum, grad_scale, steps,
+                                  self.ns_dtype)
             rows, cols = params[0].shape
             torch._foreach_add_(params, list(update.unbind(0)), alpha=-lr * max(1.0, rows / cols) ** 0.5)
 
-    def _reference_step(self, lr: float, m: float, steps: int) -> None:
+    def _reference_step(self, lr: float, m: float, steps: int, grad_scale: torch.Tensor) -> None:
         for p in self.param_groups[0]["params"]:
             state = self.state[p]
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = torch.zeros_like(p)
             buf = state["momentum_buffer"]
-            buf.mul_(m).add_(p.grad, alpha=1 - m)
-            g = p.grad * (1 - m) + buf * m
+            grad = p.grad * grad_scale
+            buf.mul_(m).add_(grad, alpha=1 - m)
+            g = grad * (1 - m) + buf * m
             update = newton_schulz_transposed(g, steps, torch.float32)
             p.add_(update, alpha=-lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
 

@@ -2,7 +2,14 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import Muon, newton_schulz, newton_schulz_transposed, partition
+from trainer.optim import (
+    Muon,
+    build_optimizers,
+    clip_coefficient,
+    newton_schulz,
+    newton_schulz_transposed,
+    partition,
+)
 
 
 def test_partition_covers_every_parameter_once():
@@ -61,14 +68,49 @@ def test_compiled_muon_compiles_once_per_shape_whatever_the_momentum():
     clones = [torch.nn.Parameter(p.detach().clone()) for p in params]
     compiled = Muon(params, lr=0.02, ns_dtype=torch.float32, compile_ns=True)
     eager = Muon(clones, lr=0.02, ns_dtype=torch.float32)
-    for momentum in (0.95, 0.9, 0.8):
+    for momentum, scale in ((0.95, None), (0.9, 0.5), (0.8, 0.25)):
         for opt in (compiled, eager):
             opt.param_groups[0]["momentum"] = momentum
         for p, c in zip(params, clones):
             p.grad = torch.randn_like(p)
             c.grad = p.grad.clone()
-        compiled.step()
-        eager.step()
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # one per shape group, no recompile
+        grad_scale = None if scale is None else torch.tensor(scale)
+        compiled.step(grad_scale=grad_scale)
+        eager.step(grad_scale=grad_scale)
+    # one graph per shape group: no recompile for another momentum or clipping coefficient
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
     for p, c in zip(params, clones):
         assert torch.allclose(p, c, atol=1e-5)
+
+
+def test_clipping_inside_the_optimizers_is_clip_grad_norm():
+    """The trainer's clipping (``clip_coefficient``, applied by each optimizer where it reads its grads) moves the
+    weights exactly as ``clip_grad_norm_`` followed by the optimizers' steps, clipping or not."""
+    for fast in (True, False):
+        for max_norm in (0.05, 1e6):  # the first clips, the second leaves the grads as they are
+            torch.manual_seed(0)
+            a, b = GPT(PRESETS["tiny"]), GPT(PRESETS["tiny"])
+            b.load_state_dict(a.state_dict())
+            opts = {}
+            for name, model in (("a", a), ("b", b)):
+                opts[name] = build_optimizers(model, muon_lr=0.02, adamw_lr=0.01, muon_momentum=0.95,
+                                              weight_decay=0.1, fast=fast, ns_dtype=torch.float32)
+            window = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 17))
+            for _ in range(2):
+                for model in (a, b):
+                    logits = model(window[:, :-1])
+                    torch.nn.functional.cross_entropy(logits.flatten(0, 1), window[:, 1:].flatten()).backward()
+                torch.nn.utils.clip_grad_norm_(list(a.parameters()), max_norm)
+                for opt in opts["a"]:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                muon, adamw = opts["b"]
+                scale = clip_coefficient([p.grad for p in b.parameters()], max_norm)
+                assert (scale < 1).item() == (max_norm < 1)
+                muon.step(grad_scale=scale)
+                torch._foreach_mul_([p.grad for p in adamw.param_groups[0]["params"]], scale)
+                adamw.step()
+                for opt in opts["b"]:
+                    opt.zero_grad(set_to_none=True)
+            for pa, pb in zip(a.parameters(), b.parameters()):
+                assert torch.allclose(pa, pb, rtol=0, atol=1e-6), (fast, max_norm)
