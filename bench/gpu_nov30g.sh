@@ -17,7 +17,10 @@
 #                                       speed at b4 of the working tree and .carry/old, twice, alternated, then the
 #                                       working tree's answer; meanwhile on GPU 0 `gpu_nov30d.sh scale12` with
 #                                       SCALE_GPUS=1 (a first process, then the default search for SCALE_BUDGET s
-#                                       from a copy of its caches); then the same search on both GPUs
+#                                       from a copy of its caches); then the same search on both GPUs (call 5)
+#   bash bench/gpu_nov30g.sh session    one H200, carry .devbundle-lite, .carry/data and .carry/old (`git archive b201b22
+#                                       trainer chores`: the session's start): trainer speed at b4 and b32, the
+#                                       working tree then .carry/old (call 6)
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -115,5 +118,16 @@ x2)  # nvidia-h200-x2; carry .devbundle-search, .carry/data and .carry/old (the 
   rm -rf $P/speed-*/b4-cold $P/speed-*/b4-warm-cache $P/same/fast; tar czf $OUT/x2.tar.gz -C /tmp x2
   BUNDLE=.devbundle-search SCALE_BUDGET=${SCALE_BUDGET:-150} SCALE_GPUS=2 bash bench/gpu_nov30d.sh scale12
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 variants|rope|ropeab|muon|x2"; exit 2 ;;
+session)  # one H200; carry .devbundle-lite, .carry/data and .carry/old (the trainer at the session's start, b201b22)
+  P=/tmp/session; mkdir -p $P; OLD=$PWD/.carry/old; REPO=$PWD
+  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
+  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python bench/trainer_speed.py --out $P/speed-new --batches 4 32 --steps 40 > $P/speed-new.log 2>&1
+  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old --batches 4 32 --steps 40 > $P/speed-old.log 2>&1)
+  for f in $P/speed-*.log; do echo "$(basename $f): $(grep -E '^b(4|32)-' $f | tr -s ' ' | tr '\n' ';')"; done
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache
+  echo "done at $(elapsed) s"; tar czf $OUT/session.tar.gz -C /tmp session ;;
+*) echo "usage: $0 variants|rope|ropeab|muon|x2|session"; exit 2 ;;
 esac
