@@ -11,6 +11,10 @@ update, applied as ``p -= lr * max(1, rows / cols) ** 0.5 * u``. No weight decay
 The fast path stacks all matrices of one shape and runs Newton-Schulz once per shape as a batched matmul
 (4 shapes in the 151M model instead of 224 separate calls); ``reference=True`` is the plain per-matrix
 loop in fp32 that the fast path is tested against.
+
+Gradient clipping (``clip_grad_norm_``'s rule) is split: ``clip_coefficient`` computes the factor, and each
+optimizer applies it where it reads its gradients (``Muon.step(grad_scale=...)``; the trainer scales AdamW's
+few gradients itself), so the Muon gradients are not rewritten in a pass of their own.
 """
 
 from __future__ import annotations

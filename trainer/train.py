@@ -16,8 +16,8 @@ length, device, compile settings) the model with its compiled blocks and CUDA gr
 re-initialises the weights in place from its own seed (the same function a fresh process uses), builds new
 optimizers (no state carried over), re-seeds its data order and starts its clock: no compile, no warm-up. No
 hyperparameter is baked into compiled code: the compiled regions are the blocks and the loss, which see only
-weights and activations; learning rates, momentum, weight decay, clipping and the schedule live in eager
-optimizer code.
+weights and activations, and Muon's update, which takes its momentum and the clipping coefficient as 0-d tensors;
+learning rates, weight decay, the clipping threshold and the schedule live in eager optimizer code.
 """
 
 from __future__ import annotations
