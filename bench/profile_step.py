@@ -16,7 +16,7 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT, compile_regions, next_token_loss
-from trainer.optim import build_optimizers, clip_coefficient
+from trainer.optim import build_optimizers, clip_coefficient, step_scaled
 
 KINDS = (  # (kind, substrings of a kernel's name), first match wins
     ("attention (cuDNN / flash)", ("sdpa", "flash", "fmha", "attention")),
@@ -67,11 +67,10 @@ def main() -> None:
         mark(1)
         scale = clip_coefficient([p.grad for p in params], 1.0)  # the trainer's clipping (make_train_step)
         mark(2)
-        opts[0].step(grad_scale=scale)
+        step_scaled(opts[0], scale)
         opts[0].zero_grad(set_to_none=True)
         mark(3)
-        torch._foreach_mul_([p.grad for p in opts[1].param_groups[0]["params"]], scale)
-        opts[1].step()
+        step_scaled(opts[1], scale)
         opts[1].zero_grad(set_to_none=True)
         mark(4)
         return loss

@@ -13,8 +13,8 @@ The fast path stacks all matrices of one shape and runs Newton-Schulz once per s
 loop in fp32 that the fast path is tested against.
 
 Gradient clipping (``clip_grad_norm_``'s rule) is split: ``clip_coefficient`` computes the factor, and each
-optimizer applies it where it reads its gradients (``Muon.step(grad_scale=...)``; the trainer scales AdamW's
-few gradients itself), so the Muon gradients are not rewritten in a pass of their own.
+optimizer applies it where it reads its gradients (``step_scaled``: Muon inside its update, AdamW's few
+gradients by a ``_foreach_mul_``), so the Muon gradients are not rewritten in a pass of their own.
 """
 
 from __future__ import annotations
@@ -107,6 +107,18 @@ def clip_coefficient(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor
     a write of every Muon gradient a step. Nothing is read back to the host."""
     total = torch.nn.utils.get_total_norm(grads, 2.0, foreach=grads[0].is_cuda or None)
     return torch.clamp(max_norm / (total + 1e-6), max=1.0)
+
+
+def step_scaled(opt: torch.optim.Optimizer, grad_scale: torch.Tensor | None) -> None:
+    """``opt.step()`` on its gradients times ``grad_scale`` (``clip_coefficient``'s; None: as they are): Muon
+    scales inside its update, any other optimizer's gradients by one ``_foreach_mul_`` first."""
+    if isinstance(opt, Muon):
+        opt.step(grad_scale=grad_scale)
+        return
+    if grad_scale is not None:
+        torch._foreach_mul_([p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None],
+                            grad_scale)
+    opt.step()
 
 
 class Muon(torch.optim.Optimizer):

@@ -44,7 +44,7 @@ from trainer.config import CROSSING_RULES, ConfigError, RunConfig
 from trainer.flops import mfu_fields
 from trainer.loss import ChunkedLMLoss, loss_chunk_for
 from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
-from trainer.optim import Muon, build_optimizers, clip_coefficient, set_lr
+from trainer.optim import build_optimizers, clip_coefficient, set_lr, step_scaled
 from trainer.schedule import multiplier_for
 
 log = logging.getLogger(__name__)
@@ -218,13 +218,7 @@ def make_train_step(model: GPT, optimizers: list, hp, horizon_tokens: int, *, au
         if hp.grad_clip > 0:  # as clip_grad_norm_, with the scaling done where each optimizer reads its grads
             scale = clip_coefficient([p.grad for p in params if p.grad is not None], hp.grad_clip)
         for opt in optimizers:
-            if isinstance(opt, Muon):
-                opt.step(grad_scale=scale)
-            else:
-                if scale is not None:
-                    torch._foreach_mul_([p.grad for g in opt.param_groups for p in g["params"]
-                                         if p.grad is not None], scale)
-                opt.step()
+            step_scaled(opt, scale)
             opt.zero_grad(set_to_none=True)
         return loss_sum / hp.grad_accum_steps
 
