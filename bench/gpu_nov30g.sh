@@ -7,7 +7,9 @@
 #   bash bench/gpu_nov30g.sh ropeab     one H200, carry .devbundle-lite and .carry/data: trainer speed at b4 with the
 #                                       q/k path as it was (BLUEBERRY_ROPE=stack), rotate_pairs in [B, T, H, D]
 #                                       (swap_bthd) and in [B, H, T, D] (swap); same answer of swap_bthd; b32 speed
-#                                       of stack and swap_bthd (call 3)
+#                                       of stack and swap_bthd (call 3). BLUEBERRY_ROPE was a switch in that call's
+#                                       working tree only (1589b6e with `ROPE = os.environ.get("BLUEBERRY_ROPE")`
+#                                       choosing the q/k path in Attention.forward; `stack` was its parent's path)
 #   bash bench/gpu_nov30g.sh muon       one H200, carry .devbundle-lite, .carry/data and .carry/old (`git archive
 #                                       HEAD~ trainer chores`, assets left out): Muon's step alone (bench/muon_step.py),
 #                                       trainer speed at b4 of the working tree and of .carry/old, twice, alternated;
@@ -26,11 +28,27 @@ t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-setup_trainer() {  # the lite bundle (zstandard for the corpus), the carried data, the token cache
-  mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf .devbundle-lite/site.tar.xz -C /tmp/s; } || exit 9
+setup_trainer() {  # setup_trainer [BUNDLE]: the bundle (default the lite one: zstandard for the corpus), the
+  # carried data, the token cache
+  mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf ${1:-.devbundle-lite}/site.tar.xz -C /tmp/s; } || exit 9
   export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache
   python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
   echo "tokens loaded at $(elapsed) s"
+}
+old_tree() {  # OLD: the carried trainer to compare with (.carry/old), its assets copied in
+  OLD=$PWD/.carry/old; REPO=$PWD
+  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
+  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+}
+speed_pair() {  # speed_pair SUFFIX ARGS...: bench/trainer_speed.py with ARGS, the working tree then $OLD, into
+  # $P/speed-new$SUFFIX and $P/speed-old$SUFFIX (each with its .log)
+  local sfx=$1; shift
+  python bench/trainer_speed.py --out $P/speed-new$sfx "$@" > $P/speed-new$sfx.log 2>&1
+  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old$sfx "$@" > $P/speed-old$sfx.log 2>&1)
+}
+same_answer() {  # the working tree's 6,086,656 tokens against the saved reference run, into $P/same
+  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1
 }
 case "${1:-}" in
 variants)
@@ -61,8 +79,7 @@ ropeab)  # carry .devbundle-lite and .carry/data
     echo "$r: $(grep -E '^b4-' $P/speed-b4-$r.log | tr -s ' ' | tr '\n' ';')"
   done
   echo "== same answer (swap_bthd) from $(elapsed) s"
-  BLUEBERRY_ROPE=swap_bthd python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
-    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -6 $P/same.log
+  BLUEBERRY_ROPE=swap_bthd same_answer; tail -6 $P/same.log
   for r in stack swap_bthd; do
     [ $(elapsed) -lt 470 ] || break
     BLUEBERRY_ROPE=$r python bench/trainer_speed.py --out $P/speed-b32-$r --batches 32 --steps 20 > $P/speed-b32-$r.log 2>&1
@@ -71,22 +88,18 @@ ropeab)  # carry .devbundle-lite and .carry/data
   rm -rf $P/*/b*-cold $P/*/b4-warm-cache # run directories: the summaries and logs are kept
   echo "done at $(elapsed) s" ;;
 muon)  # carry .devbundle-lite, .carry/data and .carry/old (the trainer at the commit before the change)
-  P=/tmp/muon; mkdir -p $P; OLD=$PWD/.carry/old; REPO=$PWD
-  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
-  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+  P=/tmp/muon; mkdir -p $P; old_tree
   setup_trainer
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
   python bench/muon_step.py --out $P/muon_step > $P/muon_step.log 2>&1; grep -E '"version"|gpu_ms|max_abs' $P/muon_step.log
   for i in 1 2; do
-    python bench/trainer_speed.py --out $P/speed-new-$i --batches 4 --steps 60 > $P/speed-new-$i.log 2>&1
-    (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old-$i --batches 4 --steps 60 > $P/speed-old-$i.log 2>&1)
+    speed_pair -$i --batches 4 --steps 60
     echo "new-$i: $(grep -E '^b4-' $P/speed-new-$i.log | tr -s ' ' | tr '\n' ';')"
     echo "old-$i: $(grep -E '^b4-' $P/speed-old-$i.log | tr -s ' ' | tr '\n' ';')"
   done
   rm -rf $P/speed-*/b4-cold $P/speed-*/b4-warm-cache; tar czf $OUT/muon.tar.gz -C /tmp muon
   echo "== same answer from $(elapsed) s"
-  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
-    --against bench/results/same_answer/fast > $P/same.log 2>&1; tail -6 $P/same.log
+  same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/muon.tar.gz -C /tmp muon
   if [ $(elapsed) -lt 480 ]; then
     echo "== kernel table from $(elapsed) s"
@@ -94,21 +107,13 @@ muon)  # carry .devbundle-lite, .carry/data and .carry/old (the trainer at the c
   fi
   echo "done at $(elapsed) s"; tar czf $OUT/muon.tar.gz -C /tmp muon ;;
 x2)  # nvidia-h200-x2; carry .devbundle-search, .carry/data and .carry/old (the commit before the change)
-  P=/tmp/x2; mkdir -p $P; OLD=$PWD/.carry/old; REPO=$PWD
-  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
-  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
-  mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf .devbundle-search/site.tar.xz -C /tmp/s; } || exit 9
-  export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache
-  python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
+  P=/tmp/x2; mkdir -p $P; old_tree
+  setup_trainer .devbundle-search
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
   (  # GPU 1: trainer speed at b4, the working tree against .carry/old, alternated; then the working tree's answer
     export CUDA_VISIBLE_DEVICES=1 TORCHINDUCTOR_CACHE_DIR=/tmp/ab/inductor TRITON_CACHE_DIR=/tmp/ab/triton
-    for i in 1 2; do
-      python bench/trainer_speed.py --out $P/speed-new-$i --batches 4 --steps 60 > $P/speed-new-$i.log 2>&1
-      (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old-$i --batches 4 --steps 60 > $P/speed-old-$i.log 2>&1)
-    done
-    python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
-      --against bench/results/same_answer/fast > $P/same.log 2>&1
+    for i in 1 2; do speed_pair -$i --batches 4 --steps 60; done
+    same_answer
   ) &
   ab=$!
   BUNDLE=.devbundle-search SCALE_BUDGET=${SCALE_BUDGET:-150} SCALE_GPUS=1 bash bench/gpu_nov30d.sh scale12
@@ -119,13 +124,10 @@ x2)  # nvidia-h200-x2; carry .devbundle-search, .carry/data and .carry/old (the 
   BUNDLE=.devbundle-search SCALE_BUDGET=${SCALE_BUDGET:-150} SCALE_GPUS=2 bash bench/gpu_nov30d.sh scale12
   echo "done at $(elapsed) s" ;;
 session)  # one H200; carry .devbundle-lite, .carry/data and .carry/old (the trainer at the session's start, b201b22)
-  P=/tmp/session; mkdir -p $P; OLD=$PWD/.carry/old; REPO=$PWD
-  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
-  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+  P=/tmp/session; mkdir -p $P; old_tree
   setup_trainer
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
-  python bench/trainer_speed.py --out $P/speed-new --batches 4 32 --steps 40 > $P/speed-new.log 2>&1
-  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old --batches 4 32 --steps 40 > $P/speed-old.log 2>&1)
+  speed_pair "" --batches 4 32 --steps 40
   for f in $P/speed-*.log; do echo "$(basename $f): $(grep -E '^b(4|32)-' $f | tr -s ' ' | tr '\n' ';')"; done
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache
   echo "done at $(elapsed) s"; tar czf $OUT/session.tar.gz -C /tmp session ;;

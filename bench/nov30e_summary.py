@@ -60,6 +60,17 @@ def warm_line(trials: pd.DataFrame) -> str:
     return f"warm trials: {len(warm)}, start-up median {warm.median():.3f} s"
 
 
+def same_line(folder: Path, show_diff: bool = True) -> str:
+    """``bench/same_answer.py``'s verdict from its ``summary.json``: step-loss differences at the marks, the final
+    validation loss against the saved fast run's (and their difference, with ``show_diff``)."""
+    same = json.loads((folder / "summary.json").read_text())
+    marks = ", ".join(f"{m['diff']:+.3f}" for m in same["marks"])
+    val = same["val_loss_change"]
+    diff = f" ({val['diff']:+.4f})" if show_diff else ""
+    return (f"6,086,656 tokens against the reference run: step-loss differences {marks}; final val {val['now']:.4f} "
+            f"against {val['before']:.4f}{diff}: {'PASS' if same['pass'] else 'FAIL'}")
+
+
 def startup(root: Path) -> None:
     print("== start-up (issue 14): fresh processes, warm caches unless named first")
     for call in ("call1-index", "call3-coordesc", "call4-final"):

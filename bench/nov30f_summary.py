@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from nov30e_summary import cache_hits, fresh_rows, median_line, search, split_rows, warm_line
+from nov30e_summary import cache_hits, fresh_rows, median_line, same_line, search, split_rows, warm_line
 
 
 def startup(root: Path) -> None:
@@ -55,11 +55,7 @@ def trainer(root: Path) -> None:
         print(f"call 5, blocks compiled {variant}: " + "; ".join(
             f"{r['name']} {r['steady_tokens_per_s']:,.0f} tokens/s steady, warm-up {r['warmup_compile_s']:.1f} s"
             for r in rows))
-    same = json.loads((root / "same_answer" / "nov30f-call1" / "summary.json").read_text())
-    marks = ", ".join(f"{m['diff']:+.3f}" for m in same["marks"])
-    val = same["val_loss_change"]
-    print(f"6,086,656 tokens against the reference run: step-loss differences {marks}; final val {val['now']:.4f} "
-          f"against {val['before']:.4f}: {'PASS' if same['pass'] else 'FAIL'}")
+    print(same_line(root / "same_answer" / "nov30f-call1", show_diff=False))
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from nov30e_summary import cache_hits, search, warm_line
+from nov30e_summary import cache_hits, same_line, search, warm_line
 
 
 def speed_rows(log: Path) -> list[dict]:
@@ -32,14 +32,6 @@ def speed_rows(log: Path) -> list[dict]:
 
 def steady(rows: list[dict]) -> str:
     return ", ".join(f"{r['name']} {r['steady_tokens_per_s']:,.0f}" for r in rows)
-
-
-def same_line(folder: Path) -> str:
-    same = json.loads((folder / "summary.json").read_text())
-    marks = ", ".join(f"{m['diff']:+.3f}" for m in same["marks"])
-    val = same["val_loss_change"]
-    return (f"6,086,656 tokens against the reference run: step-loss differences {marks}; final val {val['now']:.4f} "
-            f"against {val['before']:.4f} ({val['diff']:+.4f}): {'PASS' if same['pass'] else 'FAIL'}")
 
 
 def variants(root: Path) -> None:

@@ -1,8 +1,8 @@
 """QK-norm + RoPE of one layer, forward + backward, in several formulations of the same maths (issue 19).
 
-The trainer's q/k path (``Attention.forward``: projections' outputs -> RMSNorm per head -> RoPE on adjacent
-pairs -> [B, H, T, D] for the attention) runs at ~0.75 TB/s in the b4 and b32 kernel tables, a third of the
-H200's bandwidth. Each variant here takes the q and k projections' bf16 outputs ([B, T, 512] and [B, T, 256])
+The trainer's q/k path until Nov 30, seventh session (``now`` here: projections' outputs -> RMSNorm per head ->
+RoPE on adjacent pairs -> [B, H, T, D] for the attention) ran at ~0.75 TB/s in the b4 and b32 kernel tables, a
+third of the H200's bandwidth; ``swap_bthd`` is the trainer's path since (``trainer.model.rotate_pairs``). Each variant here takes the q and k projections' bf16 outputs ([B, T, 512] and [B, T, 256])
 and returns q and k as the attention reads them; all are compiled (``dynamic=False``) under bf16 autocast. Per
 variant: GPU time of forward + backward summed over the profiler's kernels (no launch gaps), and the largest
 difference from ``now`` in outputs and input gradients.
@@ -19,21 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from trainer.model import apply_rope, rope_tables
+from trainer.model import apply_rope, pair_tables, rope_tables, rotate_pairs
 
 H, KV, D, T = 8, 4, 64, 2048
-
-
-def interleaved_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[T, D] tables for the adjacent-pair rotation written as x * c + swap(x) * s: c = (cos_i, cos_i) per pair,
-    s = (-sin_i, +sin_i), swap(x) exchanges the two elements of each pair."""
-    c = cos.repeat_interleave(2, dim=-1)
-    s = torch.stack((-sin, sin), dim=-1).flatten(-2)
-    return c, s
-
-
-def swap_pairs(x: torch.Tensor) -> torch.Tensor:
-    return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
 
 
 def now(q, k, wq, wk, cos, sin, c2, s2):
@@ -52,22 +40,17 @@ def bthd(q, k, wq, wk, cos, sin, c2, s2):
     return q.transpose(1, 2), k.transpose(1, 2)
 
 
-def _swap_rope(x, c2, s2):
-    xf = x.float()
-    return (xf * c2 + swap_pairs(xf) * s2).type_as(x)
-
-
 def swap(q, k, wq, wk, cos, sin, c2, s2):
     B = q.shape[0]
     q = q.view(B, T, H, D).transpose(1, 2)
     k = k.view(B, T, KV, D).transpose(1, 2)
-    return _swap_rope(F.rms_norm(q, (D,), wq, 1e-5), c2, s2), _swap_rope(F.rms_norm(k, (D,), wk, 1e-5), c2, s2)
+    return rotate_pairs(F.rms_norm(q, (D,), wq, 1e-5), c2, s2), rotate_pairs(F.rms_norm(k, (D,), wk, 1e-5), c2, s2)
 
 
 def swap_bthd(q, k, wq, wk, cos, sin, c2, s2):
     B = q.shape[0]
-    q = _swap_rope(F.rms_norm(q.view(B, T, H, D), (D,), wq, 1e-5), c2[:, None], s2[:, None])
-    k = _swap_rope(F.rms_norm(k.view(B, T, KV, D), (D,), wk, 1e-5), c2[:, None], s2[:, None])
+    q = rotate_pairs(F.rms_norm(q.view(B, T, H, D), (D,), wq, 1e-5), c2[:, None], s2[:, None])
+    k = rotate_pairs(F.rms_norm(k.view(B, T, KV, D), (D,), wk, 1e-5), c2[:, None], s2[:, None])
     return q.transpose(1, 2), k.transpose(1, 2)
 
 
@@ -100,7 +83,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(args.device)
     cos, sin = rope_tables(T, D, 10000.0, dev)
-    c2, s2 = interleaved_tables(cos, sin)
+    c2, s2 = pair_tables(cos, sin)
     rows = []
     for batch in args.batch:
         g = torch.Generator(device=dev).manual_seed(0)
