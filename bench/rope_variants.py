@@ -5,9 +5,12 @@ RoPE on adjacent pairs -> [B, H, T, D] for the attention) ran at ~0.75 TB/s in t
 third of the H200's bandwidth; ``swap_bthd`` is the trainer's path since (``trainer.model.rotate_pairs``). Each variant here takes the q and k projections' bf16 outputs ([B, T, 512] and [B, T, 256])
 and returns q and k as the attention reads them; all are compiled (``dynamic=False``) under bf16 autocast. Per
 variant: GPU time of forward + backward summed over the profiler's kernels (no launch gaps), and the largest
-difference from ``now`` in outputs and input gradients.
+difference from ``now`` in outputs and input gradients. ``triton-rRwW`` is ``trainer.kernels.qk_norm_rope`` (one
+Triton kernel each way) with R rows a program and W warps (``--triton-configs``; the trainer's since the eighth
+session). The ``b8``/``b32`` rows of call 3 (nov30h) were a version whose backward looped over 8 or 32 row blocks
+a program (not kept).
 
-    python bench/rope_variants.py --out DIR --batch 4 32
+    python bench/rope_variants.py --out DIR --batch 4 32 [--variants now swap_bthd] [--triton-configs 16x2 32x4]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from trainer import kernels
 from trainer.model import apply_rope, pair_tables, rope_tables, rotate_pairs
 
 H, KV, D, T = 8, 4, 64, 2048
@@ -54,6 +58,13 @@ def swap_bthd(q, k, wq, wk, cos, sin, c2, s2):
     return q.transpose(1, 2), k.transpose(1, 2)
 
 
+def fused(q, k, wq, wk, cos, sin, c2, s2):
+    B = q.shape[0]
+    q = kernels.qk_norm_rope(q.view(B, T, H, D), wq, c2, s2, 1e-5)
+    k = kernels.qk_norm_rope(k.view(B, T, KV, D), wk, c2, s2, 1e-5)
+    return q.transpose(1, 2), k.transpose(1, 2)
+
+
 def bf16_out(q, k, wq, wk, cos, sin, c2, s2):
     """``now`` with its outputs cast to bf16 inside the graph (what the attention's autocast does anyway)."""
     q, k = now(q, k, wq, wk, cos, sin, c2, s2)
@@ -79,7 +90,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--batch", type=int, nargs="+", default=[4, 32])
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--triton-configs", nargs="*", default=[], metavar="ROWSxWARPS")
     args = ap.parse_args()
+    variants = {name: (VARIANTS[name], None) for name in args.variants}
+    for conf in args.triton_configs:
+        rows, warps = (int(v) for v in conf.split("x"))
+        variants[f"triton-r{rows}w{warps}"] = (fused, (rows, warps))
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(args.device)
     cos, sin = rope_tables(T, D, 10000.0, dev)
@@ -94,7 +111,9 @@ def main() -> None:
         gq = torch.randn(batch, H, T, D, device=dev, generator=g).bfloat16()
         gk = torch.randn(batch, KV, T, D, device=dev, generator=g).bfloat16()
         ref = None
-        for name, fn in VARIANTS.items():
+        for name, (fn, conf) in variants.items():
+            if conf is not None:
+                kernels.ROWS, kernels.WARPS = conf
             compiled = torch.compile(fn, dynamic=False) if dev.type == "cuda" else fn
 
             data = (q0, k0, wq, wk, gq, gk, cos, sin, c2, s2)
@@ -111,9 +130,9 @@ def main() -> None:
                         run(compiled, data)
                     torch.cuda.synchronize()
                 events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
-                kernels = {e.key: e.self_device_time_total / 10 for e in events}
-                row["gpu_us_per_pass"] = sum(kernels.values())
-                row["kernels_us"] = dict(sorted(kernels.items(), key=lambda kv: -kv[1])[:12])
+                times = {e.key: e.self_device_time_total / 10 for e in events}
+                row["gpu_us_per_pass"] = sum(times.values())
+                row["kernels_us"] = dict(sorted(times.items(), key=lambda kv: -kv[1])[:12])
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "kernels_us"}), flush=True)
             torch._dynamo.reset()

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer import kernels
 from trainer.config import ModelConfig
 from trainer.loss import LOSS_COMPILE_OPTIONS
 
@@ -87,10 +88,15 @@ class Attention(nn.Module):
         else:
             # norm and rotation in the projections' own [B, T, H, D] layout, no [B, H, T, D] copy of q and k; the
             # attention takes the transposed views as they are (b4 on an H200: 206k -> 212k tokens/s,
-            # bench/results/trainer_speed/nov30g-rope)
-            q = rotate_pairs(self.q_norm(q), cos[:, None], sin[:, None]).transpose(1, 2)
-            k = rotate_pairs(self.k_norm(k), cos[:, None], sin[:, None]).transpose(1, 2)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+            # bench/results/trainer_speed/nov30g-rope). On CUDA one Triton kernel does both (trainer/kernels.py).
+            if kernels.usable(q):
+                q = kernels.qk_norm_rope(q, self.q_norm.weight, cos, sin, self.q_norm.eps)
+                k = kernels.qk_norm_rope(k, self.k_norm.weight, cos, sin, self.k_norm.eps)
+            else:
+                q = rotate_pairs(self.q_norm(q), cos[:, None], sin[:, None])
+                k = rotate_pairs(self.k_norm(k), cos[:, None], sin[:, None])
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v, is_causal=True,
+                                               enable_gqa=True)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 

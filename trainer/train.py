@@ -395,6 +395,11 @@ def _import_compile_stack() -> None:
     import torch._dynamo  # noqa: F401
     import torch._inductor.compile_fx  # noqa: F401
 
+    from trainer import kernels
+
+    if kernels.AVAILABLE:
+        import trainer.triton_qk  # noqa: F401  (the model's Triton kernels, imported on their first call otherwise)
+
 
 def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> Path:
     """Where the portable compile cache of this shape lives: beside the token cache, named by the torch
