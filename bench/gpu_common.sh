@@ -1,0 +1,29 @@
+# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh), sourced at their top: the call's
+# clock, $OUT, and the set-up, old-tree, speed A/B and same-answer steps.
+set -uo pipefail
+t_call=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t_call )); }
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+setup_trainer() {  # setup_trainer [BUNDLE]: the bundle (default the lite one: zstandard for the corpus), the
+  # carried data, the token cache
+  mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf ${1:-.devbundle-lite}/site.tar.xz -C /tmp/s; } || exit 9
+  export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache
+  python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
+  echo "tokens loaded at $(elapsed) s"
+}
+old_tree() {  # OLD: the carried trainer to compare with (.carry/old), its assets copied in
+  OLD=$PWD/.carry/old; REPO=$PWD
+  [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
+  [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
+}
+speed_pair() {  # speed_pair SUFFIX ARGS...: bench/trainer_speed.py with ARGS, the working tree then $OLD, into
+  # $P/speed-new$SUFFIX and $P/speed-old$SUFFIX (each with its .log)
+  local sfx=$1; shift
+  python bench/trainer_speed.py --out $P/speed-new$sfx "$@" > $P/speed-new$sfx.log 2>&1
+  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old$sfx "$@" > $P/speed-old$sfx.log 2>&1)
+}
+same_answer() {  # the working tree's 6,086,656 tokens against the saved reference run, into $P/same
+  python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
+    --against bench/results/same_answer/fast > $P/same.log 2>&1
+}
