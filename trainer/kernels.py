@@ -10,7 +10,7 @@ rotated in fp32 and rounded once, as inductor's fused kernels do (no bf16 roundi
 
 The rotation is ``trainer.model.rotate_pairs``' x * c + swap(x) * s with ``pair_tables``' [T, D] tables; each
 row is loaded whole (vectorised) and the pair swap happens in registers. (A first version loaded the even and
-odd elements with stride-2 loads: 2-5x slower than inductor's kernels, ``bench/results/rope_variants``.)
+odd elements with stride-2 loads: 2-5x slower than inductor's kernels, ``bench/results/nov30h/call1-qk``.)
 
 Registered as the custom op ``blueberry::qk_norm_rope`` with its own backward, so ``torch.compile`` keeps it as
 one opaque call inside the compiled block (and inside the block's CUDA graph). Without Triton (a CPU build of
@@ -29,7 +29,7 @@ AVAILABLE = importlib.util.find_spec("triton") is not None  # a CPU build of tor
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 # rows (one token's one head each) per program, and warps per program: the fastest of six at b4 and near the best at
-# b32 on an H200 (bench/rope_variants.py; bench/results/rope_variants/nov30h-call2)
+# b32 on an H200 (bench/rope_variants.py; bench/results/nov30h/call2-qk2)
 ROWS = 16
 WARPS = 2
 
