@@ -34,10 +34,14 @@ ROWS = 16
 WARPS = 2
 
 
+def _head_dim_fits(D: int) -> bool:
+    """The kernels take whole rows as one Triton block: D must be a power of two (and even, for the pairs)."""
+    return D >= 2 and D & (D - 1) == 0
+
+
 def usable(x: torch.Tensor) -> bool:
     """Whether ``qk_norm_rope`` can run on ``x`` ([..., D]) here: Triton on its device, D a power of two."""
-    D = x.shape[-1]
-    return AVAILABLE and (x.is_cuda or INTERPRET) and D >= 2 and D & (D - 1) == 0
+    return AVAILABLE and (x.is_cuda or INTERPRET) and _head_dim_fits(x.shape[-1])
 
 
 def _check(x: torch.Tensor, w: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> None:
@@ -45,7 +49,7 @@ def _check(x: torch.Tensor, w: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -
         raise ValueError(f"qk_norm_rope wants a contiguous [B, T, H, D] tensor, got shape {tuple(x.shape)} "
                          f"with strides {x.stride()}")
     D = x.shape[-1]
-    if D % 2 or D & (D - 1):
+    if not _head_dim_fits(D):
         raise ValueError(f"qk_norm_rope wants a power-of-two head dim, got {D}")
     if w.shape != (D,) or c.shape != s.shape or c.shape[1] != D or c.shape[0] < x.shape[1]:
         raise ValueError(f"qk_norm_rope: weight {tuple(w.shape)} and tables {tuple(c.shape)}/{tuple(s.shape)} "

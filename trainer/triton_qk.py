@@ -30,6 +30,7 @@ def qk_fwd(x_ptr, y_ptr, w_ptr, c_ptr, s_ptr, n_rows, heads, seq_len, eps,
     y = n * c + swap_pairs(n, ROWS, HALF) * s
     tl.store(y_ptr + at, y.to(y_ptr.dtype.element_ty), mask=keep[:, None])
 
+
 @triton.jit
 def qk_bwd(x_ptr, gy_ptr, gx_ptr, w_ptr, c_ptr, s_ptr, gw_part_ptr, n_rows, heads, seq_len, eps,
            gy_sb, gy_st, gy_sh, ROWS: tl.constexpr, HALF: tl.constexpr):
