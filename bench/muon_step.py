@@ -1,6 +1,6 @@
 """Muon's optimizer step alone, on the 151M model's hidden matrices: GPU time and host time per step.
 
-    PYTHONPATH=. python bench/muon_step.py --out bench/results/muon_step
+    PYTHONPATH=. python bench/muon_step.py --out bench/results/muon_step [--versions folded trainer]
 
 Versions on the same random gradients:
 - ``before``: the trainer's Muon until Nov 30 (fourth session): a tall matrix is transposed into
@@ -10,9 +10,11 @@ Versions on the same random gradients:
 - ``unfolded``: ``no-transpose`` with both momentum lerps and the cast back to fp32 inside the compiled function
   (momentum passed as a tensor, so no value is baked into the graph): the trainer's Muon until Nov 30, seventh
   session;
-- ``trainer``: ``trainer.optim.Muon`` now: ``unfolded`` with the quintic's a X folded into the Gram side,
-  X <- (a I + b A + c A^2) X, which drops one X-sized pass per Newton-Schulz step.
-On an H200 (Nov 30, fourth session): 6.70, 6.37 and 5.91 ms of GPU time a step.
+- ``folded``: ``unfolded`` with the quintic's a X folded into the Gram side, X <- (a I + b A + c A^2) X, which
+  drops one X-sized pass per Newton-Schulz step (the trainer's Muon from Nov 30, seventh session, to Dec 1);
+- ``trainer``: ``trainer.optim.Muon`` now: ``folded`` with the MLP's 2048 x 512 and 512 x 2048 matrices
+  orthogonalised in the Gram form (``newton_schulz_gram``).
+On an H200 (Nov 30, fourth session): 6.70, 6.37 and 5.91 ms of GPU time a step for the first three.
 (A variant with the stack compiled in and ``baddbmm`` for the quintic's adds took 7.75 ms against 6.64 on
 Nov 30, third session, and was dropped.)
 
@@ -33,7 +35,7 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT
-from trainer.optim import NS_COEFFS, Muon, newton_schulz_transposed, ns_start, partition
+from trainer.optim import NS_COEFFS, Muon, newton_schulz, newton_schulz_transposed, ns_start, partition
 
 
 def newton_schulz_unfolded(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float16) -> torch.Tensor:
@@ -99,10 +101,26 @@ class MuonUnfolded(Muon):
         self._update = torch.compile(muon_update_unfolded, dynamic=False)
 
 
+def muon_update_folded(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor,
+                       steps: int, ns_dtype: torch.dtype) -> torch.Tensor:
+    g.mul_(grad_scale)
+    buf.lerp_(g, 1 - momentum)
+    return newton_schulz(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+
+
+class MuonFolded(Muon):
+    """The trainer's Muon until Dec 1: ``newton_schulz`` for every shape (no Gram form for the MLP's matrices)."""
+
+    def __init__(self, params: list[torch.nn.Parameter]) -> None:
+        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
+        self._update = torch.compile(muon_update_folded, dynamic=False)
+
+
 VERSIONS = {
     "before": MuonBefore,
     "unfolded": MuonUnfolded,
     "no-transpose": MuonNoTranspose,
+    "folded": MuonFolded,
     "trainer": lambda ps: Muon(ps, lr=0.015, momentum=0.95, ns_dtype=torch.float16, compile_ns=True),
 }
 
@@ -146,18 +164,21 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--versions", nargs="+", choices=list(VERSIONS), default=list(VERSIONS),
+                    help="which versions to time (the first is the baseline of the speed-up and weight columns)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows, weights = [], {}
-    for name, make in VERSIONS.items():
-        row, weights[name] = measure(name, make, args.steps)
+    for name in args.versions:
+        row, weights[name] = measure(name, VERSIONS[name], args.steps)
         rows.append(row)
+    first = args.versions[0]
     base = rows[0]["gpu_ms_per_step"]
     for row in rows:
-        row["speedup_vs_before"] = round(base / row["gpu_ms_per_step"], 3)
-        moved = (weights[row["version"]] - weights["before"]).abs()
-        row["weights_max_abs_difference_vs_before"] = moved.max().item()
-        row["weights_mean_abs_difference_vs_before"] = moved.mean().item()
+        row[f"speedup_vs_{first}"] = round(base / row["gpu_ms_per_step"], 3)
+        moved = (weights[row["version"]] - weights[first]).abs()
+        row[f"weights_max_abs_difference_vs_{first}"] = moved.max().item()
+        row[f"weights_mean_abs_difference_vs_{first}"] = moved.mean().item()
     summary = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
     (args.out / "muon_step.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

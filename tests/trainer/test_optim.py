@@ -7,6 +7,7 @@ from trainer.optim import (
     build_optimizers,
     clip_coefficient,
     newton_schulz,
+    newton_schulz_gram,
     newton_schulz_transposed,
     partition,
     step_scaled,
@@ -41,9 +42,46 @@ def test_tall_matrices_iterate_from_the_right_like_upstreams_transpose():
         assert torch.allclose(ours, newton_schulz_transposed(G, 5, torch.float32), atol=1e-5)
 
 
+def _decaying_spectrum(shape: tuple[int, int], decay: float, n: int = 2) -> torch.Tensor:
+    """n matrices with singular values k^-decay, as gradients' spectra fall off."""
+    gen = torch.Generator().manual_seed(0)
+    s = min(shape)
+    U, _ = torch.linalg.qr(torch.randn(n, shape[0], s, generator=gen))
+    V, _ = torch.linalg.qr(torch.randn(n, shape[1], s, generator=gen))
+    return (U * torch.arange(1, s + 1).float() ** -decay) @ V.mT
+
+
+def test_gram_newton_schulz_is_the_same_iteration():
+    torch.manual_seed(0)
+    for G in (torch.randn(3, 64, 16, dtype=torch.float64), torch.randn(3, 16, 64, dtype=torch.float64)):
+        want = newton_schulz(G, 5, torch.float64)
+        for restart in (3, 1, 99):  # wherever X is rebuilt, and never
+            got = newton_schulz_gram(G, 5, torch.float64, restart=restart)
+            assert got.shape == G.shape and got.is_contiguous()
+            assert torch.allclose(got, want, atol=1e-12), restart
+
+
+def test_gram_newton_schulz_in_fp16_is_as_accurate_as_the_plain_form():
+    for shape in ((256, 64), (64, 256)):
+        for decay in (1.0, 2.0):
+            G = _decaying_spectrum(shape, decay)
+            exact = newton_schulz(G.double(), 5, torch.float64)
+
+            def error(X: torch.Tensor, exact: torch.Tensor = exact) -> float:
+                return ((X.double() - exact).norm() / exact.norm()).item()
+
+            plain = error(newton_schulz(G, 5, torch.float16))
+            gram = error(newton_schulz_gram(G, 5, torch.float16))
+            assert gram < 2.5 * plain, (shape, decay, gram, plain)
+            # without the restart the fp16 Gram form drifts: the restart is what keeps it accurate
+            assert error(newton_schulz_gram(G, 5, torch.float16, restart=99)) > 4 * plain
+
+
 def test_fast_muon_matches_reference_muon():
     torch.manual_seed(0)
+    # 8 x 16 and 16 x 8 take newton_schulz, 40 x 8 and 8 x 40 (aspect >= GRAM_MIN_ASPECT) newton_schulz_gram
     params = [torch.nn.Parameter(torch.randn(8, 16)) for _ in range(3)] + [torch.nn.Parameter(torch.randn(16, 8))]
+    params += [torch.nn.Parameter(torch.randn(40, 8)) for _ in range(2)] + [torch.nn.Parameter(torch.randn(8, 40))]
     clones = [torch.nn.Parameter(p.detach().clone()) for p in params]
     fast = Muon(params, lr=0.02, ns_dtype=torch.float32)
     ref = Muon(clones, lr=0.02, ns_dtype=torch.float32, reference=True)
@@ -87,7 +125,8 @@ def test_compiled_muon_compiles_once_per_shape_whatever_the_momentum():
 def test_clipping_inside_the_optimizers_is_clip_grad_norm():
     """The trainer's clipping (``clip_coefficient``, applied by ``step_scaled`` where each optimizer reads its grads) moves the
     weights exactly as ``clip_grad_norm_`` followed by the optimizers' steps, clipping or not."""
-    for fast in (True, False):
+    # the fused AdamW (CUDA's default on the fast path) takes the coefficient as its grad_scale
+    for fast, fused in ((True, False), (True, True), (False, False)):
         for max_norm in (0.05, 1e6):  # the first clips, the second leaves the grads as they are
             torch.manual_seed(0)
             a, b = GPT(PRESETS["tiny"]), GPT(PRESETS["tiny"])
@@ -95,7 +134,9 @@ def test_clipping_inside_the_optimizers_is_clip_grad_norm():
             opts = {}
             for name, model in (("a", a), ("b", b)):
                 opts[name] = build_optimizers(model, muon_lr=0.02, adamw_lr=0.01, muon_momentum=0.95,
-                                              weight_decay=0.1, fast=fast, ns_dtype=torch.float32)
+                                              weight_decay=0.1, fast=fast, ns_dtype=torch.float32,
+                                              fused_adamw=fused)
+            assert opts["b"][1].defaults["fused"] is fused
             window = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 17))
             for _ in range(2):
                 for model in (a, b):
@@ -111,4 +152,4 @@ def test_clipping_inside_the_optimizers_is_clip_grad_norm():
                     step_scaled(opt, scale)
                     opt.zero_grad(set_to_none=True)
             for pa, pb in zip(a.parameters(), b.parameters()):
-                assert torch.allclose(pa, pb, rtol=0, atol=1e-6), (fast, max_norm)
+                assert torch.allclose(pa, pb, rtol=0, atol=1e-6), (fast, fused, max_norm)
