@@ -16,6 +16,16 @@ Registered as the custom op ``blueberry::qk_norm_rope`` with its own backward, s
 one opaque call inside the compiled block (and inside the block's CUDA graph). Without Triton (a CPU build of
 torch) ``AVAILABLE`` is False and the model uses its compiled PyTorch formula; with ``TRITON_INTERPRET=1`` the
 same kernels run on the CPU, which is how the tests check them against the reference formula.
+
+``cross_entropy``: the output head's mean cross-entropy over logits [N, V] in their own dtype (bf16 under
+autocast), each block upcast to fp32 in registers, as inductor's kernels did. Compiled by inductor, at the record
+settings (8,188 positions x 49,152, bf16 logits of 805 MB) on an H200 its forward took 526 us (~1.5 TB/s) and its
+backward 561 us (``bench/results/nov30h/call4-final/profile/kernels-b4.txt``), where the bandwidth allows ~230 and
+~450. Here the forward reads each row once (a running max and sum of exps), writes its fp32 logsumexp and loss;
+the backward reads the logits and the saved logsumexp and writes (softmax - onehot) * grad / N in the logits'
+dtype, the incoming gradient read by the kernel from its 0-d tensor. ``cross_entropy_sum_and_grad`` is both at once
+for ``trainer.loss``'s chunks, which take the gradient in the forward pass. ``ce_usable`` says where they run
+(Triton on the logits' device, as ``usable``); ``bench/loss_variants.py`` times them against the compiled formula.
 """
 
 from __future__ import annotations
@@ -116,3 +126,138 @@ def _backward(ctx, grad):
 
 
 qk_norm_rope.register_autograd(_backward, setup_context=_setup)
+
+
+# --- cross-entropy of the output head ---------------------------------------------------------------------------
+
+# columns per block and warps per program of the forward kernel (one program a row, BLOCK columns a loop step) and
+# of the gradient kernel (one program per BLOCK columns of a row). Not measured yet: bench/loss_variants.py
+# --fwd-configs/--grad-configs times the alternatives.
+CE_BLOCK = 8192
+CE_WARPS = 8
+CE_GRAD_BLOCK = 4096
+CE_GRAD_WARPS = 8
+
+
+def ce_usable(logits: torch.Tensor) -> bool:
+    """Whether the cross-entropy kernels can run on ``logits`` here: Triton on its device, a float dtype."""
+    return AVAILABLE and (logits.is_cuda or INTERPRET) and logits.dtype.is_floating_point
+
+
+def _check_ce(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    if logits.dim() != 2 or logits.stride(1) != 1 or not logits.dtype.is_floating_point:
+        raise ValueError(f"cross_entropy wants float logits [N, V] with unit stride along V, got "
+                         f"{logits.dtype} {tuple(logits.shape)} with strides {logits.stride()}")
+    if targets.shape != logits.shape[:1] or targets.dtype != torch.int64:
+        raise ValueError(f"cross_entropy wants int64 targets [{logits.shape[0]}], got {targets.dtype} "
+                         f"{tuple(targets.shape)}")
+
+
+def _ce_forward(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-row loss and logsumexp (fp32 [N]), and with ``scale`` the gradient (softmax - onehot) * scale."""
+    _check_ce(logits, targets)
+    from trainer import triton_ce
+
+    N, V = logits.shape
+    targets = targets.contiguous()
+    loss = torch.empty(N, device=logits.device, dtype=torch.float32)
+    lse = torch.empty_like(loss)
+    grad = None if scale is None else torch.empty_like(logits, memory_format=torch.contiguous_format)
+    if N:
+        triton_ce.ce_fwd[(N,)](logits, targets, loss, lse, loss if grad is None else grad,
+                               loss if scale is None else scale, V, logits.stride(0), V,
+                               BLOCK=CE_BLOCK, WRITE_GRAD=grad is not None, num_warps=CE_WARPS)
+    return loss, lse, grad
+
+
+def _check_scale(scale: torch.Tensor, logits: torch.Tensor) -> None:
+    if scale.dim() != 0 or scale.dtype != torch.float32 or scale.device != logits.device:
+        raise ValueError(f"the gradient's scale is a 0-d fp32 tensor on the logits' device, got {scale.dtype} "
+                         f"{tuple(scale.shape)} on {scale.device}")
+
+
+@torch.library.custom_op("blueberry::cross_entropy_mean", mutates_args=())
+def cross_entropy_mean(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over the N rows of ``logits`` [N, V] of logsumexp(row) - row[target] (0-d, fp32), and each row's
+    logsumexp (fp32 [N], saved for the backward; not differentiable). ``cross_entropy`` returns the first."""
+    loss, lse, _ = _ce_forward(logits, targets, None)
+    return loss.mean(), lse
+
+
+@cross_entropy_mean.register_fake
+def _(logits, targets):
+    return logits.new_empty((), dtype=torch.float32), logits.new_empty(logits.shape[:1], dtype=torch.float32)
+
+
+@torch.library.custom_op("blueberry::cross_entropy_grad", mutates_args=())
+def cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor, scale: torch.Tensor
+                       ) -> torch.Tensor:
+    """(softmax(logits) - onehot(targets)) * scale from the rows' saved logsumexp, in the logits' dtype;
+    ``scale`` is a 0-d fp32 tensor."""
+    _check_ce(logits, targets)
+    _check_scale(scale, logits)
+    from trainer import triton_ce
+
+    N, V = logits.shape
+    grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+    blocks_per_row = -(-V // CE_GRAD_BLOCK)
+    if N:
+        triton_ce.ce_bwd[(N * blocks_per_row,)](logits, targets.contiguous(), lse.contiguous(), scale, grad, V,
+                                                logits.stride(0), V, blocks_per_row, BLOCK=CE_GRAD_BLOCK,
+                                                num_warps=CE_GRAD_WARPS)
+    return grad
+
+
+@cross_entropy_grad.register_fake
+def _(logits, targets, lse, scale):
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _ce_setup(ctx, inputs, output):
+    logits, targets = inputs
+    _, lse = output
+    ctx.mark_non_differentiable(lse)
+    ctx.save_for_backward(logits, targets, lse)
+
+
+def _ce_backward(ctx, grad_loss, grad_lse):
+    logits, targets, lse = ctx.saved_tensors
+    scale = grad_loss.float() / logits.shape[0]  # stays a tensor: the incoming gradient is never baked in
+    return cross_entropy_grad(logits, targets, lse, scale), None
+
+
+cross_entropy_mean.register_autograd(_ce_backward, setup_context=_ce_setup)
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits.float(), targets)`` (the mean) by the Triton kernels, logits in their own dtype."""
+    return cross_entropy_mean(logits, targets)[0]
+
+
+@torch.library.custom_op("blueberry::cross_entropy_sum_and_grad", mutates_args=())
+def cross_entropy_sum_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one chunk of the chunked loss: the summed loss over the rows (0-d fp32) and the gradient
+    (softmax - onehot) * scale in the logits' dtype, in one kernel; ``scale`` is a 0-d fp32 tensor. No
+    autograd: the chunked loss takes its gradients this way, in its forward pass."""
+    _check_scale(scale, logits)
+    loss, _, grad = _ce_forward(logits, targets, scale)
+    return loss.sum(), grad
+
+
+@cross_entropy_sum_and_grad.register_fake
+def _(logits, targets, scale):
+    return (logits.new_empty((), dtype=torch.float32),
+            torch.empty_like(logits, memory_format=torch.contiguous_format))
+
+
+@torch.library.custom_op("blueberry::cross_entropy_sum", mutates_args=())
+def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The summed loss over the rows (0-d fp32), no gradient: the chunked loss without grad (evaluation)."""
+    return _ce_forward(logits, targets, None)[0].sum()
+
+
+@cross_entropy_sum.register_fake
+def _(logits, targets):
+    return logits.new_empty((), dtype=torch.float32)

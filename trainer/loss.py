@@ -16,25 +16,37 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from trainer import kernels
 
-def _chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: float
+
+def _chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For one chunk: summed loss, d(scale * loss)/dh and d(scale * loss)/dweight (fp32)."""
-    logits = (h @ weight.t()).float()
-    lse = torch.logsumexp(logits, dim=-1)
-    picked = logits.gather(1, targets[:, None]).squeeze(1)
-    loss_sum = (lse - picked).sum()
-    # softmax - onehot, times the mean's 1/N: the gradient of the loss with respect to the logits
-    grad_logits = torch.exp(logits - lse[:, None])
-    grad_logits = grad_logits.scatter_add(1, targets[:, None], torch.full_like(picked[:, None], -1.0))
-    grad_logits = (grad_logits * scale).to(h.dtype)
+    """For one chunk: summed loss, d(scale * loss)/dh and d(scale * loss)/dweight (fp32); ``scale`` is a 0-d
+    fp32 tensor. On CUDA the logits stay in h's dtype and one Triton kernel gives the loss and their gradient
+    (``trainer.kernels``); the formula below is the same in fp32."""
+    logits = h @ weight.t()
+    if kernels.ce_usable(logits):
+        loss_sum, grad_logits = kernels.cross_entropy_sum_and_grad(logits, targets, scale)
+        grad_logits = grad_logits.to(h.dtype)
+    else:
+        logits = logits.float()
+        lse = torch.logsumexp(logits, dim=-1)
+        picked = logits.gather(1, targets[:, None]).squeeze(1)
+        loss_sum = (lse - picked).sum()
+        # softmax - onehot, times the mean's 1/N: the gradient of the loss with respect to the logits
+        grad_logits = torch.exp(logits - lse[:, None])
+        grad_logits = grad_logits.scatter_add(1, targets[:, None], torch.full_like(picked[:, None], -1.0))
+        grad_logits = (grad_logits * scale).to(h.dtype)
     grad_h = grad_logits @ weight
     grad_w = (grad_logits.t() @ h).float()
     return loss_sum, grad_h, grad_w
 
 
 def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy((h @ weight.t()).float(), targets, reduction="sum")
+    logits = h @ weight.t()
+    if kernels.ce_usable(logits):
+        return kernels.cross_entropy_sum(logits, targets)
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
 
 
 class _ChunkedLoss(torch.autograd.Function):
@@ -47,8 +59,9 @@ class _ChunkedLoss(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        scale = torch.full((), 1.0 / n, dtype=torch.float32, device=h.device)  # the mean's 1/N, as a tensor
         for i in range(0, n, chunk):
-            loss_sum, gh, gw = fused(hc[i: i + chunk], w, targets[i: i + chunk], 1.0 / n)
+            loss_sum, gh, gw = fused(hc[i: i + chunk], w, targets[i: i + chunk], scale)
             total += loss_sum
             grad_h[i: i + chunk] = gh
             grad_w += gw

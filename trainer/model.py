@@ -177,9 +177,17 @@ class GPT(nn.Module):
         return self.hidden(tokens) @ self.embed.weight.t()
 
 
-def lm_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the tied output head, logits in fp32."""
-    logits = (h @ weight.t()).float()
+def lm_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, reference: bool = False
+            ) -> torch.Tensor:
+    """Cross-entropy of the tied output head, computed in fp32.
+
+    On CUDA (``kernels.ce_usable``) the logits stay in the matmul's dtype (bf16 under autocast) and the Triton
+    kernels upcast them to fp32 block by block, as inductor's kernels of the formula below did; ``reference``
+    (and the CPU) keeps the formula."""
+    logits = h @ weight.t()
+    if not reference and kernels.ce_usable(logits):
+        return kernels.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    logits = logits.float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
@@ -190,6 +198,8 @@ def next_token_loss(model: GPT, window: torch.Tensor, reference: bool = False) -
     vocabulary projection (the most expensive matmul), so T-1 positions of each window count.
     """
     h = model.hidden(window, reference)[:, :-1]
+    if reference:  # the formula, not the Triton kernels (the chunked loss is a fast-path-only choice)
+        return model.lm_loss(h, model.embed.weight, window[:, 1:], reference=True)
     return model.lm_loss(h, model.embed.weight, window[:, 1:])
 
 

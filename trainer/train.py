@@ -398,7 +398,9 @@ def _import_compile_stack() -> None:
     from trainer import kernels
 
     if kernels.AVAILABLE:
-        import trainer.triton_qk  # noqa: F401  (the model's Triton kernels, imported on their first call otherwise)
+        # the model's and the loss's Triton kernels (imported on their first call otherwise)
+        import trainer.triton_ce  # noqa: F401
+        import trainer.triton_qk  # noqa: F401
 
 
 def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> Path:

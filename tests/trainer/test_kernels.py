@@ -1,8 +1,8 @@
-"""``trainer.kernels``: the Triton QK-norm + RoPE kernels against the model's PyTorch formula.
+"""``trainer.kernels``: the Triton QK-norm + RoPE and cross-entropy kernels against the model's PyTorch formulas.
 
 The kernels run on the CPU under Triton's interpreter (``TRITON_INTERPRET=1``, read when the kernels are
-defined, so each check runs in its own process). On a GPU the same kernels compile for the device; the GPU check
-is ``bench/qk_kernel.py`` with ``bench/same_answer.py``.
+defined, so each check runs in its own process). On a GPU the same kernels compile for the device; the GPU checks
+are ``bench/rope_variants.py`` and ``bench/loss_variants.py`` with ``bench/same_answer.py``.
 """
 
 import os
@@ -90,22 +90,38 @@ def test_tiny_model_steps_the_same_with_the_kernels():
         from trainer.config import PRESETS
         from trainer.model import GPT, next_token_loss
 
-        def grads(use_kernels):
-            kernels_usable = kernels.usable
+        calls = {"qk": 0, "ce": 0}
+        qk_op, ce_op = kernels.qk_norm_rope, kernels.cross_entropy
+
+        def counted(name, op):
+            def call(*args):
+                calls[name] += 1
+                return op(*args)
+            return call
+
+        kernels.qk_norm_rope, kernels.cross_entropy = counted("qk", qk_op), counted("ce", ce_op)
+
+        def grads(use_kernels, reference=False):
+            usable, ce_usable = kernels.usable, kernels.ce_usable
             if not use_kernels:
-                kernels.usable = lambda x: False
+                kernels.usable = kernels.ce_usable = lambda x: False
             try:
                 torch.manual_seed(0)
                 model = GPT(PRESETS["tiny"])
                 window = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 17), generator=torch.Generator().manual_seed(1))
-                loss = next_token_loss(model, window)
+                loss = next_token_loss(model, window, reference)
                 loss.backward()
                 return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
             finally:
-                kernels.usable = kernels_usable
+                kernels.usable, kernels.ce_usable = usable, ce_usable
 
         loss_k, grads_k = grads(True)
+        assert calls == {"qk": 4, "ce": 1}, calls  # q and k of both layers, and the loss
         loss_f, grads_f = grads(False)
+        assert calls == {"qk": 4, "ce": 1}, calls
+        loss_r, grads_r = grads(True, reference=True)
+        assert calls == {"qk": 4, "ce": 1}, calls  # the reference path keeps the formulas, kernels or not
+        assert loss_r == loss_f or abs(loss_r - loss_f) < 1e-6 * abs(loss_f), (loss_r, loss_f)
         assert abs(loss_k - loss_f) < 1e-6 * abs(loss_f), (loss_k, loss_f)
         for name, g in grads_f.items():
             err = ((grads_k[name] - g).abs().max() / g.abs().max().clamp_min(1e-12)).item()
@@ -114,3 +130,137 @@ def test_tiny_model_steps_the_same_with_the_kernels():
         print("ok", loss_k)
     """)
     assert out.strip().startswith("ok")
+
+
+# cross-entropy: V = 1000 with blocks of 256 (forward) and 128 (gradient), so both kernels loop over several blocks
+# and mask a partial last one
+_CE = """
+        kernels.CE_BLOCK, kernels.CE_GRAD_BLOCK = 256, 128
+
+        def rel(got, want):
+            return ((got.float() - want).abs().max() / want.abs().max()).item()
+
+        def logits_and_targets(N=13, V=1000, seed=0):
+            g = torch.Generator().manual_seed(seed)
+            wide = 4 * torch.randn(N, V + 24, generator=g)
+            x = wide[:, :V]  # rows V + 24 apart: the kernels take the row stride
+            t = torch.randint(0, V, (N,), generator=g)
+            x[0] = 100 * torch.sign(torch.randn(V, generator=g))  # +-100: exp(100) overflows fp32, the max must go first
+            x[1] = 3000 + 10 * torch.randn(V, generator=g)  # far from 0: the shift by the max matters
+            t[1] = V - 1
+            x[1, V - 1] = 3100  # the target is the max, in the masked last block
+            x[2] = torch.linspace(-30, 30, V)  # the max grows block after block: each block rescales the sum
+            x[3] = torch.linspace(30, -30, V)  # the max is in the first block
+            t[3] = 0
+            return wide, t
+"""
+
+
+def test_cross_entropy_matches_the_formula():
+    out = _run(_CE + """
+        wide, t = logits_and_targets()
+        N, V = wide.shape[0], wide.shape[1] - 24
+        for dtype, tol_loss, tol_grad in ((torch.float32, 1e-6, 1e-5), (torch.bfloat16, 1e-6, 1e-2)):
+            xd = wide.to(dtype)[:, :V]
+            xk = xd.detach().requires_grad_(True)
+            assert xk.stride(0) == V + 24
+            loss, lse = kernels.cross_entropy_mean(xk, t)
+            (2.5 * loss).backward()
+            xr = xd.float().detach().requires_grad_(True)  # the formula on the same (rounded) values, in fp32
+            ref = F.cross_entropy(xr, t)
+            (2.5 * ref).backward()
+            assert loss.dtype == lse.dtype == torch.float32 and xk.grad.dtype == dtype
+            errs = {"loss": rel(loss, ref.detach()), "lse": rel(lse, torch.logsumexp(xr.detach(), -1)),
+                    "grad": rel(xk.grad, xr.grad)}
+            # per row too: a wrong row among 13 is a small share of the mean and of the largest gradient
+            rows_ref = F.cross_entropy(xr.detach(), t, reduction="none")
+            errs["rows"] = ((lse - xr.detach().gather(1, t[:, None]).squeeze(1) - rows_ref).abs()
+                            / rows_ref.abs().clamp_min(1.0)).max().item()
+            errs["grad_rows"] = max(rel(xk.grad[i], xr.grad[i]) for i in range(N))
+            assert max(errs["loss"], errs["lse"], errs["rows"]) < tol_loss, (dtype, errs)
+            assert max(errs["grad"], errs["grad_rows"]) < tol_grad, (dtype, errs)
+
+            # the chunked loss's op: summed loss and the gradient times a given scale, in one kernel
+            scale = torch.tensor(0.37)
+            loss_sum, grad = kernels.cross_entropy_sum_and_grad(xd, t, scale)
+            want = xr.grad * (0.37 * N / 2.5)
+            assert grad.dtype == dtype and grad.is_contiguous()
+            errs_sum = {"sum": rel(loss_sum, rows_ref.sum()), "sum_only": rel(kernels.cross_entropy_sum(xd, t), rows_ref.sum()),
+                        "grad": rel(grad, want), "grad_rows": max(rel(grad[i], want[i]) for i in range(N))}
+            assert max(errs_sum["sum"], errs_sum["sum_only"]) < tol_loss, (dtype, errs_sum)
+            assert max(errs_sum["grad"], errs_sum["grad_rows"]) < tol_grad, (dtype, errs_sum)
+            print(dtype, errs, errs_sum)
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+
+
+def test_cross_entropy_ops_pass_opcheck_and_compile_as_opaque_calls():
+    out = _run(_CE + """
+        from torch._inductor.utils import run_and_get_code
+        from trainer.model import lm_loss
+
+        wide, t = logits_and_targets(N=5, V=600)
+        x = wide[:, :600].contiguous().requires_grad_(True)
+        utils = ("test_schema", "test_faketensor", "test_autograd_registration", "test_aot_dispatch_dynamic")
+        torch.library.opcheck(kernels.cross_entropy_mean, (x, t), test_utils=utils)
+        xd = x.detach()
+        lse = torch.logsumexp(xd, -1)
+        torch.library.opcheck(kernels.cross_entropy_grad, (xd, t, lse, torch.tensor(0.3)), test_utils=utils)
+        torch.library.opcheck(kernels.cross_entropy_sum_and_grad, (xd, t, torch.tensor(0.3)), test_utils=utils)
+        torch.library.opcheck(kernels.cross_entropy_sum, (xd, t), test_utils=utils)
+
+        # the model's loss head compiled as the trainer compiles it: the ops stay single calls in the forward and
+        # the backward code, around the matmuls; same loss and gradients as the formula
+        g = torch.Generator().manual_seed(2)
+        h = torch.randn(2, 7, 16, generator=g).requires_grad_(True)
+        w = (0.5 * torch.randn(600, 16, generator=g)).requires_grad_(True)
+        tt = torch.randint(0, 600, (2, 7), generator=g)
+        compiled = torch.compile(lm_loss, dynamic=False, fullgraph=True)
+        (loss, grads), code = run_and_get_code(lambda: (lambda l: (l, torch.autograd.grad(3 * l, (h, w))))(compiled(h, w, tt)))
+        code = "\\n".join(code)
+        assert "blueberry.cross_entropy_mean" in code and "blueberry.cross_entropy_grad" in code
+        assert "log_softmax" not in code and "logsumexp" not in code
+        ref = lm_loss(h, w, tt, reference=True)
+        ref_grads = torch.autograd.grad(3 * ref, (h, w))
+        assert rel(loss, ref.detach()) < 1e-6, (loss, ref)
+        assert all(rel(a, b) < 1e-5 for a, b in zip(grads, ref_grads)), [rel(a, b) for a, b in zip(grads, ref_grads)]
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+
+
+def test_chunked_loss_with_the_kernels_matches_it_without():
+    out = _run(_CE + """
+        from trainer.loss import ChunkedLMLoss
+
+        g = torch.Generator().manual_seed(3)
+        h = torch.randn(3, 11, 16, generator=g).requires_grad_(True)
+        w = (0.5 * torch.randn(1000, 16, generator=g)).requires_grad_(True)
+        t = torch.randint(0, 1000, (3, 11), generator=g)
+
+        def run(use_kernels, compile=False, autocast=False):
+            ce_usable, called = kernels.ce_usable, []
+            kernels.ce_usable = (lambda x: called.append(1) or ce_usable(x)) if use_kernels else (lambda x: False)
+            try:
+                loss_fn = ChunkedLMLoss(12, compile=compile)  # 33 positions: chunks of 11
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    loss = loss_fn(h, w, t)
+                    grads = torch.autograd.grad(2.5 * loss, (h, w))
+                    with torch.no_grad():
+                        evaluated = loss_fn(h, w, t)
+                assert not use_kernels or called
+                return loss.detach(), evaluated, grads
+            finally:
+                kernels.ce_usable = ce_usable
+
+        for compile, autocast, tol in ((False, False, 1e-5), (True, False, 1e-5), (False, True, 2e-2)):
+            loss_k, eval_k, grads_k = run(True, compile, autocast)
+            loss_f, eval_f, grads_f = run(False, compile, autocast)
+            errs = [rel(loss_k, loss_f), rel(eval_k, eval_f)] + [rel(a, b) for a, b in zip(grads_k, grads_f)]
+            # the losses are fp32 sums of fp32 row losses whichever the matmul's dtype
+            assert max(errs[:2]) < 1e-6 and max(errs[2:]) < tol, (compile, autocast, errs)
+            print(compile, autocast, errs)
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
