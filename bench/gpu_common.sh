@@ -1,4 +1,4 @@
-# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh), sourced at their top: the call's
+# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh), sourced at their top: the call's
 # clock, $OUT, and the set-up, old-tree, speed A/B and same-answer steps.
 set -uo pipefail
 t_call=$(date +%s)

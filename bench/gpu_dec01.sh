@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Device calls of Dec 1 (issue 19). Set-up, old-tree, A/B and same-answer steps from bench/gpu_common.sh.
+#   bash bench/gpu_dec01.sh gramce   one H200, carry .devbundle-lite, .carry/data (wiki shard 0 + val) and .carry/old
+#                                    (`git archive 8d5bc52 trainer chores`, assets left out): Muon's step alone (the
+#                                    plain Newton-Schulz against the Gram form for the MLP's matrices,
+#                                    bench/muon_step.py); the loss head alone (inductor's compiled formula against the
+#                                    Triton cross-entropy kernels, several block x warps configs, bench/loss_variants.py);
+#                                    trainer speed at b4 of the working tree and of .carry/old, twice, alternated; the
+#                                    working tree's answer; b32 speed of both while the call has time (call 1)
+source "$(dirname "$0")/gpu_common.sh"
+case "${1:-}" in
+gramce)  # carry .devbundle-lite, .carry/data and .carry/old
+  P=/tmp/gramce; mkdir -p $P; old_tree
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python bench/muon_step.py --out $P/muon --versions folded trainer > $P/muon.log 2>&1
+  grep -E '"version"|gpu_ms' $P/muon.log | tr -s ' ' | paste - - | cut -c1-120
+  echo "== loss from $(elapsed) s"
+  python bench/loss_variants.py --out $P/loss > $P/loss.log 2>&1; tail -25 $P/loss.log | cut -c1-160
+  tar czf $OUT/$1.tar.gz -C /tmp $1
+  echo "== speed from $(elapsed) s"
+  for i in 1 2; do
+    speed_pair -$i --batches 4 --steps 60
+    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
+  done
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  echo "== same answer from $(elapsed) s"
+  same_answer; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  if [ $(elapsed) -lt ${B32_BEFORE:-450} ]; then
+    speed_pair -b32 --batches 32 --steps 20
+    for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
+  fi
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache
+  echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+*) echo "usage: $0 gramce"; exit 2 ;;
+esac
