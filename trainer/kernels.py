@@ -101,11 +101,11 @@ def qk_norm_rope_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Ten
     gx = torch.empty_like(x)
     n_rows = B * T * H
     programs = -(-n_rows // ROWS)
-    parts = torch.empty(programs, D, device=x.device, dtype=torch.float32)
+    parts = torch.empty(D, programs, device=x.device, dtype=torch.float32)  # column-major partials
     triton_qk.qk_bwd[(programs,)](x, grad, gx, weight, c, s, parts, n_rows, H, T, eps,
                                   grad.stride(0), grad.stride(1), grad.stride(2), ROWS=ROWS, HALF=D // 2,
                                   num_warps=WARPS)
-    return gx, parts.sum(0).to(weight.dtype)
+    return gx, parts.sum(1).to(weight.dtype)
 
 
 @qk_norm_rope_backward.register_fake
@@ -131,12 +131,13 @@ qk_norm_rope.register_autograd(_backward, setup_context=_setup)
 # --- cross-entropy of the output head ---------------------------------------------------------------------------
 
 # columns per block and warps per program of the forward kernel (one program a row, BLOCK columns a loop step) and
-# of the gradient kernel (one program per BLOCK columns of a row). Not measured yet: bench/loss_variants.py
-# --fwd-configs/--grad-configs times the alternatives.
+# of the gradient kernel (one program per BLOCK columns of a row). On an H200 at b4 (8,188 x 49,152 bf16 logits,
+# bench/loss_variants.py, bench/results/dec01/call1-gramce/loss): forward 8192x8 206 us (4096x8 219, 8192x16 241,
+# 16384x16 251; at b32 4096x4 was 6% faster than 8192x8), gradient 2048x4 383 us (4096x4 390, 4096x8 396)
 CE_BLOCK = 8192
 CE_WARPS = 8
-CE_GRAD_BLOCK = 4096
-CE_GRAD_WARPS = 8
+CE_GRAD_BLOCK = 2048
+CE_GRAD_WARPS = 4
 
 
 def ce_usable(logits: torch.Tensor) -> bool:

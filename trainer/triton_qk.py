@@ -53,9 +53,11 @@ def qk_bwd(x_ptr, gy_ptr, gx_ptr, w_ptr, c_ptr, s_ptr, gw_part_ptr, n_rows, head
     s = tl.load(s_ptr + table_at, mask=keep[:, None], other=0.0)
     # the rotation's transpose: the gradient with respect to the normalised, weighted row
     g_n = g * c + swap_pairs(g * s, ROWS, HALF)
-    # the weight's gradient: one partial row per program, summed after the kernel (looping over several row
-    # blocks a program, for fewer partials, was slower: 47 -> 60 us at b4, nov30h-call3)
-    tl.store(gw_part_ptr + pid * (2 * HALF) + cols, tl.sum(g_n * x_hat, axis=0))
+    # the weight's gradient: one partial per program and column, summed after the kernel (looping over several
+    # row blocks a program, for fewer partials, was slower: 47 -> 60 us at b4, nov30h-call3). Stored as
+    # [columns, programs], so that sum runs along contiguous rows (as [programs, columns] its column sum took
+    # 8 us a call, 64 calls a step at b4: bench/results/nov30h/call4-final/profile/kernels-b4.txt)
+    tl.store(gw_part_ptr + cols * tl.num_programs(0) + pid, tl.sum(g_n * x_hat, axis=0))
     g_hat = g_n * tl.load(w_ptr + cols).to(tl.float32)[None, :]
     dot = tl.sum(g_hat * x_hat, axis=1) / (2 * HALF)
     gx = rstd[:, None] * (g_hat - x_hat * dot[:, None])
