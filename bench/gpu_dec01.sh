@@ -7,6 +7,10 @@
 #                                    Triton cross-entropy kernels, several block x warps configs, bench/loss_variants.py);
 #                                    trainer speed at b4 of the working tree and of .carry/old, twice, alternated; the
 #                                    working tree's answer; b32 speed of both while the call has time (call 1)
+#   bash bench/gpu_dec01.sh final    as gramce after the CE gradient kernel's 2048x4 and the q/k backward's column-major
+#                                    partials, against the same .carry/old (8d5bc52, the session's start): the q/k
+#                                    path alone (bench/rope_variants.py), trainer speed at b4 twice and b32, the
+#                                    answer, the b4 kernel table (call 2)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 gramce)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -33,5 +37,28 @@ gramce)  # carry .devbundle-lite, .carry/data and .carry/old
   fi
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
-*) echo "usage: $0 gramce"; exit 2 ;;
+final)  # carry .devbundle-lite, .carry/data and .carry/old
+  P=/tmp/final; mkdir -p $P; old_tree
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python bench/rope_variants.py --out $P/rope --batch 4 32 --variants swap_bthd --triton-configs 16x2 \
+    > $P/rope.log 2>&1; grep variant $P/rope.log | cut -c1-160
+  echo "== speed from $(elapsed) s"
+  for i in 1 2; do
+    speed_pair -$i --batches 4 --steps 60
+    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
+  done
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  echo "== same answer from $(elapsed) s"
+  same_answer; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  speed_pair -b32 --batches 32 --steps 20
+  for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  if [ $(elapsed) -lt ${PROFILE_BEFORE:-480} ]; then
+    echo "== kernel table from $(elapsed) s"
+    python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -4 $P/profile.log
+  fi
+  echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+*) echo "usage: $0 gramce|final"; exit 2 ;;
 esac
