@@ -11,6 +11,9 @@
 #                                    partials, against the same .carry/old (8d5bc52, the session's start): the q/k
 #                                    path alone (bench/rope_variants.py), trainer speed at b4 twice and b32, the
 #                                    answer, the b4 kernel table (call 2)
+#   bash bench/gpu_dec01.sh confirm  trainer speed at b4 of the working tree and of .carry/old (8d5bc52), three times,
+#                                    alternated, with the GPU's clocks and throttle reasons logged before and after
+#                                    (call 2's b4 figures spread 172-234k on one machine) (call 3)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 gramce)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -60,5 +63,19 @@ final)  # carry .devbundle-lite, .carry/data and .carry/old
     python bench/profile_step.py --batch 4 --out $P/profile > $P/profile.log 2>&1; head -4 $P/profile.log
   fi
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
-*) echo "usage: $0 gramce|final"; exit 2 ;;
+confirm)  # carry .devbundle-lite, .carry/data and .carry/old
+  P=/tmp/confirm; mkdir -p $P; old_tree
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  nvidia-smi -q -d CLOCK,PERFORMANCE,TEMPERATURE,POWER > $P/smi-before.txt
+  for i in 1 2 3; do
+    speed_pair -$i --batches 4 --steps 60
+    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
+    tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
+  nvidia-smi -q -d CLOCK,PERFORMANCE,TEMPERATURE,POWER > $P/smi-after.txt
+  grep -A12 "Clocks Event Reasons" $P/smi-after.txt | grep -v "Not Active" | head -8
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache
+  echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+*) echo "usage: $0 gramce|final|confirm"; exit 2 ;;
 esac
