@@ -13,7 +13,8 @@
 #                                    answer, the b4 kernel table (call 2)
 #   bash bench/gpu_dec01.sh confirm  trainer speed at b4 of the working tree and of .carry/old (8d5bc52), three times,
 #                                    alternated, with the GPU's clocks and throttle reasons logged before and after
-#                                    (call 2's b4 figures spread 172-234k on one machine) (call 3)
+#                                    (call 2's b4 figures spread 172-234k on one machine) (call 3; call 4 again after
+#                                    the forward kernel's 4096x4)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 gramce)  # carry .devbundle-lite, .carry/data and .carry/old

@@ -186,14 +186,14 @@ def bench_kernels(args, device: torch.device, batch: int) -> list[dict]:
         "fused_sum_and_grad": (args.fused_configs, 3,
                                lambda: kernels.cross_entropy_sum_and_grad(logits, targets, scale)),
     }
-    saved = (kernels.CE_BLOCK, kernels.CE_WARPS, kernels.CE_GRAD_BLOCK, kernels.CE_GRAD_WARPS)
+    names = {"forward": ("CE_BLOCK", "CE_WARPS"), "grad": ("CE_GRAD_BLOCK", "CE_GRAD_WARPS"),
+             "fused_sum_and_grad": ("CE_FUSED_BLOCK", "CE_FUSED_WARPS")}
+    saved = {name: getattr(kernels, name) for pair in names.values() for name in pair}
     try:
         for kind, (configs, passes, fn) in calls.items():
             for block, warps in configs:
-                if kind == "grad":
-                    kernels.CE_GRAD_BLOCK, kernels.CE_GRAD_WARPS = block, warps
-                else:
-                    kernels.CE_BLOCK, kernels.CE_WARPS = block, warps
+                for name, value in zip(names[kind], (block, warps)):
+                    setattr(kernels, name, value)
                 times = gpu_times(fn, args.reps, args.warmup, device)
                 med = statistics.median(times)
                 row = {"section": "kernel", "kernel": kind, "config": f"{block}x{warps}", "positions": n,
@@ -204,7 +204,8 @@ def bench_kernels(args, device: torch.device, batch: int) -> list[dict]:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
-        kernels.CE_BLOCK, kernels.CE_WARPS, kernels.CE_GRAD_BLOCK, kernels.CE_GRAD_WARPS = saved
+        for name, value in saved.items():
+            setattr(kernels, name, value)
     return rows
 
 
@@ -241,8 +242,8 @@ def main() -> None:
                          "on the CPU)")
     meta = {"section": "meta", "torch": torch.__version__, "python": platform.python_version(),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "defaults": {"CE_BLOCK": kernels.CE_BLOCK, "CE_WARPS": kernels.CE_WARPS,
-                         "CE_GRAD_BLOCK": kernels.CE_GRAD_BLOCK, "CE_GRAD_WARPS": kernels.CE_GRAD_WARPS},
+            "defaults": {name: getattr(kernels, name) for name in ("CE_BLOCK", "CE_WARPS", "CE_FUSED_BLOCK",
+                                                                   "CE_FUSED_WARPS", "CE_GRAD_BLOCK", "CE_GRAD_WARPS")},
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     try:
         import triton

@@ -130,12 +130,16 @@ qk_norm_rope.register_autograd(_backward, setup_context=_setup)
 
 # --- cross-entropy of the output head ---------------------------------------------------------------------------
 
-# columns per block and warps per program of the forward kernel (one program a row, BLOCK columns a loop step) and
-# of the gradient kernel (one program per BLOCK columns of a row). On an H200 at b4 (8,188 x 49,152 bf16 logits,
-# bench/loss_variants.py, bench/results/dec01/call1-gramce/loss): forward 8192x8 206 us (4096x8 219, 8192x16 241,
-# 16384x16 251; at b32 4096x4 was 6% faster than 8192x8), gradient 2048x4 383 us (4096x4 390, 4096x8 396)
-CE_BLOCK = 8192
-CE_WARPS = 8
+# columns per block and warps per program of the forward kernel (one program a row, BLOCK columns a loop step), of
+# the forward that also writes the gradient (the chunked loss's) and of the gradient kernel (one program per BLOCK
+# columns of a row). On an H200 (bench/loss_variants.py, bench/results/dec01/call1-gramce/loss), at b4 (8,188 x
+# 49,152 bf16 logits) and b32 (65,504 rows): forward 4096x4 198 / 1485 us (8192x8 206 / 1585, 4096x8 219 / 1663);
+# forward with the gradient 4096x8 and 8192x8 592 / 4582-4593 us (8192x16 613 / 4802); gradient 2048x4 383 / 3021
+# us (4096x4 390 / 3091, 4096x8 396 / 3124)
+CE_BLOCK = 4096
+CE_WARPS = 4
+CE_FUSED_BLOCK = 8192
+CE_FUSED_WARPS = 8
 CE_GRAD_BLOCK = 2048
 CE_GRAD_WARPS = 4
 
@@ -168,7 +172,8 @@ def _ce_forward(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
     if N:
         triton_ce.ce_fwd[(N,)](logits, targets, loss, lse, loss if grad is None else grad,
                                loss if scale is None else scale, V, logits.stride(0), V,
-                               BLOCK=CE_BLOCK, WRITE_GRAD=grad is not None, num_warps=CE_WARPS)
+                               BLOCK=CE_BLOCK if grad is None else CE_FUSED_BLOCK, WRITE_GRAD=grad is not None,
+                               num_warps=CE_WARPS if grad is None else CE_FUSED_WARPS)
     return loss, lse, grad
 
 

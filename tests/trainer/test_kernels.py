@@ -135,7 +135,7 @@ def test_tiny_model_steps_the_same_with_the_kernels():
 # cross-entropy: V = 1000 with blocks of 256 (forward) and 128 (gradient), so both kernels loop over several blocks
 # and mask a partial last one
 _CE = """
-        kernels.CE_BLOCK, kernels.CE_GRAD_BLOCK = 256, 128
+        kernels.CE_BLOCK, kernels.CE_FUSED_BLOCK, kernels.CE_GRAD_BLOCK = 256, 256, 128
 
         def rel(got, want):
             return ((got.float() - want).abs().max() / want.abs().max()).item()
