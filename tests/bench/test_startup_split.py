@@ -35,6 +35,8 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
      ["trainer 4.665 ms", "new / old: 1.033x", "b32-cold 301,902", "'1': 0.9741"]),
     ("nov30h_summary.py", "bench/results", "bench/results/nov30h-summary.txt",
      ["triton-r16w2 231.9", "b4 median 225,449", "b32-cold 316,902", "(median 11.2)"]),
+    ("dec01_summary.py", "bench/results", "bench/results/dec01-summary.txt",
+     ["trainer 4.127 ms", "(median 230,323)", "(median 233,309)", "b4  kernels           2.339 ms"]),
 ])
 def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
     proc = subprocess.run([sys.executable, f"bench/{script}", folder],
