@@ -1,5 +1,5 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh), sourced at their top: the call's
-# clock, $OUT, and the set-up, old-tree, speed A/B and same-answer steps.
+# clock, $OUT, and the set-up, old-tree, speed A/B (one pair, b4 pairs, a b32 pair) and same-answer steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -26,4 +26,16 @@ speed_pair() {  # speed_pair SUFFIX ARGS...: bench/trainer_speed.py with ARGS, t
 same_answer() {  # the working tree's 6,086,656 tokens against the saved reference run, into $P/same
   python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \
     --against bench/results/same_answer/fast > $P/same.log 2>&1
+}
+b4_pairs() {  # b4_pairs N: speed_pair at b4 (60 steps) N times, alternated, printing each pair's rows
+  local i f
+  for i in $(seq 1 $1); do
+    speed_pair -$i --batches 4 --steps 60
+    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
+  done
+}
+b32_pair() {  # speed_pair at b32 (20 steps), printing its rows
+  local f
+  speed_pair -b32 --batches 32 --steps 20
+  for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
 }

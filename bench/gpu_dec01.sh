@@ -27,17 +27,13 @@ gramce)  # carry .devbundle-lite, .carry/data and .carry/old
   python bench/loss_variants.py --out $P/loss > $P/loss.log 2>&1; tail -25 $P/loss.log | cut -c1-160
   tar czf $OUT/$1.tar.gz -C /tmp $1
   echo "== speed from $(elapsed) s"
-  for i in 1 2; do
-    speed_pair -$i --batches 4 --steps 60
-    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
-  done
+  b4_pairs 2
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
   if [ $(elapsed) -lt ${B32_BEFORE:-450} ]; then
-    speed_pair -b32 --batches 32 --steps 20
-    for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
+    b32_pair
   fi
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
@@ -48,16 +44,12 @@ final)  # carry .devbundle-lite, .carry/data and .carry/old
   python bench/rope_variants.py --out $P/rope --batch 4 32 --variants swap_bthd --triton-configs 16x2 \
     > $P/rope.log 2>&1; grep variant $P/rope.log | cut -c1-160
   echo "== speed from $(elapsed) s"
-  for i in 1 2; do
-    speed_pair -$i --batches 4 --steps 60
-    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
-  done
+  b4_pairs 2
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
-  speed_pair -b32 --batches 32 --steps 20
-  for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
+  b32_pair
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   if [ $(elapsed) -lt ${PROFILE_BEFORE:-480} ]; then
     echo "== kernel table from $(elapsed) s"
@@ -69,11 +61,7 @@ confirm)  # carry .devbundle-lite, .carry/data and .carry/old
   setup_trainer
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
   nvidia-smi -q -d CLOCK,PERFORMANCE,TEMPERATURE,POWER > $P/smi-before.txt
-  for i in 1 2 3; do
-    speed_pair -$i --batches 4 --steps 60
-    for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
-    tar czf $OUT/$1.tar.gz -C /tmp $1
-  done
+  b4_pairs 3
   nvidia-smi -q -d CLOCK,PERFORMANCE,TEMPERATURE,POWER > $P/smi-after.txt
   grep -A12 "Clocks Event Reasons" $P/smi-after.txt | grep -v "Not Active" | head -8
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache

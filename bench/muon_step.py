@@ -86,34 +86,30 @@ class MuonBefore(Muon):
     step = MuonNoTranspose.step
 
 
-def muon_update_unfolded(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor,
-                         steps: int, ns_dtype: torch.dtype) -> torch.Tensor:
-    g.mul_(grad_scale)  # the clipping coefficient (1 here), applied as the trainer's Muon does since its clipping moved in
-    buf.lerp_(g, 1 - momentum)
-    return newton_schulz_unfolded(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+def update_with(orthogonalise):
+    """A Muon update as the trainer's (the clipping coefficient, the momentum lerps, the cast back) with another
+    Newton-Schulz."""
+    def update(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor, steps: int,
+               ns_dtype: torch.dtype) -> torch.Tensor:
+        g.mul_(grad_scale)  # the clipping coefficient (1 here)
+        buf.lerp_(g, 1 - momentum)
+        return orthogonalise(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+    return update
 
 
-class MuonUnfolded(Muon):
-    """The trainer's Muon with ``newton_schulz_unfolded`` (Nov 30, fourth to sixth sessions)."""
-
-    def __init__(self, params: list[torch.nn.Parameter]) -> None:
-        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
-        self._update = torch.compile(muon_update_unfolded, dynamic=False)
-
-
-def muon_update_folded(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor,
-                       steps: int, ns_dtype: torch.dtype) -> torch.Tensor:
-    g.mul_(grad_scale)
-    buf.lerp_(g, 1 - momentum)
-    return newton_schulz(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+def muon_with(orthogonalise):
+    """The trainer's Muon, compiled update and all, with ``orthogonalise`` for every shape group."""
+    def make(params: list[torch.nn.Parameter]) -> Muon:
+        opt = Muon(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
+        opt._update = torch.compile(update_with(orthogonalise), dynamic=False)
+        return opt
+    return make
 
 
-class MuonFolded(Muon):
-    """The trainer's Muon until Dec 1: ``newton_schulz`` for every shape (no Gram form for the MLP's matrices)."""
-
-    def __init__(self, params: list[torch.nn.Parameter]) -> None:
-        super().__init__(params, lr=0.015, momentum=0.95, ns_dtype=torch.float16)
-        self._update = torch.compile(muon_update_folded, dynamic=False)
+# ``unfolded``: the trainer's Muon of Nov 30, fourth to sixth sessions; ``folded``: until Dec 1 (``newton_schulz``
+# for every shape, no Gram form for the MLP's matrices)
+MuonUnfolded = muon_with(newton_schulz_unfolded)
+MuonFolded = muon_with(newton_schulz)
 
 
 VERSIONS = {
