@@ -9,8 +9,9 @@ orthogonalised by 5 Newton-Schulz quintic steps (3.4445, -4.7750, 2.0315) on the
 update, applied as ``p -= lr * max(1, rows / cols) ** 0.5 * u``. No weight decay on Muon matrices.
 
 The fast path stacks all matrices of one shape and runs Newton-Schulz once per shape as a batched matmul
-(4 shapes in the 151M model instead of 224 separate calls); ``reference=True`` is the plain per-matrix
-loop in fp32 that the fast path is tested against.
+(4 shapes in the 151M model instead of 224 separate calls), on matrices 4x longer than wide (the MLP's) in the
+Gram form (``newton_schulz_gram``: the same iteration carried on the small side); ``reference=True`` is the plain
+per-matrix loop in fp32 that the fast path is tested against.
 
 Gradient clipping (``clip_grad_norm_``'s rule) is split: ``clip_coefficient`` computes the factor, and each
 optimizer applies it where it reads its gradients (``step_scaled``: Muon inside its update, AdamW's few
