@@ -39,3 +39,12 @@ b32_pair() {  # speed_pair at b32 (20 steps), printing its rows
   speed_pair -b32 --batches 32 --steps 20
   for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
 }
+speed_and_answer() {  # b4_pairs 2, then the working tree's answer, saving $OUT/NAME.tar.gz of /tmp/NAME ($P) after each
+  local name; name=$(basename $P)
+  echo "== speed from $(elapsed) s"
+  b4_pairs 2
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$name.tar.gz -C /tmp $name
+  echo "== same answer from $(elapsed) s"
+  same_answer; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/$name.tar.gz -C /tmp $name
+}

@@ -26,12 +26,7 @@ gramce)  # carry .devbundle-lite, .carry/data and .carry/old
   echo "== loss from $(elapsed) s"
   python bench/loss_variants.py --out $P/loss > $P/loss.log 2>&1; tail -25 $P/loss.log | cut -c1-160
   tar czf $OUT/$1.tar.gz -C /tmp $1
-  echo "== speed from $(elapsed) s"
-  b4_pairs 2
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  speed_and_answer
   if [ $(elapsed) -lt ${B32_BEFORE:-450} ]; then
     b32_pair
   fi
@@ -43,12 +38,7 @@ final)  # carry .devbundle-lite, .carry/data and .carry/old
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
   python bench/rope_variants.py --out $P/rope --batch 4 32 --variants swap_bthd --triton-configs 16x2 \
     > $P/rope.log 2>&1; grep variant $P/rope.log | cut -c1-160
-  echo "== speed from $(elapsed) s"
-  b4_pairs 2
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  speed_and_answer
   b32_pair
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   if [ $(elapsed) -lt ${PROFILE_BEFORE:-480} ]; then
