@@ -21,6 +21,7 @@ from pathlib import Path
 
 from nov30e_summary import same_line
 from nov30g_summary import speed_rows
+from nov30h_summary import kernel_table_line
 
 CALLS = {"call1-gramce": "call 1", "call2-final": "call 2", "call3-confirm": "call 3",
          "call4-confirm": "call 4 (forward kernel 4096x4)"}
@@ -77,9 +78,8 @@ def profile(root: Path) -> None:
     for name, path in (("nov30h", root.parent / "nov30h" / "call4-final" / "profile"),
                        ("dec01", root / "call2-final" / "profile")):
         d = json.loads((path / "phases-b4.json").read_text())
-        kinds = ", ".join(f"{k} {v:.2f}" for k, v in d["gpu_ms_per_step_by_kind"].items())
         phases = ", ".join(f"{k} {v:.2f}" for k, v in d["phase_ms_synced"].items())
-        print(f"  {name}: {d['gpu_ms_per_step']:.2f} ms: {kinds}\n    phases synced: {phases}")
+        print(f"{kernel_table_line(name, d)}\n    phases synced: {phases}")
 
 
 def main() -> None:

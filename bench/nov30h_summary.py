@@ -60,12 +60,16 @@ def start(root: Path) -> None:
               f"warm-up median {statistics.median(r['warmup_compile_s'] for r in warm):.1f} s")
 
 
+def kernel_table_line(name: str, phases: dict) -> str:
+    """One b4 kernel table (``bench/profile_step.py``'s phases-b4.json) as GPU ms a step, in all and by kind."""
+    kinds = ", ".join(f"{k} {v:.2f}" for k, v in phases["gpu_ms_per_step_by_kind"].items())
+    return f"  {name}: {phases['gpu_ms_per_step']:.2f} ms: {kinds}"
+
+
 def profile(root: Path) -> None:
     print("\n== b4 kernel table (call 4 against the seventh session's, profile/nov30g): GPU ms a step by kind")
     for name, path in (("nov30g", root.parent / "profile" / "nov30g"), ("nov30h", root / "call4-final" / "profile")):
-        d = json.loads((path / "phases-b4.json").read_text())
-        kinds = ", ".join(f"{k} {v:.2f}" for k, v in d["gpu_ms_per_step_by_kind"].items())
-        print(f"  {name}: {d['gpu_ms_per_step']:.2f} ms: {kinds}")
+        print(kernel_table_line(name, json.loads((path / "phases-b4.json").read_text())))
 
 
 def main() -> None:

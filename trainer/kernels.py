@@ -25,7 +25,7 @@ backward 561 us (``bench/results/nov30h/call4-final/profile/kernels-b4.txt``), w
 the backward reads the logits and the saved logsumexp and writes (softmax - onehot) * grad / N in the logits'
 dtype, the incoming gradient read by the kernel from its 0-d tensor. ``cross_entropy_sum_and_grad`` is both at once
 for ``trainer.loss``'s chunks, which take the gradient in the forward pass. ``ce_usable`` says where they run
-(Triton on the logits' device, as ``usable``); ``bench/loss_variants.py`` times them against the compiled formula.
+(Triton on the logits' device, as for ``usable``); ``bench/loss_variants.py`` times them against the compiled formula.
 """
 
 from __future__ import annotations
@@ -49,9 +49,14 @@ def _head_dim_fits(D: int) -> bool:
     return D >= 2 and D & (D - 1) == 0
 
 
+def _triton_runs_on(x: torch.Tensor) -> bool:
+    """Triton is installed and runs on ``x``'s device: CUDA, or the CPU under the interpreter."""
+    return AVAILABLE and (x.is_cuda or INTERPRET)
+
+
 def usable(x: torch.Tensor) -> bool:
     """Whether ``qk_norm_rope`` can run on ``x`` ([..., D]) here: Triton on its device, D a power of two."""
-    return AVAILABLE and (x.is_cuda or INTERPRET) and _head_dim_fits(x.shape[-1])
+    return _triton_runs_on(x) and _head_dim_fits(x.shape[-1])
 
 
 def _check(x: torch.Tensor, w: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> None:
@@ -146,7 +151,7 @@ CE_GRAD_WARPS = 4
 
 def ce_usable(logits: torch.Tensor) -> bool:
     """Whether the cross-entropy kernels can run on ``logits`` here: Triton on its device, a float dtype."""
-    return AVAILABLE and (logits.is_cuda or INTERPRET) and logits.dtype.is_floating_point
+    return _triton_runs_on(logits) and logits.dtype.is_floating_point
 
 
 def _check_ce(logits: torch.Tensor, targets: torch.Tensor) -> None:

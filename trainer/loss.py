@@ -26,8 +26,7 @@ def _chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.
     (``trainer.kernels``); the formula below is the same in fp32."""
     logits = h @ weight.t()
     if kernels.ce_usable(logits):
-        loss_sum, grad_logits = kernels.cross_entropy_sum_and_grad(logits, targets, scale)
-        grad_logits = grad_logits.to(h.dtype)
+        loss_sum, grad_logits = kernels.cross_entropy_sum_and_grad(logits, targets, scale)  # in h's dtype
     else:
         logits = logits.float()
         lse = torch.logsumexp(logits, dim=-1)
