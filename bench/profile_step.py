@@ -2,8 +2,11 @@
 
     python bench/profile_step.py --batch 4 --out bench/results/profile
 
-Builds the step exactly as trainer.train does (regional compile, Muon with batched Newton-Schulz, fused AdamW,
-bf16 autocast, grad clip) on random tokens, warms up, then times each phase over 20 steps.
+Builds the step as trainer.train does (regional compile, the blocks' bf16 working copies unless
+``--no-working-copies``, Muon with batched Newton-Schulz, fused AdamW, bf16 autocast, grad clip; no CUDA graphs) on
+random tokens, warms up, then times each phase over 20 steps. The kernel kinds leave out the profiler's
+``Optimizer.step#...`` ranges, which repeat their kernels' time (the tables saved before Dec 1, second session, count
+them in "other").
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 
 from trainer.config import PRESETS
 from trainer.model import GPT, compile_regions, next_token_loss
-from trainer.optim import build_optimizers, clip_coefficient, step_scaled
+from trainer.optim import WorkingCopies, build_optimizers, clip_coefficient, gradients, step_scaled
 
 KINDS = (  # (kind, substrings of a kernel's name), first match wins
     ("attention (cuDNN / flash)", ("sdpa", "flash", "fmha", "attention")),
@@ -32,10 +35,29 @@ def kernel_kinds(kernels: list[tuple[str, float]], steps: int) -> dict[str, floa
     """GPU milliseconds per step by kind of kernel, biggest first, from (kernel name, self device time in us)."""
     totals: dict[str, float] = {}
     for name, us in kernels:
+        if name.startswith("Optimizer."):  # a range around an optimizer's step, not a kernel
+            continue
         low = name.lower()
         kind = next((k for k, subs in KINDS if any(sub in low for sub in subs)), "other")
         totals[kind] = totals.get(kind, 0.0) + us / 1000 / steps
     return {k: round(v, 3) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def gpu_busy(events, steps: int) -> dict[str, float]:
+    """The GPU's busy time (the union of its kernels', copies' and fills' intervals; the profiler's ranges left out)
+    against the span from the first one's start to the last one's end, per step. The profiler slows the host, so
+    the idle share here is an upper bound on the trainer's."""
+    spans = sorted((e.start_ns(), e.end_ns()) for e in events)
+    busy = 0
+    start, end = spans[0]
+    for s, e in spans[1:]:
+        if s > end:
+            busy, start = busy + end - start, s
+        end = max(end, e)
+    busy += end - start
+    span = max(e for _, e in spans) - spans[0][0]
+    return {"gpu_busy_ms_per_step": round(busy / 1e6 / steps, 3), "gpu_span_ms_per_step": round(span / 1e6 / steps, 3),
+            "gpu_idle_share": round(1 - busy / span, 4)}
 
 
 def main() -> None:
@@ -43,15 +65,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--no-working-copies", dest="working_copies", action="store_false")
+    ap.add_argument("--cudagraphs", action="store_true", help="replay the blocks as CUDA graphs, as the trainer does")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda")
     torch.manual_seed(0)
     model = GPT(PRESETS["blueberry-151m"]).to(dev)
-    compile_regions(model)
+    if args.working_copies:
+        model.working_copies = WorkingCopies(model)
+    compile_regions(model, cudagraphs=args.cudagraphs)
     opts = build_optimizers(model, muon_lr=0.015, adamw_lr=0.001, muon_momentum=0.95, weight_decay=0.2, fast=True,
                             ns_dtype=torch.float16, compile_ns=True)
-    params = list(model.parameters())
     x = torch.randint(0, 49152, (args.batch, 2048), device=dev)
 
     phases = ("fwd_bwd", "clip", "muon", "adamw")
@@ -60,12 +85,14 @@ def main() -> None:
         def mark(i):
             if events is not None:
                 events[i].record()
+        if args.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         mark(0)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = next_token_loss(model, x)
         loss.backward()
         mark(1)
-        scale = clip_coefficient([p.grad for p in params], 1.0)  # the trainer's clipping (make_train_step)
+        scale = clip_coefficient(gradients(opts), 1.0)  # the trainer's clipping (make_train_step)
         mark(2)
         step_scaled(opts[0], scale)
         opts[0].zero_grad(set_to_none=True)
@@ -107,9 +134,12 @@ def main() -> None:
     # kernels only (an operator's row repeats its kernels' time): what the GPU spends a step on, by kind
     kernels = [(e.key, e.self_device_time_total) for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
     by_kind = kernel_kinds(kernels, steps=5)
-    summary = {"batch": args.batch, "phase_ms_synced": totals, "step_ms_unsynced": free_ms,
+    device_events = [e for e in prof.profiler.kineto_results.events()
+                     if e.device_type() == DeviceType.CUDA and not e.is_user_annotation()]
+    summary = {"batch": args.batch, "working_copies": args.working_copies, "phase_ms_synced": totals, "step_ms_unsynced": free_ms,
                "tokens_per_s_unsynced": args.batch * 2048 / free_ms * 1000,
-               "gpu_ms_per_step_by_kind": by_kind, "gpu_ms_per_step": round(sum(by_kind.values()), 3)}
+               "gpu_ms_per_step_by_kind": by_kind, "gpu_ms_per_step": round(sum(by_kind.values()), 3),
+               "cudagraphs": args.cudagraphs, **gpu_busy(device_events, steps=5)}
     (args.out / f"phases-b{args.batch}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(table_cuda[:6000])

@@ -294,6 +294,9 @@ class Runtime:
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     compile: bool | None = None  # None: compile on CUDA, not on CPU
     cudagraphs: bool | None = None  # compiled blocks replayed as CUDA graphs; None: on when compiling on CUDA
+    # the blocks' matrices read by the forward as bf16 working copies that Muon rewrites with each update
+    # (trainer.optim.WorkingCopies: the same values, no casts a step); None: on wherever the fast path runs in bf16
+    working_copies: bool | None = None
     stop_rule: str = ""  # "" -> the track's record rule (speedruns) / never (budget tracks)
     max_tokens: int = 0  # 0 -> the track's cap; lower it for quick runs
     eval_every_tokens: int = 0  # 0 -> the track's

@@ -19,6 +19,19 @@ from trainer.config import ModelConfig
 from trainer.loss import LOSS_COMPILE_OPTIONS
 
 
+class Linear(nn.Linear):
+    """A bias-free ``nn.Linear`` whose forward reads ``working`` when it is set: a bf16 copy of the weight that
+    the optimizer rewrites with every update (``trainer.optim.WorkingCopies``), so that no step casts the fp32
+    weight to bf16 for its matmul again. Unset (the CPU, fp32 runs, the reference path) it is ``nn.Linear``."""
+
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__(d_in, d_out, bias=False)
+        self.register_buffer("working", None, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight if self.working is None else self.working)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -66,10 +79,10 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+        self.q_proj = Linear(cfg.d_model, cfg.n_heads * cfg.head_dim)
+        self.k_proj = Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim)
+        self.v_proj = Linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim)
+        self.o_proj = Linear(cfg.n_heads * cfg.head_dim, cfg.d_model)
         self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
         self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
 
@@ -115,9 +128,9 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> to
 class SwiGLU(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.up_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.down_proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.gate_proj = Linear(cfg.d_model, cfg.d_ff)
+        self.up_proj = Linear(cfg.d_model, cfg.d_ff)
+        self.down_proj = Linear(cfg.d_ff, cfg.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -149,6 +162,8 @@ class GPT(nn.Module):
         self.register_buffer("rope_cos", torch.empty(0), persistent=False)
         self.register_buffer("rope_sin", torch.empty(0), persistent=False)
         self.lm_loss = lm_loss  # replaced by a compiled version in compile_regions
+        # the blocks' matrices' bf16 working copies, where the trainer keeps them (trainer.optim.WorkingCopies)
+        self.working_copies = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -157,6 +172,8 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=self.cfg.init_std)
             elif isinstance(module, RMSNorm):
                 nn.init.ones_(module.weight)
+        if self.working_copies is not None:
+            self.working_copies.refresh()
 
     def _rope(self, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if self._rope_len < T or self.rope_cos.device != device:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from trainer.model import GPT, Block, RMSNorm
+from trainer.model import GPT, Block, Linear, RMSNorm
 
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
@@ -132,26 +132,100 @@ def newton_schulz_transposed(G: torch.Tensor, steps: int = 5, dtype: torch.dtype
     return X.mT if transpose else X
 
 
-def muon_update(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor, steps: int,
-                ns_dtype: torch.dtype) -> torch.Tensor:
-    """One shape group's Muon update from its stacked gradients ``g`` (overwritten), first scaled by
-    ``grad_scale`` (the clipping coefficient, or 1): the momentum buffer ``buf`` moves to ``lerp(buf, g, 1 - m)``,
-    the Nesterov direction ``lerp(g, buf, m)`` is orthogonalised and returned in ``g``'s dtype. ``momentum`` and
-    ``grad_scale`` are 0-d tensors, so compiled code never bakes their values in."""
-    g.mul_(grad_scale)
+def muon_direction(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor,
+                   steps: int, ns_dtype: torch.dtype) -> torch.Tensor:
+    """One shape group's Muon direction from its stacked gradients ``g`` (fp32, or the bf16 gradients of working
+    copies), first scaled by ``grad_scale`` (the clipping coefficient, or 1) in fp32: the momentum buffer ``buf``
+    moves to ``lerp(buf, g, 1 - m)``, and the Nesterov direction ``lerp(g, buf, m)`` is orthogonalised, in
+    ``ns_dtype``. ``momentum`` and ``grad_scale`` are 0-d tensors, so compiled code never bakes their values in."""
+    g = g.float() * grad_scale
     buf.lerp_(g, 1 - momentum)
     rows, cols = g.shape[-2:]
     orthogonalise = newton_schulz_gram if max(rows, cols) >= GRAM_MIN_ASPECT * min(rows, cols) else newton_schulz
-    return orthogonalise(g.lerp_(buf, momentum), steps, ns_dtype).to(g.dtype)
+    return orthogonalise(g.lerp(buf, momentum), steps, ns_dtype)
+
+
+def muon_update(g: torch.Tensor, buf: torch.Tensor, momentum: torch.Tensor, grad_scale: torch.Tensor, steps: int,
+                ns_dtype: torch.dtype) -> torch.Tensor:
+    """``muon_direction`` in fp32, for parameters the caller updates itself."""
+    return muon_direction(g, buf, momentum, grad_scale, steps, ns_dtype).float()
+
+
+def muon_apply(g: torch.Tensor, buf: torch.Tensor, masters: torch.Tensor, working: torch.Tensor,
+               momentum: torch.Tensor, grad_scale: torch.Tensor, step: torch.Tensor, steps: int,
+               ns_dtype: torch.dtype) -> None:
+    """``muon_direction`` applied to one group of ``WorkingCopies``: ``masters += step * direction`` in fp32 and
+    the bf16 ``working`` copies rewritten from the new masters, in one pass (``step``: a 0-d tensor, -lr times
+    the shape's scale)."""
+    masters.add_(muon_direction(g, buf, momentum, grad_scale, steps, ns_dtype).float() * step)
+    working.copy_(masters)
+
+
+class WorkingCopies:
+    """The blocks' matrices stacked by shape in two copies: fp32 masters, of which the model's ``Linear`` weights
+    become views (so initialisation, the parameter count and anything that reads the weights are unchanged), and
+    bf16 working copies, which the blocks' forward reads (``trainer.model.Linear.working``) and Muon rewrites in
+    the pass that updates the masters (``muon_apply``).
+
+    Under bf16 autocast each step otherwise casts every fp32 matrix to bf16 for its matmul and every bf16 weight
+    gradient back to fp32: 224 small kernels a step at the record settings, ~0.9 ms of GPU time on an H200
+    (``bench/results/dec01/call2-final/profile/kernels-b4.txt``). The values are the same: autocast's matmuls read
+    the bf16 rounding of the weights, and their bf16 gradients were cast to fp32 exactly. The working copies'
+    gradients stay bf16; with more than one micro-batch a step Muon sums them in fp32 (``Muon.accumulate``), as
+    autograd summed the fp32 gradients."""
+
+    def __init__(self, model: GPT) -> None:
+        by_shape: dict[tuple[int, ...], list[Linear]] = defaultdict(list)
+        for block in model.blocks:
+            for module in block.modules():
+                if isinstance(module, Linear):
+                    by_shape[tuple(module.weight.shape)].append(module)
+        self.masters: list[torch.Tensor] = []
+        self.working: list[torch.Tensor] = []
+        self.leaves: list[list[torch.Tensor]] = []
+        with torch.no_grad():
+            for modules in by_shape.values():
+                masters = torch.stack([m.weight for m in modules])
+                working = masters.to(torch.bfloat16)
+                leaves = []
+                for i, module in enumerate(modules):
+                    module.weight = nn.Parameter(masters[i])
+                    module.working = working[i].detach().requires_grad_()
+                    leaves.append(module.working)
+                self.masters.append(masters)
+                self.working.append(working)
+                self.leaves.append(leaves)
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Rewrite the working copies from the masters (after the weights were set other than by Muon)."""
+        for masters, working in zip(self.masters, self.working):
+            working.copy_(masters)
 
 
 def clip_coefficient(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``clip_grad_norm_``'s factor, ``min(1, max_norm / (total norm + 1e-6))``, as a 0-d tensor on the grads'
     device, without scaling them: each optimizer applies it where it reads its gradients (``Muon.step``'s
-    ``grad_scale`` inside its compiled update, a small ``_foreach_mul_`` for AdamW's), which saves a read and
-    a write of every Muon gradient a step. Nothing is read back to the host."""
-    total = torch.nn.utils.get_total_norm(grads, 2.0, foreach=grads[0].is_cuda or None)
+    ``grad_scale`` inside its compiled update, the fused AdamW's ``grad_scale``), which saves a read and a write
+    of every gradient a step. Each tensor's norm is taken in fp32 whatever its dtype (the working copies' bf16
+    gradients: ``_foreach_norm`` would round their norms to bf16). Nothing is read back to the host."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = defaultdict(list)
+    for g in grads:
+        by_dtype[g.dtype].append(g)
+    norms = [n for group in by_dtype.values() for n in torch._foreach_norm(group, 2, dtype=torch.float32)]
+    total = torch.linalg.vector_norm(torch.stack(norms))
     return torch.clamp(max_norm / (total + 1e-6), max=1.0)
+
+
+def gradients(optimizers: Sequence[torch.optim.Optimizer]) -> list[torch.Tensor]:
+    """The gradients the optimizers will read at their next step (what the clipping norm is taken over)."""
+    out: list[torch.Tensor] = []
+    for opt in optimizers:
+        if isinstance(opt, Muon):
+            out.extend(opt.gradients())
+        else:
+            out.extend(p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None)
+    return out
 
 
 def step_scaled(opt: torch.optim.Optimizer, grad_scale: torch.Tensor | None) -> None:
@@ -177,26 +251,68 @@ def step_scaled(opt: torch.optim.Optimizer, grad_scale: torch.Tensor | None) -> 
 
 
 class Muon(torch.optim.Optimizer):
-    """Muon over groups of same-shape matrices, Newton-Schulz batched per shape."""
+    """Muon over groups of same-shape matrices, Newton-Schulz batched per shape. With ``working`` its parameters
+    are the working copies' bf16 leaves, and each step updates their fp32 masters and rewrites them."""
 
     def __init__(self, params: list[nn.Parameter], lr: float, momentum: float = 0.95, ns_steps: int = 5,
                  ns_dtype: torch.dtype = torch.float16, reference: bool = False,
-                 compile_ns: bool = False) -> None:
+                 compile_ns: bool = False, working: WorkingCopies | None = None) -> None:
+        if working is not None:
+            params = [leaf for leaves in working.leaves for leaf in leaves]
         super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
         self.ns_dtype = ns_dtype
         self.reference = reference
-        # the momentum lerps, Newton-Schulz and the cast back compile into one function per shape group
-        # (on an H200, 5.91 ms of GPU time a step against 6.37 with the lerps outside: bench/muon_step.py)
-        self._update: Callable[..., torch.Tensor] = torch.compile(muon_update, dynamic=False) if compile_ns \
-            else muon_update
+        self.working = working
+        # the momentum lerps, Newton-Schulz and the cast back (or, with working copies, the whole update) compile
+        # into one function per shape group (on an H200, 5.91 ms of GPU time a step against 6.37 with the lerps
+        # outside: bench/muon_step.py)
+        wrap = (lambda f: torch.compile(f, dynamic=False)) if compile_ns else (lambda f: f)
+        self._update: Callable[..., torch.Tensor] = wrap(muon_update)
+        self._apply: Callable[..., None] = wrap(muon_apply)
         by_shape: dict[tuple[int, ...], list[nn.Parameter]] = defaultdict(list)
         for group in self.param_groups:
             for p in group["params"]:
                 by_shape[tuple(p.shape)].append(p)
         self.shape_groups = list(by_shape.values())
+        if working is not None:
+            assert [len(ps) for ps in self.shape_groups] == [len(m) for m in working.masters]
+        device = params[0].device
         self._buffers: list[torch.Tensor] | None = None
-        self._momentum = torch.tensor(momentum, device=params[0].device)
-        self._one = torch.ones((), device=params[0].device)
+        self._sums: list[torch.Tensor] | None = None  # fp32 gradient sums over micro-batches (``accumulate``)
+        self._summed = 0  # micro-batches in the sums
+        self._momentum = torch.tensor(momentum, device=device)
+        self._one = torch.ones((), device=device)
+        self._steps = [torch.zeros((), device=device) for _ in self.shape_groups]
+
+    def _stacked_zeros(self) -> list[torch.Tensor]:
+        return [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device, dtype=torch.float32)
+                for ps in self.shape_groups]
+
+    @torch.no_grad()
+    def accumulate(self) -> None:
+        """After each micro-batch's backward when a step has several: move the working copies' bf16 gradients
+        into fp32 sums (autograd would sum them in bf16). Without working copies there is nothing to do: fp32
+        parameters sum their own fp32 gradients."""
+        if self.working is None:
+            return
+        if self._sums is None:
+            self._sums = self._stacked_zeros()
+        for params, total in zip(self.shape_groups, self._sums):
+            g = torch.stack([p.grad for p in params])
+            if self._summed:
+                total.add_(g)
+            else:
+                total.copy_(g)
+            for p in params:
+                p.grad = None
+        self._summed += 1
+
+    def gradients(self) -> list[torch.Tensor]:
+        """The gradients the next step reads: the fp32 sums after ``accumulate``, else the parameters'."""
+        if self._summed:
+            assert self._sums is not None
+            return list(self._sums)
+        return [p.grad for params in self.shape_groups for p in params if p.grad is not None]
 
     @torch.no_grad()
     def step(self, closure: None = None, grad_scale: torch.Tensor | None = None) -> None:  # type: ignore[override]
@@ -209,14 +325,20 @@ class Muon(torch.optim.Optimizer):
             self._reference_step(lr, m, steps, grad_scale)
             return
         if self._buffers is None:
-            self._buffers = [torch.zeros((len(ps), *ps[0].shape), device=ps[0].device, dtype=ps[0].dtype)
-                             for ps in self.shape_groups]
+            self._buffers = self._stacked_zeros()
         self._momentum.fill_(m)
-        for params, buf in zip(self.shape_groups, self._buffers):
-            update = self._update(torch.stack([p.grad for p in params]), buf, self._momentum, grad_scale, steps,
-                                  self.ns_dtype)
+        for i, (params, buf) in enumerate(zip(self.shape_groups, self._buffers)):
+            g = self._sums[i] if self._summed and self._sums is not None else torch.stack([p.grad for p in params])
             rows, cols = params[0].shape
-            torch._foreach_add_(params, list(update.unbind(0)), alpha=-lr * max(1.0, rows / cols) ** 0.5)
+            scale = -lr * max(1.0, rows / cols) ** 0.5
+            if self.working is None:
+                update = self._update(g, buf, self._momentum, grad_scale, steps, self.ns_dtype)
+                torch._foreach_add_(params, list(update.unbind(0)), alpha=scale)
+            else:
+                self._steps[i].fill_(scale)
+                self._apply(g, buf, self.working.masters[i], self.working.working[i], self._momentum, grad_scale,
+                            self._steps[i], steps, self.ns_dtype)
+        self._summed = 0
 
     def _reference_step(self, lr: float, m: float, steps: int, grad_scale: torch.Tensor) -> None:
         for p in self.param_groups[0]["params"]:
@@ -237,8 +359,9 @@ def build_optimizers(model: GPT, *, muon_lr: float, adamw_lr: float, muon_moment
     """Muon and AdamW over ``partition``'s groups. ``fused_adamw`` (default: on CUDA on the fast path) picks
     PyTorch's fused AdamW kernel; the CPU tests set it to check the clipping through that kernel."""
     hidden, other = partition(model)
+    working = model.working_copies if fast else None
     muon = Muon(hidden, lr=muon_lr, momentum=muon_momentum, ns_dtype=ns_dtype, reference=not fast,
-                compile_ns=compile_ns)
+                compile_ns=compile_ns, working=working)
     fused = fast and other[0].is_cuda if fused_adamw is None else fused_adamw
     adamw = torch.optim.AdamW(other, lr=adamw_lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay,
                               fused=fused, foreach=None if fused else False)
@@ -246,6 +369,14 @@ def build_optimizers(model: GPT, *, muon_lr: float, adamw_lr: float, muon_moment
         for g in opt.param_groups:
             g["peak_lr"] = g["lr"]
     return muon, adamw
+
+
+def accumulate(optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """Between the micro-batches of one step: ``Muon.accumulate`` (the other optimizers' parameters are fp32 and
+    sum their own gradients)."""
+    for opt in optimizers:
+        if isinstance(opt, Muon):
+            opt.accumulate()
 
 
 def set_lr(optimizers: Sequence[torch.optim.Optimizer], multiplier: float) -> None:

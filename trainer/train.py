@@ -44,7 +44,15 @@ from trainer.config import CROSSING_RULES, ConfigError, RunConfig
 from trainer.flops import mfu_fields
 from trainer.loss import ChunkedLMLoss, loss_chunk_for
 from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
-from trainer.optim import build_optimizers, clip_coefficient, set_lr, step_scaled
+from trainer.optim import (
+    WorkingCopies,
+    accumulate,
+    build_optimizers,
+    clip_coefficient,
+    gradients,
+    set_lr,
+    step_scaled,
+)
 from trainer.schedule import multiplier_for
 
 log = logging.getLogger(__name__)
@@ -200,8 +208,7 @@ def make_train_step(model: GPT, optimizers: list, hp, horizon_tokens: int, *, au
     """One optimizer update over ``grad_accum_steps`` micro-batches: ``step(next_batch, tokens_after) -> loss``
     (a device tensor, the mean over the micro-batches; nothing is read back to the host). ``optimizers`` is
     read at each call, so the caller may refill the list."""
-    params = list(model.parameters())
-    device = params[0].device
+    device = next(model.parameters()).device
 
     def train_step(next_batch, tokens_after: int) -> torch.Tensor:
         set_lr(optimizers, multiplier_for(hp, tokens_after, horizon_tokens))
@@ -214,9 +221,11 @@ def make_train_step(model: GPT, optimizers: list, hp, horizon_tokens: int, *, au
                 loss = loss_fn(window)
             (loss / hp.grad_accum_steps).backward()
             loss_sum += loss.detach()
+            if hp.grad_accum_steps > 1:
+                accumulate(optimizers)  # the working copies' bf16 gradients into fp32 sums
         scale = None
         if hp.grad_clip > 0:  # as clip_grad_norm_, with the scaling done where each optimizer reads its grads
-            scale = clip_coefficient([p.grad for p in params if p.grad is not None], hp.grad_clip)
+            scale = clip_coefficient(gradients(optimizers), hp.grad_clip)
         for opt in optimizers:
             step_scaled(opt, scale)
             opt.zero_grad(set_to_none=True)
@@ -371,14 +380,15 @@ def _device_busy(device: torch.device, share: float = 0.4) -> bool:
     return torch.cuda.memory_reserved(device) > share * torch.cuda.get_device_properties(device).total_memory
 
 
-def _settings(config: RunConfig, device: torch.device) -> tuple[bool, bool, str, bool]:
-    """(compile, CUDA graphs, dtype, fast path) as the runtime asks for them on this device."""
+def _settings(config: RunConfig, device: torch.device) -> tuple[bool, bool, str, bool, bool]:
+    """(compile, CUDA graphs, dtype, fast path, working copies) as the runtime asks for them on this device."""
     on_cuda = device.type == "cuda"
     fast = not config.runtime.reference
     do_compile = config.runtime.compile if config.runtime.compile is not None else (on_cuda and fast)
     dtype = config.runtime.dtype if config.runtime.dtype != "auto" else ("bf16" if on_cuda else "fp32")
     cudagraphs = bool(do_compile and on_cuda and config.runtime.cudagraphs is not False)
-    return bool(do_compile), cudagraphs, dtype, fast
+    working = fast and dtype == "bf16" and config.runtime.working_copies is not False
+    return bool(do_compile), cudagraphs, dtype, fast, working
 
 
 def shape_key(config: RunConfig, device: torch.device) -> tuple:
@@ -462,7 +472,7 @@ def save_compile_cache(path: Path) -> None:
 def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray, key: tuple) -> Shape:
     from trainer.data import val_windows
 
-    do_compile, cudagraphs, dtype, fast = _settings(config, device)
+    do_compile, cudagraphs, dtype, fast, working = _settings(config, device)
     hp = config.hp
     if do_compile:
         stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
@@ -473,6 +483,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         graph_index.install()  # recording the 64 training graphs: linear walks -> indexed lookups
     with torch.device(device):
         model = GPT(config.model)
+        if working:
+            model.working_copies = WorkingCopies(model)
     val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
     eval_batch = hp.micro_batch_size
     val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
@@ -558,6 +570,8 @@ def _inject(fault: str, step: int, model: GPT) -> None:
         with torch.no_grad():
             for p in model.parameters():
                 p.fill_(math.nan)
+            if model.working_copies is not None:
+                model.working_copies.refresh()
     elif kind == "raise":
         raise Fault(f"injected fault at step {step}")
     elif kind == "oom":

@@ -1,9 +1,13 @@
+import copy
+
 import torch
 
 from trainer.config import PRESETS
-from trainer.model import GPT
+from trainer.model import GPT, Linear
 from trainer.optim import (
     Muon,
+    WorkingCopies,
+    accumulate,
     build_optimizers,
     clip_coefficient,
     newton_schulz,
@@ -153,3 +157,73 @@ def test_clipping_inside_the_optimizers_is_clip_grad_norm():
                     opt.zero_grad(set_to_none=True)
             for pa, pb in zip(a.parameters(), b.parameters()):
                 assert torch.allclose(pa, pb, rtol=0, atol=1e-6), (fast, fused, max_norm)
+
+
+def _linears(model):
+    return [m for m in model.blocks.modules() if isinstance(m, Linear)]
+
+
+def test_working_copies_keep_the_weights_and_follow_init():
+    """The masters hold the weights as they were, the Linears' weights are views of them, the working copies are
+    their bf16 rounding after construction and after a re-initialisation, and the forward under bf16 autocast
+    is the same as casting the fp32 weights."""
+    torch.manual_seed(0)
+    model = GPT(PRESETS["tiny"])
+    plain = copy.deepcopy(model)
+    model.working_copies = WorkingCopies(model)
+    for mine, theirs in zip(model.parameters(), plain.parameters()):
+        assert torch.equal(mine, theirs)
+    stacked = {m.untyped_storage().data_ptr() for m in model.working_copies.masters}
+    for linear in _linears(model):
+        assert linear.weight.untyped_storage().data_ptr() in stacked
+        assert linear.working.dtype == torch.bfloat16 and torch.equal(linear.working, linear.weight.bfloat16())
+    for m in (model, plain):
+        torch.manual_seed(1)
+        m.reset_parameters()
+    for mine, theirs in zip(model.parameters(), plain.parameters()):
+        assert torch.equal(mine, theirs)
+    for linear in _linears(model):
+        assert torch.equal(linear.working, linear.weight.bfloat16())
+    tokens = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model(tokens), plain(tokens))
+
+
+def test_muon_sums_the_working_copies_gradients_in_fp32():
+    """Over two micro-batches Muon reads the fp32 sum of the bf16 gradients (autograd would add them in bf16)
+    and steps on it; the working copies are the masters' bf16 rounding after the step."""
+    torch.manual_seed(0)
+    model = GPT(PRESETS["tiny"])
+    model.working_copies = WorkingCopies(model)
+    opts = build_optimizers(model, muon_lr=0.02, adamw_lr=0.01, muon_momentum=0.95, weight_decay=0.1, fast=True,
+                            ns_dtype=torch.float32)
+    muon = opts[0]
+    leaves = [leaf for group in muon.shape_groups for leaf in group]
+    assert all(leaf.dtype == torch.bfloat16 for leaf in leaves)
+    sums = [torch.zeros_like(leaf, dtype=torch.float32) for leaf in leaves]
+    for _ in range(2):
+        window = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 17))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(window[:, :-1])
+        torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), window[:, 1:].flatten()).backward()
+        for total, leaf in zip(sums, leaves):
+            assert leaf.grad.dtype == torch.bfloat16
+            total += leaf.grad.float()
+        accumulate(opts)
+        assert all(leaf.grad is None for leaf in leaves)
+    read = torch.cat([g.flatten() for g in muon.gradients()])
+    assert read.dtype == torch.float32 and torch.equal(read, torch.cat([t.flatten() for t in sums]))
+    before = [m.clone() for m in model.working_copies.masters]
+    muon.step()
+    assert muon.gradients() == []  # the sums are spent
+    for old, masters, working in zip(before, model.working_copies.masters, model.working_copies.working):
+        assert not torch.equal(old, masters) and torch.equal(working, masters.bfloat16())
+
+
+def test_clip_coefficient_takes_bf16_norms_in_fp32():
+    """The clipping norm over bf16 and fp32 gradients is the fp32 norm of their values (``_foreach_norm`` alone
+    rounds each bf16 tensor's norm to bf16, ~1e-3 off)."""
+    torch.manual_seed(0)
+    grads = [torch.randn(64, 64).bfloat16() for _ in range(3)] + [torch.randn(100)]
+    exact = torch.linalg.vector_norm(torch.cat([g.float().flatten() for g in grads]))
+    assert torch.allclose(clip_coefficient(grads, 1.0), 1.0 / (exact + 1e-6), rtol=1e-5, atol=0)

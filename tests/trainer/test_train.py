@@ -146,6 +146,23 @@ def test_chunked_loss_trains_like_the_plain_loss(cache_dir):
         assert abs(x - y) <= 1e-4 * abs(x), (a, b)
 
 
+@pytest.mark.parametrize("accum", [1, 2])
+def test_working_copies_train_as_autocast_did(cache_dir, accum):
+    """bf16 autocast on CPU, clipping on: the blocks reading bf16 working copies that Muon rewrites (their bf16
+    gradients summed in fp32 over micro-batches) train as the fp32 weights cast at each matmul did."""
+    # 6 steps of 4 x 64 tokens: bf16 matmuls on a CPU without bf16 units take ~10x fp32's time
+    over = dict(dtype="bf16", grad_clip=0.05, micro_batch_size=4 // accum, grad_accum_steps=accum,
+                max_tokens=6 * 4 * 64)
+    cast = train(_small(cache_dir, working_copies=False, **over))
+    working = train(_small(cache_dir, working_copies=True, **over))
+    a = [h["train_loss"] for h in cast.history]
+    b = [h["train_loss"] for h in working.history]
+    assert len(a) == len(b) == 6
+    for x, y in zip(a, b):  # the masters' update rounds differently (no FMA): bf16 roundings of the weights flip
+        assert abs(x - y) <= 1e-4 * abs(x), (a, b)
+    assert a[-1] < a[0] - 0.1
+
+
 def test_runs_sharing_a_device_lock_never_clock_at_the_same_time(cache_dir, tmp_path):
     """Two processes with one device_lock: the second waits before its warm-up, and the clocked wall spans of
     the two runs do not overlap (what a search does for trials that share a GPU)."""
