@@ -40,7 +40,7 @@ def main() -> None:
 
     torch = timed("import torch", lambda: __import__("torch"))
     timed("import trainer", lambda: __import__("trainer.train"))
-    from trainer.config import apply_overrides, make_config, parse_set
+    from trainer.config import Runtime, apply_overrides, make_config, parse_set
     from trainer.model import GPT, compile_regions, next_token_loss
     from trainer.optim import build_optimizers
     from trainer.train import make_train_step, resolve_device
@@ -59,7 +59,7 @@ def main() -> None:
     torch.manual_seed(hp.seed)
     model = timed("build model (CPU)", lambda: GPT(config.model))
     model = timed("model to device", lambda: model.to(device), sync)
-    timed("wrap blocks for compile", lambda: compile_regions(model, on_cuda))
+    timed("wrap blocks for compile", lambda: compile_regions(model, on_cuda, Runtime().blocks_per_region))
     optimizers = timed("build optimizers", lambda: list(build_optimizers(
         model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr, muon_momentum=hp.muon_momentum,
         weight_decay=hp.weight_decay, fast=True, ns_dtype=torch.float16 if on_cuda else torch.float32,

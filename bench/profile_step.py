@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
 
-from trainer.config import PRESETS
+from trainer.config import PRESETS, Runtime
 from trainer.model import GPT, compile_regions, next_token_loss
 from trainer.optim import WorkingCopies, build_optimizers, clip_coefficient, gradients, step_scaled
 
@@ -67,6 +68,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--no-working-copies", dest="working_copies", action="store_false")
     ap.add_argument("--cudagraphs", action="store_true", help="replay the blocks as CUDA graphs, as the trainer does")
+    ap.add_argument("--blocks-per-region", type=int, default=Runtime().blocks_per_region)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda")
@@ -74,7 +76,7 @@ def main() -> None:
     model = GPT(PRESETS["blueberry-151m"]).to(dev)
     if args.working_copies:
         model.working_copies = WorkingCopies(model)
-    compile_regions(model, cudagraphs=args.cudagraphs)
+    compile_regions(model, cudagraphs=args.cudagraphs, blocks_per_region=args.blocks_per_region)
     opts = build_optimizers(model, muon_lr=0.015, adamw_lr=0.001, muon_momentum=0.95, weight_decay=0.2, fast=True,
                             ns_dtype=torch.float16, compile_ns=True)
     x = torch.randint(0, 49152, (args.batch, 2048), device=dev)
@@ -114,8 +116,10 @@ def main() -> None:
             totals[name] += ev[i].elapsed_time(ev[i + 1]) / args.steps
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
+    issued = time.perf_counter()
     for _ in range(args.steps):
         step()
+    host_ms = (time.perf_counter() - issued) * 1000 / args.steps  # the host's time to issue a step, unsynced
     end.record()
     torch.cuda.synchronize()
     free_ms = start.elapsed_time(end) / args.steps
@@ -136,7 +140,8 @@ def main() -> None:
     by_kind = kernel_kinds(kernels, steps=5)
     device_events = [e for e in prof.profiler.kineto_results.events()
                      if e.device_type() == DeviceType.CUDA and not e.is_user_annotation()]
-    summary = {"batch": args.batch, "working_copies": args.working_copies, "phase_ms_synced": totals, "step_ms_unsynced": free_ms,
+    summary = {"batch": args.batch, "working_copies": args.working_copies, "phase_ms_synced": totals,
+               "step_ms_unsynced": free_ms, "host_ms_per_step_unsynced": host_ms,
                "tokens_per_s_unsynced": args.batch * 2048 / free_ms * 1000,
                "gpu_ms_per_step_by_kind": by_kind, "gpu_ms_per_step": round(sum(by_kind.values()), 3),
                "cudagraphs": args.cudagraphs, **gpu_busy(device_events, steps=5)}

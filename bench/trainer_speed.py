@@ -42,7 +42,7 @@ def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: lis
     steady = (h[-1]["tokens"] - h[k]["tokens"]) / (h[-1]["clock_s"] - h[k]["clock_s"])
     return {"name": name, "micro_batch_size": batch, "steps": r["steps"], "tokens": r["tokens"],
             "clock_s": r["clock_s"], "tokens_per_s": r["tokens_per_s"], "steady_tokens_per_s": steady,
-            "step_time_ms": r["step_time_ms"], "mfu": r["mfu"], "flops_per_token": r.get("flops_per_token"),
+            "step_time_ms": r["step_time_ms"], "host_step_ms": r.get("host_step_ms"), "mfu": r["mfu"], "flops_per_token": r.get("flops_per_token"),
             "flops_per_token_6n": r.get("flops_per_token_6n"), "peak_name": r.get("peak_name", ""),
             "peak_flops": r.get("peak_flops"),
             "steady_mfu": r["mfu"] * steady / r["tokens_per_s"] if r["mfu"] else None,
@@ -78,14 +78,14 @@ def main() -> None:
     if done:
         print("\n" + describe(done[0]))
     print(f"\n{'run':<16}{'tok/s':>10}{'steady':>10}{'MFU':>7}{'step ms':>9}{'mem GiB':>9}{'warmup s':>9}"
-          f"{'start s':>9}")
+          f"{'start s':>9}{'host ms':>9}")
     for r in rows:
         if "error" in r:
             print(f"{r['name']:<16} ERROR {r['error'][:90]}")
             continue
         print(f"{r['name']:<16}{r['tokens_per_s']:>10,.0f}{r['steady_tokens_per_s']:>10,.0f}"
               f"{(r['steady_mfu'] or 0) * 100:>6.1f}%{r['step_time_ms']:>9.1f}{r['peak_memory_gib']:>9.1f}"
-              f"{r['warmup_compile_s']:>9.1f}{r['startup_s']:>9.1f}")
+              f"{r['warmup_compile_s']:>9.1f}{r['startup_s']:>9.1f}{r.get('host_step_ms') or 0:>9.1f}")
     print("\nstart-up phases (s): " + "; ".join(
         f"{r['name']}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.get("startup_phases", {}).items())
         for r in rows if "error" not in r))

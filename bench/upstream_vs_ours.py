@@ -228,9 +228,9 @@ def child_ours(spec: dict) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from trainer.config import PRESETS, make_config
+    from trainer.config import PRESETS, Runtime, make_config
     from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
-    from trainer.optim import build_optimizers, partition
+    from trainer.optim import WorkingCopies, build_optimizers, partition
     from trainer.train import WindowSampler, make_train_step
 
     t_setup = time.perf_counter()
@@ -263,8 +263,10 @@ def child_ours(spec: dict) -> dict:
         return next_token_loss(model, window, reference=False)
 
     cudagraphs = bool(spec.get("cudagraphs")) and do_compile and on_cuda
+    if on_cuda:  # bf16 autocast there: the trainer's working copies of the block matrices
+        model.working_copies = WorkingCopies(model)
     if do_compile:
-        compile_regions(model, cudagraphs)
+        compile_regions(model, cudagraphs, Runtime().blocks_per_region)
     ns_dtype = torch.float16 if on_cuda else torch.float32
     optimizers = list(build_optimizers(model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr,
                                        muon_momentum=hp.muon_momentum, weight_decay=hp.weight_decay, fast=True,

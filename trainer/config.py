@@ -297,6 +297,11 @@ class Runtime:
     # the blocks' matrices read by the forward as bf16 working copies that Muon rewrites with each update
     # (trainer.optim.WorkingCopies: the same values, no casts a step); None: on wherever the fast path runs in bf16
     working_copies: bool | None = None
+    # blocks per compiled region (trainer.model.compile_regions): the host's cost per step falls with longer
+    # regions. At the record settings on an H200 the host needed 24-39 ms to issue a 33 ms step with 1 block a
+    # region, so the speed swung with the host (204-248k tokens/s); with 4, 23-27 ms and 247.8-248.2k
+    # (bench/results/dec01b/call4-regions)
+    blocks_per_region: int = 4
     stop_rule: str = ""  # "" -> the track's record rule (speedruns) / never (budget tracks)
     max_tokens: int = 0  # 0 -> the track's cap; lower it for quick runs
     eval_every_tokens: int = 0  # 0 -> the track's
@@ -324,6 +329,8 @@ class Runtime:
         for name in ("max_tokens", "eval_every_tokens", "report_every_tokens"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+        _check(isinstance(self.blocks_per_region, int) and not isinstance(self.blocks_per_region, bool)
+               and self.blocks_per_region >= 1, f"blocks_per_region must be an integer >= 1, got {self.blocks_per_region!r}")
         _check(self.loss_chunk is None or (isinstance(self.loss_chunk, int) and not isinstance(self.loss_chunk, bool)
                                            and self.loss_chunk >= 0),
                f"loss_chunk must be an integer >= 0 (0: off) or auto, got {self.loss_chunk!r}")

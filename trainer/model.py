@@ -150,6 +150,22 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+class Region(nn.Module):
+    """Consecutive blocks run as one unit, compiled as one graph (``compile_regions``). It registers the blocks it
+    runs as its own submodules, but the model keeps it out of its module tree: the parameters, their names and
+    the state dict stay the model's ``blocks``."""
+
+    def __init__(self, blocks: list[Block]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, reference: bool = False
+                ) -> torch.Tensor:
+        for block in self.members:
+            x = block(x, cos, sin, reference)
+        return x
+
+
 class GPT(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -162,6 +178,10 @@ class GPT(nn.Module):
         self.register_buffer("rope_cos", torch.empty(0), persistent=False)
         self.register_buffer("rope_sin", torch.empty(0), persistent=False)
         self.lm_loss = lm_loss  # replaced by a compiled version in compile_regions
+        self.static_tables = False  # the RoPE tables marked as static inputs of compiled graphs (compile_regions)
+        # what hidden() runs in order: the blocks, or Regions of them (compile_regions); a plain list, so that the
+        # Regions stay out of the module tree
+        self.stages: list[nn.Module] = list(self.blocks)
         # the blocks' matrices' bf16 working copies, where the trainer keeps them (trainer.optim.WorkingCopies)
         self.working_copies = None
         self.reset_parameters()
@@ -176,17 +196,25 @@ class GPT(nn.Module):
             self.working_copies.refresh()
 
     def _rope(self, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._rope_len < T or self.rope_cos.device != device:
+        """The tables for T positions, the buffers themselves (not slices), so that blocks replayed as CUDA graphs
+        can read them in place (``static_tables``)."""
+        if self._rope_len != T or self.rope_cos.device != device:
             cos, sin = pair_tables(*rope_tables(T, self.cfg.head_dim, self.cfg.rope_base, device))
             self.rope_cos, self.rope_sin, self._rope_len = cos, sin, T
-        return self.rope_cos[:T], self.rope_sin[:T]
+            if self.static_tables:
+                # a CUDA graph copies every input it does not know to stay in place into its own buffer at each
+                # replay: for these two 0.5 MB tables, 32 low-occupancy copies a step, ~0.5 ms at the record
+                # settings on an H200 (bench/results/dec01b/call1-working/profile-on, _foreach_copy_)
+                torch._dynamo.mark_static_address(cos)
+                torch._dynamo.mark_static_address(sin)
+        return self.rope_cos, self.rope_sin
 
     def hidden(self, tokens: torch.Tensor, reference: bool = False) -> torch.Tensor:
         """Final-norm hidden states [B, T, d_model] for input tokens [B, T]."""
         cos, sin = self._rope(tokens.shape[1], tokens.device)
         x = self.embed(tokens) * self.embed_scale
-        for block in self.blocks:
-            x = block(x, cos, sin, reference)
+        for stage in self.stages:
+            x = stage(x, cos, sin, reference)
         return self.final_norm(x)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -220,12 +248,24 @@ def next_token_loss(model: GPT, window: torch.Tensor, reference: bool = False) -
     return model.lm_loss(h, model.embed.weight, window[:, 1:])
 
 
-def compile_regions(model: GPT, cudagraphs: bool = False) -> None:
-    """Compile each block and the loss head in place ("regional" compilation). The 32 blocks share one
-    compiled graph, so a cold compile costs one block instead of a 32-block graph. ``cudagraphs`` replays
-    each compiled block as a CUDA graph, which removes the per-kernel launch cost that bounds small batches."""
-    for block in model.blocks:
-        block.compile(dynamic=False, mode="reduce-overhead" if cudagraphs else None)
+def compile_regions(model: GPT, cudagraphs: bool = False, blocks_per_region: int = 1) -> None:
+    """Compile the blocks, ``blocks_per_region`` at a time, and the loss head in place ("regional" compilation).
+    The regions share one compiled graph (a last, shorter region a second), so a cold compile costs one region
+    instead of a 32-block graph. ``cudagraphs`` replays each region as a CUDA graph, which removes the per-kernel
+    launch cost that bounds small batches; what is left on the host is a cost per region and step (the compiled
+    call, the graph's launch, its outputs' bookkeeping), which longer regions divide."""
+    mode = "reduce-overhead" if cudagraphs else None
+    if blocks_per_region <= 1:
+        for block in model.blocks:
+            block.compile(dynamic=False, mode=mode)
+        model.stages = list(model.blocks)
+    else:
+        blocks = list(model.blocks)
+        model.stages = [Region(blocks[i: i + blocks_per_region]) for i in range(0, len(blocks), blocks_per_region)]
+        for region in model.stages:
+            region.compile(dynamic=False, mode=mode)
+    model.static_tables = cudagraphs
+    model._rope_len = 0  # rebuild (and mark) the tables on the next forward
     model.lm_loss = torch.compile(lm_loss, dynamic=False, options=LOSS_COMPILE_OPTIONS)
 
 

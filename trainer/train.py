@@ -26,6 +26,7 @@ import contextlib
 import logging
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -82,6 +83,9 @@ class RunResult:
     best_val_loss: float = math.nan
     tokens_per_s: float = 0.0
     step_time_ms: float = 0.0
+    # the median host time to issue one step (the step function's Python and launches; it waits for nothing):
+    # close to step_time_ms, the host, not the GPU, sets the pace
+    host_step_ms: float = 0.0
     mfu: float | None = None  # flops_per_token x tokens_per_s / peak_flops (trainer/flops.py)
     flops_per_token: float = 0.0  # training FLOPs per token, causal attention included
     flops_per_token_6n: float = 0.0  # the 6·N part alone
@@ -396,7 +400,8 @@ def shape_key(config: RunConfig, device: torch.device) -> tuple:
     length are not in it: they never reach compiled code."""
     hp = config.hp
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
-    return (config.model, str(device), *_settings(config, device), hp.micro_batch_size, hp.seq_len, loss_chunk,
+    return (config.model, str(device), *_settings(config, device), config.runtime.blocks_per_region,
+            hp.micro_batch_size, hp.seq_len, loss_chunk,
             config.data, config.track.val_tokens)
 
 
@@ -489,7 +494,7 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     eval_batch = hp.micro_batch_size
     val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
     if do_compile:
-        compile_regions(model, cudagraphs)
+        compile_regions(model, cudagraphs, config.runtime.blocks_per_region)
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
     if loss_chunk and fast:
         model.lm_loss = ChunkedLMLoss(loss_chunk, compile=do_compile)
@@ -720,6 +725,7 @@ class TrainingRun:
         lag = 1 if on_cuda else 0
         step, tokens_done, next_eval, next_report = 0, 0, config.eval_every_tokens, config.report_every_tokens
         last_mark = None
+        host_s: list[float] = []  # each step's host time to issue it
 
         def read(s: int, mark) -> tuple[float, float]:
             # step s's loss and clock; its loss is copied to the host asynchronously, so wait for the step first
@@ -733,7 +739,9 @@ class TrainingRun:
                     _inject(config.runtime.fault, step + 1, model)
                 step += 1
                 tokens_done += tokens_per_step
+                issued = time.perf_counter()
                 loss = train_step(sampler.next, tokens_done)
+                host_s.append(time.perf_counter() - issued)
                 host_losses[step: step + 1].copy_(loss.view(1), non_blocking=True)
                 last_mark = clock.mark()
                 pending.append((step, tokens_done, last_mark))
@@ -807,6 +815,7 @@ class TrainingRun:
             final_train_loss=prog.last_loss, final_smoothed_loss=prog.smoothed, final_val_loss=prog.val,
             best_val_loss=min(vals) if vals else math.nan, tokens_per_s=tps,
             step_time_ms=1000 * clock_s / done_steps if done_steps else 0.0,
+            host_step_ms=1000 * statistics.median(host_s) if host_s else 0.0,
             **mfu_fields(config.model, hp.seq_len, tps, name),
             peak_memory_bytes=torch.cuda.max_memory_allocated(device) if on_cuda else 0,
             peak_reserved_bytes=torch.cuda.max_memory_reserved(device) if on_cuda else 0,

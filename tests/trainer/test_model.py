@@ -74,3 +74,32 @@ def test_sdpa_gqa_matches_reference_attention():
     q, k, v = torch.randn(2, 8, 16, 8), torch.randn(2, 4, 16, 8), torch.randn(2, 4, 16, 8)
     fast = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
     assert torch.allclose(fast, reference_attention(q, k, v), atol=1e-5)
+
+
+def test_regions_of_blocks_compute_what_the_blocks_do():
+    """``compile_regions`` with 2 blocks a region on a 3-layer model: regions of 2 and 1 blocks, two compiled
+    graphs for them (and one for the loss), the same loss and gradients as the uncompiled model; the parameters
+    and the state dict are still the blocks'."""
+    from dataclasses import replace
+
+    from trainer.model import compile_regions, next_token_loss
+
+    torch.manual_seed(0)
+    cfg = replace(PRESETS["tiny"], n_layers=3)
+    model = GPT(cfg)
+    keys = list(model.state_dict())
+    tokens = torch.randint(0, cfg.vocab_size, (2, 33))
+    want = next_token_loss(model, tokens)
+    want.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    compile_regions(model, blocks_per_region=2)
+    assert [len(r.members) for r in model.stages] == [2, 1]
+    got = next_token_loss(model, tokens)
+    got.backward()
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 3
+    assert torch.allclose(got, want, rtol=1e-6)
+    for p, g in zip(model.parameters(), grads):
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-7)
+    assert list(model.state_dict()) == keys and len(list(model.parameters())) == len(grads)
