@@ -17,6 +17,8 @@
 #   bash bench/gpu_dec01b.sh regions   the working tree at b4 with 1, 4 and 2 blocks per compiled region
 #                                      (runtime.blocks_per_region), alternated, two rounds while the call has time; the
 #                                      answer with 4 (call 4)
+#   bash bench/gpu_dec01b.sh final     the working tree (new, 4 blocks a region) against .carry/old (b1a4116) at b4:
+#                                      new, old, new, each a cold-compile and a warm-cache process (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 b4_three() {  # b4_three ROUND: b4 (60 steps) on, off, old
   local i=$1 f
@@ -119,5 +121,16 @@ regions)  # carry .devbundle-lite and .carry/data
     tail -6 $P/same.log; rm -rf $P/same/fast
   fi
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
-*) echo "usage: $0 working|static|host|regions"; exit 2 ;;
+final)  # carry .devbundle-lite, .carry/data and .carry/old
+  P=/tmp/final; mkdir -p $P; old_tree
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  for arm in new-1 old-1 new-2; do
+    case $arm in new*) dir=$REPO ;; *) dir=$OLD ;; esac
+    speed_tree $dir $arm --batches 4 --steps 60
+    grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
+    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 working|static|host|regions|final"; exit 2 ;;
 esac

@@ -13,9 +13,14 @@ The fast path stacks all matrices of one shape and runs Newton-Schulz once per s
 Gram form (``newton_schulz_gram``: the same iteration carried on the small side); ``reference=True`` is the plain
 per-matrix loop in fp32 that the fast path is tested against.
 
-Gradient clipping (``clip_grad_norm_``'s rule) is split: ``clip_coefficient`` computes the factor, and each
-optimizer applies it where it reads its gradients (``step_scaled``: Muon inside its update, AdamW's few
-gradients by a ``_foreach_mul_``), so the Muon gradients are not rewritten in a pass of their own.
+Where the trainer runs in bf16 (``WorkingCopies``), the blocks' matrices live twice, stacked by shape: fp32 masters
+(the model's parameters are views of them) and bf16 working copies that the forward reads; Muon's parameters are
+the working copies, and its compiled update adds to the masters and rewrites the copies in one pass.
+
+Gradient clipping (``clip_grad_norm_``'s rule) is split: ``clip_coefficient`` computes the factor over the
+gradients the optimizers will read (``gradients``), and each optimizer applies it where it reads them
+(``step_scaled``: Muon inside its update, the fused AdamW as its ``grad_scale``; an unfused AdamW by a
+``_foreach_mul_``), so no gradient is rewritten in a pass of its own.
 """
 
 from __future__ import annotations

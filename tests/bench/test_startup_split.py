@@ -37,6 +37,9 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
      ["triton-r16w2 231.9", "b4 median 225,449", "b32-cold 316,902", "(median 11.2)"]),
     ("dec01_summary.py", "bench/results", "bench/results/dec01-summary.txt",
      ["trainer 4.127 ms", "(median 230,323)", "(median 233,309)", "b4  kernels           2.339 ms"]),
+    ("dec01b_summary.py", "bench/results", "bench/results/dec01b-summary.txt",
+     ["(median 241,392)", "(median 247,911)", "in 24.65 s on the clock", "_foreach_copy_ calls in 5 steps 0",
+      "(median 248,920)"]),
 ])
 def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
     proc = subprocess.run([sys.executable, f"bench/{script}", folder],
