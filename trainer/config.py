@@ -329,6 +329,8 @@ class Runtime:
         for name in ("max_tokens", "eval_every_tokens", "report_every_tokens"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+        _check(not (self.working_copies and self.dtype == "fp32"),
+               "working_copies=true needs dtype bf16 or auto (the working copies are bf16)")
         _check(isinstance(self.blocks_per_region, int) and not isinstance(self.blocks_per_region, bool)
                and self.blocks_per_region >= 1, f"blocks_per_region must be an integer >= 1, got {self.blocks_per_region!r}")
         _check(self.loss_chunk is None or (isinstance(self.loss_chunk, int) and not isinstance(self.loss_chunk, bool)

@@ -45,6 +45,8 @@ def test_overrides_by_leaf_and_dotted_name_with_types():
     ("hp.bogus", "1", "unknown setting 'hp.bogus'"),
     ("warmup_ratio", "1.5", r"warmup_ratio must be in \[0, 1\)"),
     ("device", "tpu", "device must be one of auto, cpu, cuda"),
+    ("blocks_per_region", "0", "blocks_per_region must be an integer >= 1"),
+    ("working_copies", "maybe", "working_copies must be"),
 ])
 def test_bad_overrides_name_the_setting(key, value, match):
     with pytest.raises(ConfigError, match=match):
@@ -105,3 +107,9 @@ def test_stream_tokens_of_configs_saved_before_it_existed() -> None:
         d["track"]["max_tokens"] = d["track"]["budget_tokens"] = 1_000  # an older definition of the track
         assert RunConfig.from_dict(d).data == config.data
         assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_working_copies_need_bf16():
+    with pytest.raises(ConfigError, match="working_copies=true needs dtype bf16 or auto"):
+        make_config("tiny-speedrun", overrides={"working_copies": "true", "dtype": "fp32"})
+    assert make_config("tiny-speedrun", overrides={"working_copies": "true"}).runtime.working_copies is True
