@@ -146,13 +146,11 @@ def test_chunked_loss_trains_like_the_plain_loss(cache_dir):
         assert abs(x - y) <= 1e-4 * abs(x), (a, b)
 
 
-@pytest.mark.parametrize("accum", [1, 2])
-def test_working_copies_train_as_autocast_did(cache_dir, accum):
-    """bf16 autocast on CPU, clipping on: the blocks reading bf16 working copies that Muon rewrites (their bf16
-    gradients summed in fp32 over micro-batches) train as the fp32 weights cast at each matmul did."""
+def test_working_copies_train_as_autocast_did(cache_dir):
+    """bf16 autocast on CPU, clipping on: the blocks reading bf16 working copies that Muon rewrites train as the
+    fp32 weights cast at each matmul did (several micro-batches a step: tests/trainer/test_optim.py)."""
     # 6 steps of 4 x 64 tokens: bf16 matmuls on a CPU without bf16 units take ~10x fp32's time
-    over = dict(dtype="bf16", grad_clip=0.05, micro_batch_size=4 // accum, grad_accum_steps=accum,
-                max_tokens=6 * 4 * 64)
+    over = dict(dtype="bf16", grad_clip=0.05, micro_batch_size=4, max_tokens=6 * 4 * 64)
     cast = train(_small(cache_dir, working_copies=False, **over))
     working = train(_small(cache_dir, working_copies=True, **over))
     a = [h["train_loss"] for h in cast.history]
@@ -192,3 +190,34 @@ def test_compile_cache_counters_report_only_what_moved():
     torch._dynamo.utils.counters["inductor"]["fxgraph_cache_hit"] += 3
     torch._dynamo.utils.counters["aot_autograd"]["autograd_cache_miss"] += 1
     assert counters_since(before) == {"fxgraph_hit": 3, "aot_miss": 1}
+
+
+def test_train_step_gives_muon_fp32_sums_of_the_micro_batches(monkeypatch):
+    """With working copies and two micro-batches a step, the step function moves each micro-batch's bf16
+    gradients into Muon's fp32 sums, and Muon's step reads the sums of both."""
+    import torch
+
+    from trainer.model import GPT, next_token_loss
+    from trainer.optim import Muon, WorkingCopies, build_optimizers
+    from trainer.train import make_train_step
+
+    config = make_config("tiny-speedrun", overrides={"micro_batch_size": 2, "grad_accum_steps": 2, "seq_len": 16})
+    torch.manual_seed(0)
+    model = GPT(config.model)
+    model.working_copies = WorkingCopies(model)
+    optimizers = list(build_optimizers(model, muon_lr=0.02, adamw_lr=0.01, muon_momentum=0.95, weight_decay=0.1,
+                                       fast=True, ns_dtype=torch.float32))
+    seen = []
+    original = Muon.step
+
+    def spy(self, *args, **kwargs):
+        seen.append((self._summed, [g.dtype for g in self.gradients()]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Muon, "step", spy)
+    step = make_train_step(model, optimizers, config.hp, 10**6, autocast=torch.autocast("cpu", dtype=torch.bfloat16),
+                           cudagraphs=False, loss_fn=lambda w: next_token_loss(model, w))
+    windows = iter(torch.randint(0, config.model.vocab_size, (4, 2, 16)))
+    step(lambda: next(windows), 64)
+    assert len(seen) == 1 and seen[0][0] == 2 and set(seen[0][1]) == {torch.float32}
+    assert optimizers[0]._summed == 0
