@@ -103,3 +103,17 @@ def test_regions_of_blocks_compute_what_the_blocks_do():
     for p, g in zip(model.parameters(), grads):
         assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-7)
     assert list(model.state_dict()) == keys and len(list(model.parameters())) == len(grads)
+
+
+def test_rope_tables_are_whole_buffers_marked_static_for_cuda_graphs():
+    """The tables a forward hands the blocks are the model's buffers themselves, rebuilt when T changes, and with
+    ``static_tables`` (CUDA graphs) marked as static inputs, so no graph copies them at each replay."""
+    model = GPT(PRESETS["tiny"])
+    cos, sin = model._rope(16, torch.device("cpu"))
+    assert cos is model.rope_cos and sin is model.rope_sin and cos.shape[0] == 16
+    assert not hasattr(cos, "_dynamo_static_input_type")
+    assert model._rope(8, torch.device("cpu"))[0].shape[0] == 8
+    model.static_tables = True
+    cos, sin = model._rope(16, torch.device("cpu"))
+    assert cos.shape[0] == 16 and getattr(cos, "_dynamo_static_input_type", None) and \
+        getattr(sin, "_dynamo_static_input_type", None)
