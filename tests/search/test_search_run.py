@@ -73,7 +73,8 @@ def test_search_then_kill_then_resume(tmp_path, env, capsys):
     """SIGKILL while the record point (trial 0) runs: --resume keeps what finished and runs every interrupted
     trial again with its own parameters, the record point first; the table says which is which."""
     runs = tmp_path / "runs"
-    args = ["--space", "lr_sched", "--runs-dir", str(runs), "--name", "s", "--num-trials", "6", *QUICK]
+    # more trials than can finish in the second before the signal (6 did once on a fast CI machine: exit 0)
+    args = ["--space", "lr_sched", "--runs-dir", str(runs), "--name", "s", "--num-trials", "60", *QUICK]
     driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     trial_dir = runs / "s" / "trials"
@@ -159,7 +160,8 @@ def test_sigterm_and_ctrl_c_stop_a_search_the_same_way(tmp_path, env, sig):
     tables written, no trial left running, exit 130 and the exact --resume command (not Ray's stack dump, nor
     its Tuner.restore hint and exit 0)."""
     runs = tmp_path / "runs"
-    args = ["--space", "lr_sched", "--runs-dir", str(runs), "--name", "s", "--num-trials", "6", *QUICK]
+    # more trials than can finish in the second before the signal (6 did once on a fast CI machine: exit 0)
+    args = ["--space", "lr_sched", "--runs-dir", str(runs), "--name", "s", "--num-trials", "60", *QUICK]
     driver = subprocess.Popen([sys.executable, "-m", "search.run", *args], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     trial_dir = runs / "s" / "trials"
