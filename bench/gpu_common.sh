@@ -1,4 +1,4 @@
-# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh), sourced at their top: the call's
+# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh), sourced at their top: the call's
 # clock, $OUT, and the set-up, old-tree, speed A/B (one pair, b4 pairs, a b32 pair) and same-answer steps.
 set -uo pipefail
 t_call=$(date +%s)
@@ -17,11 +17,16 @@ old_tree() {  # OLD: the carried trainer to compare with (.carry/old), its asset
   [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
   [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
 }
+speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the trainer of DIR into $P/speed-NAME
+  local dir=$1 name=$2; shift 2
+  (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
+    > $P/speed-$name.log 2>&1)
+}
 speed_pair() {  # speed_pair SUFFIX ARGS...: bench/trainer_speed.py with ARGS, the working tree then $OLD, into
   # $P/speed-new$SUFFIX and $P/speed-old$SUFFIX (each with its .log)
   local sfx=$1; shift
-  python bench/trainer_speed.py --out $P/speed-new$sfx "$@" > $P/speed-new$sfx.log 2>&1
-  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old$sfx "$@" > $P/speed-old$sfx.log 2>&1)
+  speed_tree $REPO new$sfx "$@"
+  speed_tree $OLD old$sfx "$@"
 }
 same_answer() {  # the working tree's 6,086,656 tokens against the saved reference run, into $P/same
   python bench/same_answer.py --out $P/same --reference-from bench/results/same_answer/reference \

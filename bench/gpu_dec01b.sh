@@ -22,17 +22,10 @@
 source "$(dirname "$0")/gpu_common.sh"
 b4_three() {  # b4_three ROUND: b4 (60 steps) on, off, old
   local i=$1 f
-  python bench/trainer_speed.py --out $P/speed-on-$i --batches 4 --steps 60 > $P/speed-on-$i.log 2>&1
-  python bench/trainer_speed.py --out $P/speed-off-$i --batches 4 --steps 60 --set working_copies=false \
-    > $P/speed-off-$i.log 2>&1
-  (cd $OLD && PYTHONPATH=/tmp/s/site:$OLD python $REPO/bench/trainer_speed.py --out $P/speed-old-$i --batches 4 \
-    --steps 60 > $P/speed-old-$i.log 2>&1)
+  speed_tree $REPO on-$i --batches 4 --steps 60
+  speed_tree $REPO off-$i --batches 4 --steps 60 --set working_copies=false
+  speed_tree $OLD old-$i --batches 4 --steps 60
   for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
-}
-speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the trainer of DIR into $P/speed-NAME
-  local dir=$1 name=$2; shift 2
-  (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
-    > $P/speed-$name.log 2>&1)
 }
 case "${1:-}" in
 working)  # carry .devbundle-lite, .carry/data and .carry/old
