@@ -61,6 +61,34 @@ def gpu_busy(events, steps: int) -> dict[str, float]:
             "gpu_idle_share": round(1 - busy / span, 4)}
 
 
+def short(name: str, width: int = 60) -> str:
+    return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def gpu_gaps(events, steps: int, top: int = 15) -> dict:
+    """Where the GPU waits: every gap between the end of the work so far and the next kernel's start, summed per
+    step by the pair of kernels around it (the last to end before it, the next to start), the largest first; and
+    the idle time by gap size. Under the profiler the host is slower, so these are upper bounds too."""
+    spans = sorted((e.start_ns(), e.end_ns(), e.name()) for e in events)
+    pairs: dict[tuple[str, str], list[float]] = {}
+    sizes = {"<5 us": 0.0, "5-20 us": 0.0, "20-100 us": 0.0, ">=100 us": 0.0}
+    end, last = spans[0][1], spans[0][2]
+    for s, e, name in spans[1:]:
+        if s > end:
+            gap_us = (s - end) / 1e3
+            entry = pairs.setdefault((short(last), short(name)), [0.0, 0])
+            entry[0] += gap_us
+            entry[1] += 1
+            bucket = "<5 us" if gap_us < 5 else "5-20 us" if gap_us < 20 else "20-100 us" if gap_us < 100 else ">=100 us"
+            sizes[bucket] += gap_us
+        if e >= end:
+            end, last = e, name
+    rows = sorted(pairs.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"idle_ms_per_step_by_gap_size": {k: round(v / 1e3 / steps, 3) for k, v in sizes.items()},
+            "largest_gaps": [{"after": a, "before": b, "ms_per_step": round(v[0] / 1e3 / steps, 3),
+                              "gaps_per_step": round(v[1] / steps, 1)} for (a, b), v in rows]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=4)
@@ -144,7 +172,8 @@ def main() -> None:
                "step_ms_unsynced": free_ms, "host_ms_per_step_unsynced": host_ms,
                "tokens_per_s_unsynced": args.batch * 2048 / free_ms * 1000,
                "gpu_ms_per_step_by_kind": by_kind, "gpu_ms_per_step": round(sum(by_kind.values()), 3),
-               "cudagraphs": args.cudagraphs, **gpu_busy(device_events, steps=5)}
+               "cudagraphs": args.cudagraphs, **gpu_busy(device_events, steps=5),
+               "gaps": gpu_gaps(device_events, steps=5)}
     (args.out / f"phases-b{args.batch}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(table_cuda[:6000])

@@ -97,7 +97,11 @@ def _(x, weight, c, s, eps):
 @torch.library.custom_op("blueberry::qk_norm_rope_backward", mutates_args=())
 def qk_norm_rope_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, c: torch.Tensor,
                           s: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of ``qk_norm_rope`` with respect to ``x`` and ``weight``."""
+    """The gradient of ``qk_norm_rope`` with respect to ``x``, and the weight's gradient as per-program partials
+    [D, programs] in fp32, whose sum over the programs (``_backward``) is the weight's gradient. The sum is left
+    outside the op so that inductor compiles it into the backward graph: as ATen's reduction inside the op it took
+    7.1 us a call, 64 calls a step at b4 on an H200 (``reduce_kernel`` in
+    ``bench/results/dec01b/call3-host/profile/kernels-b4.txt``)."""
     from trainer import triton_qk
 
     B, T, H, D = x.shape
@@ -110,12 +114,13 @@ def qk_norm_rope_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Ten
     triton_qk.qk_bwd[(programs,)](x, grad, gx, weight, c, s, parts, n_rows, H, T, eps,
                                   grad.stride(0), grad.stride(1), grad.stride(2), ROWS=ROWS, HALF=D // 2,
                                   num_warps=WARPS)
-    return gx, parts.sum(1).to(weight.dtype)
+    return gx, parts
 
 
 @qk_norm_rope_backward.register_fake
 def _(grad, x, weight, c, s, eps):
-    return torch.empty_like(x), torch.empty_like(weight)
+    B, T, H, D = x.shape
+    return torch.empty_like(x), x.new_empty(D, -(-B * T * H // ROWS), dtype=torch.float32)
 
 
 def _setup(ctx, inputs, output):
@@ -126,8 +131,8 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, grad):
     x, weight, c, s = ctx.saved_tensors
-    gx, gw = qk_norm_rope_backward(grad, x, weight, c, s, ctx.eps)
-    return gx, gw, None, None, None
+    gx, parts = qk_norm_rope_backward(grad, x, weight, c, s, ctx.eps)
+    return gx, parts.sum(1).to(weight.dtype), None, None, None
 
 
 qk_norm_rope.register_autograd(_backward, setup_context=_setup)

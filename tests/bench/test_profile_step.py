@@ -26,3 +26,29 @@ def test_kernels_are_summed_by_kind_per_step_biggest_first():
     assert list(kinds) == ["attention (cuDNN / flash)", "GEMM (cuBLAS / CUTLASS)", "fused by inductor (Triton)",
                            "copies and fills", "eager elementwise and reductions (ATen)", "other"]
     assert kinds["attention (cuDNN / flash)"] == 4.6 and kinds["other"] == 0.1
+
+
+class _Event:
+    def __init__(self, name: str, start_us: float, end_us: float) -> None:
+        self._name, self._start, self._end = name, int(start_us * 1000), int(end_us * 1000)
+
+    def name(self) -> str:
+        return self._name
+
+    def start_ns(self) -> int:
+        return self._start
+
+    def end_ns(self) -> int:
+        return self._end
+
+
+def test_gaps_are_charged_to_the_kernels_around_them():
+    # a: 0-10, b overlaps a (5-30), then a 50 us gap before c, then 4 us before d; two "steps"
+    events = [_Event("a", 0, 10), _Event("b", 5, 30), _Event("c", 80, 90), _Event("d", 94, 100)]
+    gaps = profile_step.gpu_gaps(events, steps=2)
+    assert gaps["largest_gaps"][0] == {"after": "b", "before": "c", "ms_per_step": 0.025, "gaps_per_step": 0.5}
+    assert gaps["largest_gaps"][1]["after"] == "c" and gaps["largest_gaps"][1]["before"] == "d"
+    assert gaps["idle_ms_per_step_by_gap_size"] == {"<5 us": 0.002, "5-20 us": 0.0, "20-100 us": 0.025,
+                                                    ">=100 us": 0.0}
+    busy = profile_step.gpu_busy(events, steps=2)
+    assert busy["gpu_busy_ms_per_step"] == round((30 + 10 + 6) / 1e3 / 2, 3)

@@ -72,6 +72,9 @@ def test_registered_op_passes_opcheck_and_compiles():
         w = torch.randn(D, requires_grad=True)
         torch.library.opcheck(kernels.qk_norm_rope, (x, w, c, s, 1e-6),
                               test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+        g = torch.randn(2, 5, 2, D)
+        torch.library.opcheck(kernels.qk_norm_rope_backward, (g, x.detach(), w.detach(), c, s, 1e-6),
+                              test_utils=("test_schema", "test_faketensor"))
 
         def f(x, w):
             return kernels.qk_norm_rope(x, w, c, s, 1e-6).square().sum()
