@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer import kernels
+from trainer import kernels, stable_keys
 from trainer.config import ModelConfig
 from trainer.loss import LOSS_COMPILE_OPTIONS
 
@@ -254,6 +254,7 @@ def compile_regions(model: GPT, cudagraphs: bool = False, blocks_per_region: int
     instead of a 32-block graph. ``cudagraphs`` replays each region as a CUDA graph, which removes the per-kernel
     launch cost that bounds small batches; what is left on the host is a cost per region and step (the compiled
     call, the graph's launch, its outputs' bookkeeping), which longer regions divide."""
+    stable_keys.tag_with_code()  # compiled graphs keyed on this version of the trainer's code
     mode = "reduce-overhead" if cudagraphs else None
     if blocks_per_region <= 1:
         for block in model.blocks:

@@ -18,11 +18,21 @@ started in 11.7 s (``bench/results/scaling-nov30f/``).
 :func:`install` registers a reducer for ``torch.memory_format`` that names this module's :func:`memory_format`
 instead, so every process pickles a format to the same bytes, and unpickling still gives the same object (for
 any ``pickle`` of a memory format in the process, not only cache keys).
+
+:func:`tag_with_code` puts a digest of the trainer's own source into every compile-cache key. The caches key a
+graph on what dynamo traced, not on the Python behind a custom op's registered backward: after a change to
+``qk_norm_rope``'s backward (Dec 1, third session) a process running the trainer as it was before hit the new
+version's cached backward graph and failed in it (``wrong number of dimensions1 for op
+blueberry.qk_norm_rope_backward``, ``bench/results/dec01c/call1-survey``). A change that kept the shapes would have
+run the stale graph silently. With the tag, each version of the trainer has its own cache entries.
 """
 
 from __future__ import annotations
 
 import copyreg
+import hashlib
+from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -42,3 +52,20 @@ def _reduce(fmt: torch.memory_format):
 def install() -> None:
     """Pickle memory formats by this module's name, whatever ``sys.modules`` holds (idempotent)."""
     copyreg.pickle(torch.memory_format, _reduce)
+
+
+@cache
+def code_digest() -> str:
+    """A digest of every ``trainer/*.py`` file's bytes (16 hex digits)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def tag_with_code() -> str:
+    """Key compiled graphs on the trainer's source (``torch.compiler.config.cache_key_tag``, which the FX-graph and
+    AOTAutograd caches hash) from here on; returns the digest. Call before the first compile."""
+    digest = code_digest()
+    torch.compiler.config.cache_key_tag = f"blueberry-{digest}"
+    return digest

@@ -420,14 +420,16 @@ def _import_compile_stack() -> None:
 
 def compile_cache_file(config: RunConfig, device: torch.device, key: tuple) -> Path:
     """Where the portable compile cache of this shape lives: beside the token cache, named by the torch
-    version, the GPU and the shape, so a carried cache directory warms a new machine's first compile."""
+    version, the GPU, the shape and the trainer's code, so a carried cache directory warms a new machine's first
+    compile, and never with another version's graphs."""
     import hashlib
 
     from trainer.data import cache_root
 
     gpu = _device_name(device).replace(" ", "-")
     digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
-    return cache_root(config.data) / "compile" / f"torch-{torch.__version__}-{gpu}-{digest}.bin"
+    code = stable_keys.code_digest()  # the graphs inside are keyed on it (stable_keys.tag_with_code)
+    return cache_root(config.data) / "compile" / f"torch-{torch.__version__}-{gpu}-{digest}-code-{code}.bin"
 
 
 def pin_cpu_threads_for_compile() -> None:
@@ -481,6 +483,7 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     hp = config.hp
     if do_compile:
         stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
+        stable_keys.tag_with_code()  # and none shared with another version of the trainer
     if do_compile and device.type == "cuda":
         pin_cpu_threads_for_compile()
         load_compile_cache(compile_cache_file(config, device, key))

@@ -1,10 +1,15 @@
-"""trainer.stable_keys: a memory format pickles to the same bytes whatever a process imported first."""
+"""trainer.stable_keys: a memory format pickles to the same bytes whatever a process imported first, and the compile
+caches' keys carry the trainer's code."""
 
+import os
 import pickle
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import pytest
 import torch
 
 from trainer import stable_keys
@@ -52,3 +57,77 @@ def test_formats_round_trip_through_pickle():
         data = pickle.dumps(fmt)
         assert b"trainer.stable_keys" in data
         assert pickle.loads(data) is fmt
+
+
+# A custom op whose registered backward a new version of the code changed (factor 2 -> 3), compiled by inductor in a
+# fresh process against a shared cache folder; prints the gradient and the AOTAutograd cache's counters.
+CHANGED_BACKWARD = textwrap.dedent("""
+    import sys
+    import torch
+    factor, tag = float(sys.argv[1]), sys.argv[2]
+
+    @torch.library.custom_op("tagtest::twice", mutates_args=())
+    def twice(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    @twice.register_fake
+    def _(x):
+        return torch.empty_like(x)
+
+    twice.register_autograd(lambda ctx, g: g * factor)
+    torch.compiler.config.cache_key_tag = tag
+    f = torch.compile(lambda x: twice(x).sum(), dynamic=False)
+    x = torch.ones(4, requires_grad=True)
+    f(x).backward()
+    from torch._dynamo.utils import counters
+    print(float(x.grad[0]), counters["aot_autograd"]["autograd_cache_hit"])
+""")
+
+
+def compiled_grad(cache, factor: float, tag: str) -> tuple[float, int]:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", CHANGED_BACKWARD, str(factor), tag], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    grad, hits = done.stdout.split()
+    return float(grad), int(hits)
+
+
+@pytest.mark.slow
+def test_a_changed_custom_op_backward_is_not_served_from_the_cache_under_a_new_tag(tmp_path):
+    # why the trainer tags its cache keys with its code (pytorch/pytorch#144344): the compile caches key the graph
+    # dynamo traced, not the Python behind a custom op's backward, so the new version silently gets the old gradient
+    assert compiled_grad(tmp_path, 2.0, "v1") == (2.0, 0)
+    assert compiled_grad(tmp_path, 3.0, "v1") == (2.0, 1)  # stale: the old version's backward graph
+    assert compiled_grad(tmp_path, 3.0, "v2") == (3.0, 0)  # another tag: compiled afresh, the right gradient
+
+
+def test_the_code_digest_follows_every_trainer_source_file(tmp_path):
+    package = tmp_path / "trainer"
+    shutil.copytree(Path(stable_keys.__file__).parent, package, ignore=shutil.ignore_patterns("assets", "__pycache__"))
+
+    def digest() -> str:
+        done = subprocess.run([sys.executable, "-c", "from trainer import stable_keys; print(stable_keys.code_digest())"],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(tmp_path)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    assert digest() == stable_keys.code_digest()
+    with open(package / "kernels.py", "a") as f:
+        f.write("\n# a changed kernel\n")
+    assert digest() != stable_keys.code_digest()
+
+
+def test_compiling_the_model_tags_the_cache_keys_and_the_portable_cache_file(monkeypatch):
+    from trainer.config import apply_overrides, make_config, parse_set
+    from trainer.model import GPT, compile_regions
+    from trainer.train import compile_cache_file, shape_key
+
+    monkeypatch.setattr(torch.compiler.config, "cache_key_tag", "")
+    config = apply_overrides(make_config("tiny-speedrun"), parse_set(["device=cpu"]))
+    compile_regions(GPT(config.model))
+    assert torch.compiler.config.cache_key_tag == f"blueberry-{stable_keys.code_digest()}"
+    device = torch.device("cpu")
+    path = compile_cache_file(config, device, shape_key(config, device))
+    assert path.name.endswith(f"-code-{stable_keys.code_digest()}.bin")
