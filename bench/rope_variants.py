@@ -59,9 +59,12 @@ def swap_bthd(q, k, wq, wk, cos, sin, c2, s2):
 
 
 def fused(q, k, wq, wk, cos, sin, c2, s2):
+    """``trainer.kernels.qk_norm_rope``. Since Dec 1 (third session) it takes the fused q/k projection's output, so
+    here q and k are first joined (a copy the trainer does not make: its projection writes them joined); the
+    saved tables before that date timed the kernel on q and k separately, without that copy."""
     B = q.shape[0]
-    q = kernels.qk_norm_rope(q.view(B, T, H, D), wq, c2, s2, 1e-5)
-    k = kernels.qk_norm_rope(k.view(B, T, KV, D), wk, c2, s2, 1e-5)
+    joined = torch.cat([q.view(B, T, H, D), k.view(B, T, KV, D)], dim=2)
+    q, k = kernels.qk_norm_rope(joined, wq, wk, c2, s2, 1e-5, H)
     return q.transpose(1, 2), k.transpose(1, 2)
 
 

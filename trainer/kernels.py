@@ -1,7 +1,7 @@
 """Hand-written Triton kernels for the fast path on CUDA (issue 19).
 
-``qk_norm_rope``: the attention's QK-norm (RMSNorm over each head's ``head_dim``, fp32 weight) followed by the
-rotary embedding on adjacent pairs, in one pass over the projection's output ``[B, T, H, D]``. Compiled by
+``qk_norm_rope``: the attention's QK-norm (RMSNorm over each head's ``head_dim``, fp32 weights) followed by the
+rotary embedding on adjacent pairs, in one pass over the fused q/k projection's output ``[B, T, Hq + Hk, D]``. Compiled by
 inductor, the same maths took five kernels a layer at the record settings, its forward two kernels of 21-26 us
 moving ~1 TB/s of the H200's ~4.8 (b4 kernel table, ``bench/results/profile/nov30g``). Here the forward reads x
 once and writes y once; the backward reads x and dy, recomputes the norm, writes dx and a per-program partial of
@@ -59,80 +59,95 @@ def usable(x: torch.Tensor) -> bool:
     return _triton_runs_on(x) and _head_dim_fits(x.shape[-1])
 
 
-def _check(x: torch.Tensor, w: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> None:
+def _check(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, c: torch.Tensor, s: torch.Tensor,
+           q_heads: int) -> None:
     if x.dim() != 4 or not x.is_contiguous():
         raise ValueError(f"qk_norm_rope wants a contiguous [B, T, H, D] tensor, got shape {tuple(x.shape)} "
                          f"with strides {x.stride()}")
     D = x.shape[-1]
     if not _head_dim_fits(D):
         raise ValueError(f"qk_norm_rope wants a power-of-two head dim, got {D}")
-    if w.shape != (D,) or c.shape != s.shape or c.shape[1] != D or c.shape[0] < x.shape[1]:
-        raise ValueError(f"qk_norm_rope: weight {tuple(w.shape)} and tables {tuple(c.shape)}/{tuple(s.shape)} "
-                         f"do not fit x {tuple(x.shape)}")
+    if not 0 < q_heads < x.shape[2]:
+        raise ValueError(f"qk_norm_rope: q_heads must leave at least one head of keys, got {q_heads} of {x.shape[2]}")
+    if wq.shape != (D,) or wk.shape != (D,) or c.shape != s.shape or c.shape[1] != D or c.shape[0] < x.shape[1]:
+        raise ValueError(f"qk_norm_rope: weights {tuple(wq.shape)}/{tuple(wk.shape)} and tables "
+                         f"{tuple(c.shape)}/{tuple(s.shape)} do not fit x {tuple(x.shape)}")
     if c.dtype != torch.float32 or s.dtype != torch.float32 or not (c.is_contiguous() and s.is_contiguous()):
         raise ValueError("qk_norm_rope wants contiguous fp32 tables")
 
 
 @torch.library.custom_op("blueberry::qk_norm_rope", mutates_args=())
-def qk_norm_rope(x: torch.Tensor, weight: torch.Tensor, c: torch.Tensor, s: torch.Tensor, eps: float
-                 ) -> torch.Tensor:
-    """RMSNorm over the last dim of ``x`` [B, T, H, D] (times ``weight``), then the rotation of adjacent pairs by
-    ``pair_tables``' ``c``/``s`` at each row's position t. Same shape and dtype as ``x``."""
-    _check(x, weight, c, s)
+def qk_norm_rope(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, c: torch.Tensor, s: torch.Tensor, eps: float,
+                 q_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused q/k projection's output ``x`` [B, T, Hq + Hk, D] (its first ``q_heads`` heads the queries) to
+    (q [B, T, Hq, D], k [B, T, Hk, D]): RMSNorm over each head's D (times ``wq`` or ``wk``), then the rotation of
+    adjacent pairs by ``pair_tables``' ``c``/``s`` at each row's position t. One launch for both; x's dtype."""
+    _check(x, wq, wk, c, s, q_heads)
     B, T, H, D = x.shape
     from trainer import triton_qk
 
-    y = torch.empty_like(x)
+    q = x.new_empty(B, T, q_heads, D)
+    k = x.new_empty(B, T, H - q_heads, D)
     n_rows = B * T * H
-    triton_qk.qk_fwd[(-(-n_rows // ROWS),)](x, y, weight, c, s, n_rows, H, T, eps, ROWS=ROWS, HALF=D // 2,
-                                            num_warps=WARPS)
-    return y
+    triton_qk.qk_fwd[(-(-n_rows // ROWS),)](x, q, k, wq, wk, c, s, n_rows, H, q_heads, T, eps, ROWS=ROWS,
+                                            HALF=D // 2, num_warps=WARPS)
+    return q, k
 
 
 @qk_norm_rope.register_fake
-def _(x, weight, c, s, eps):
-    return torch.empty_like(x)
+def _(x, wq, wk, c, s, eps, q_heads):
+    B, T, H, D = x.shape
+    return x.new_empty(B, T, q_heads, D), x.new_empty(B, T, H - q_heads, D)
 
 
 @torch.library.custom_op("blueberry::qk_norm_rope_backward", mutates_args=())
-def qk_norm_rope_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, c: torch.Tensor,
-                          s: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The gradient of ``qk_norm_rope`` with respect to ``x``, and the weight's gradient as per-program partials
-    [D, programs] in fp32, whose sum over the programs (``_backward``) is the weight's gradient. The sum is left
-    outside the op so that inductor compiles it into the backward graph: as ATen's reduction inside the op it took
-    7.1 us a call, 64 calls a step at b4 on an H200 (``reduce_kernel`` in
-    ``bench/results/dec01b/call3-host/profile/kernels-b4.txt``)."""
+def qk_norm_rope_backward(gq: torch.Tensor, gk: torch.Tensor, x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor,
+                          c: torch.Tensor, s: torch.Tensor, eps: float, q_heads: int
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradient of ``qk_norm_rope`` with respect to ``x`` (one tensor: the fused projection's gradient, with no
+    copy to join the q and k parts), and each norm weight's gradient as per-program partials [D, programs] in fp32,
+    whose sums over the programs (``_backward``) are the weights' gradients. The sums are left outside the op so
+    that inductor compiles them into the backward graph: as ATen's reduction inside the op it took 7.1 us a call,
+    64 calls a step at b4 on an H200 (``reduce_kernel`` in ``bench/results/dec01b/call3-host/profile/kernels-b4.txt``)."""
     from trainer import triton_qk
 
     B, T, H, D = x.shape
-    if grad.stride(-1) != 1:
-        grad = grad.contiguous()
+    gq = gq if gq.stride(-1) == 1 else gq.contiguous()
+    gk = gk if gk.stride(-1) == 1 else gk.contiguous()
     gx = torch.empty_like(x)
     n_rows = B * T * H
     programs = -(-n_rows // ROWS)
-    parts = torch.empty(D, programs, device=x.device, dtype=torch.float32)  # column-major partials
-    triton_qk.qk_bwd[(programs,)](x, grad, gx, weight, c, s, parts, n_rows, H, T, eps,
-                                  grad.stride(0), grad.stride(1), grad.stride(2), ROWS=ROWS, HALF=D // 2,
-                                  num_warps=WARPS)
-    return gx, parts
+    pq = torch.empty(D, programs, device=x.device, dtype=torch.float32)  # column-major partials
+    pk = torch.empty(D, programs, device=x.device, dtype=torch.float32)
+    triton_qk.qk_bwd[(programs,)](x, gq, gk, gx, wq, wk, c, s, pq, pk, n_rows, H, q_heads, T, eps,
+                                  gq.stride(0), gq.stride(1), gq.stride(2), gk.stride(0), gk.stride(1), gk.stride(2),
+                                  ROWS=ROWS, HALF=D // 2, num_warps=WARPS)
+    return gx, pq, pk
 
 
 @qk_norm_rope_backward.register_fake
-def _(grad, x, weight, c, s, eps):
+def _(gq, gk, x, wq, wk, c, s, eps, q_heads):
     B, T, H, D = x.shape
-    return torch.empty_like(x), x.new_empty(D, -(-B * T * H // ROWS), dtype=torch.float32)
+    programs = -(-B * T * H // ROWS)
+    return (torch.empty_like(x), x.new_empty(D, programs, dtype=torch.float32),
+            x.new_empty(D, programs, dtype=torch.float32))
 
 
 def _setup(ctx, inputs, output):
-    x, weight, c, s, eps = inputs
-    ctx.save_for_backward(x, weight, c, s)
-    ctx.eps = eps
+    x, wq, wk, c, s, eps, q_heads = inputs
+    ctx.save_for_backward(x, wq, wk, c, s)
+    ctx.eps, ctx.q_heads = eps, q_heads
 
 
-def _backward(ctx, grad):
-    x, weight, c, s = ctx.saved_tensors
-    gx, parts = qk_norm_rope_backward(grad, x, weight, c, s, ctx.eps)
-    return gx, parts.sum(1).to(weight.dtype), None, None, None
+def _backward(ctx, gq, gk):
+    x, wq, wk, c, s = ctx.saved_tensors
+    B, T, H, D = x.shape
+    if gq is None:
+        gq = x.new_zeros(B, T, ctx.q_heads, D)
+    if gk is None:
+        gk = x.new_zeros(B, T, H - ctx.q_heads, D)
+    gx, pq, pk = qk_norm_rope_backward(gq, gk, x, wq, wk, c, s, ctx.eps, ctx.q_heads)
+    return gx, pq.sum(1).to(wq.dtype), pk.sum(1).to(wk.dtype), None, None, None, None
 
 
 qk_norm_rope.register_autograd(_backward, setup_context=_setup)

@@ -28,8 +28,12 @@ class Linear(nn.Linear):
         super().__init__(d_in, d_out, bias=False)
         self.register_buffer("working", None, persistent=False)
 
+    def matrix(self) -> torch.Tensor:
+        """The matrix the forward multiplies by: the working copy where there is one, else the weight."""
+        return self.weight if self.working is None else self.working
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight if self.working is None else self.working)
+        return F.linear(x, self.matrix())
 
 
 class RMSNorm(nn.Module):
@@ -90,22 +94,27 @@ class Attention(nn.Module):
                 ) -> torch.Tensor:
         """``cos`` and ``sin`` are ``pair_tables``' [T, D] tables."""
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         if reference:
+            q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)
+            k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
             half_cos, half_sin = cos[:, ::2], sin[:, 1::2]
             q = apply_rope(self.q_norm(q.transpose(1, 2)), half_cos, half_sin)
             k = apply_rope(self.k_norm(k.transpose(1, 2)), half_cos, half_sin)
             y = reference_attention(q, k, v)
         else:
-            # norm and rotation in the projections' own [B, T, H, D] layout, no [B, H, T, D] copy of q and k; the
-            # attention takes the transposed views as they are (b4 on an H200: 206k -> 212k tokens/s,
-            # bench/results/trainer_speed/nov30g-rope). On CUDA one Triton kernel does both (trainer/kernels.py).
-            if kernels.usable(q):
-                q = kernels.qk_norm_rope(q, self.q_norm.weight, cos, sin, self.q_norm.eps)
-                k = kernels.qk_norm_rope(k, self.k_norm.weight, cos, sin, self.k_norm.eps)
+            # q and k from one matmul on the two matrices stacked (their rows are the output features), as
+            # [B, T, Hq + Hk, D]: one GEMM forward and two backward instead of two and four. Norm and rotation in
+            # that [B, T, H, D] layout, no [B, H, T, D] copy of q and k; the attention takes the transposed views as
+            # they are (b4 on an H200: 206k -> 212k tokens/s, bench/results/trainer_speed/nov30g-rope). On CUDA one
+            # Triton kernel does both for q and k, and its backward writes the fused projection's gradient whole.
+            qk = F.linear(x, torch.cat([self.q_proj.matrix(), self.k_proj.matrix()]))
+            qk = qk.view(B, T, self.n_heads + self.n_kv_heads, self.head_dim)
+            if kernels.usable(qk):
+                q, k = kernels.qk_norm_rope(qk, self.q_norm.weight, self.k_norm.weight, cos, sin, self.q_norm.eps,
+                                            self.n_heads)
             else:
+                q, k = qk.split([self.n_heads, self.n_kv_heads], dim=2)
                 q = rotate_pairs(self.q_norm(q), cos[:, None], sin[:, None])
                 k = rotate_pairs(self.k_norm(k), cos[:, None], sin[:, None])
             y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v, is_causal=True,

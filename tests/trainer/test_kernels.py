@@ -38,23 +38,28 @@ def _run(body: str) -> str:
 def test_forward_and_backward_match_the_formula():
     out = _run("""
         torch.manual_seed(0)
-        B, T, H, D, eps = 2, 24, 3, 16, 1e-6
+        B, T, Hq, Hk, D, eps = 2, 24, 3, 2, 16, 1e-6  # 5 heads a token: blocks of 16 rows hold queries and keys
         c, s = pair_tables(*rope_tables(32, D, 10000.0))  # tables longer than T, as the model keeps them
         c, s = c[:T], s[:T]
         for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 0.05)):
-            x = 3 * torch.randn(B, T, H, D)
+            x = 3 * torch.randn(B, T, Hq + Hk, D)
             x[0, 0, 0] *= 3e-4  # a row whose mean square is near eps
+            x[0, 0, Hq] *= 3e-4
             x = x.to(dtype)
-            w = 1 + 0.2 * torch.randn(D)
-            g = torch.randn(B, H, T, D).to(dtype)  # the attention's gradient comes back transposed
-            xk, wk = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
-            y = kernels.qk_norm_rope(xk, wk, c, s, eps)
-            assert y.dtype == dtype and y.shape == x.shape
-            y.transpose(1, 2).backward(g)
-            xr, wr = x.float().requires_grad_(True), w.clone().requires_grad_(True)
-            ref = formula(xr, wr, c, s, eps)
-            ref.transpose(1, 2).backward(g.float())
-            for name, got, want in (("y", y, ref), ("dx", xk.grad, xr.grad), ("dw", wk.grad, wr.grad)):
+            wq, wk = 1 + 0.2 * torch.randn(D), 1 - 0.3 * torch.randn(D)
+            gq = torch.randn(B, Hq, T, D).to(dtype)  # the attention's gradients come back transposed
+            gk = torch.randn(B, Hk, T, D).to(dtype)
+            xk = x.clone().requires_grad_(True)
+            wqk, wkk = wq.clone().requires_grad_(True), wk.clone().requires_grad_(True)
+            q, k = kernels.qk_norm_rope(xk, wqk, wkk, c, s, eps, Hq)
+            assert q.dtype == dtype and q.shape == (B, T, Hq, D) and k.shape == (B, T, Hk, D)
+            torch.autograd.backward((q.transpose(1, 2), k.transpose(1, 2)), (gq, gk))
+            xr = x.float().requires_grad_(True)
+            wqr, wkr = wq.clone().requires_grad_(True), wk.clone().requires_grad_(True)
+            qr, kr = formula(xr[:, :, :Hq], wqr, c, s, eps), formula(xr[:, :, Hq:], wkr, c, s, eps)
+            torch.autograd.backward((qr.transpose(1, 2), kr.transpose(1, 2)), (gq.float(), gk.float()))
+            for name, got, want in (("q", q, qr), ("k", k, kr), ("dx", xk.grad, xr.grad), ("dwq", wqk.grad, wqr.grad),
+                                    ("dwk", wkk.grad, wkr.grad)):
                 err = ((got.float() - want).abs().max() / want.abs().max()).item()
                 assert err < tol, (dtype, name, err)
                 print(dtype, name, err)
@@ -68,20 +73,21 @@ def test_registered_op_passes_opcheck_and_compiles():
         torch.manual_seed(1)
         D = 8
         c, s = pair_tables(*rope_tables(5, D, 10000.0))
-        x = torch.randn(2, 5, 2, D, requires_grad=True)
-        w = torch.randn(D, requires_grad=True)
-        torch.library.opcheck(kernels.qk_norm_rope, (x, w, c, s, 1e-6),
+        x = torch.randn(2, 5, 3, D, requires_grad=True)
+        wq, wk = torch.randn(D, requires_grad=True), torch.randn(D, requires_grad=True)
+        torch.library.opcheck(kernels.qk_norm_rope, (x, wq, wk, c, s, 1e-6, 2),
                               test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
-        g = torch.randn(2, 5, 2, D)
-        torch.library.opcheck(kernels.qk_norm_rope_backward, (g, x.detach(), w.detach(), c, s, 1e-6),
-                              test_utils=("test_schema", "test_faketensor"))
+        gq, gk = torch.randn(2, 5, 2, D), torch.randn(2, 5, 1, D)
+        torch.library.opcheck(kernels.qk_norm_rope_backward, (gq, gk, x.detach(), wq.detach(), wk.detach(), c, s,
+                                                              1e-6, 2), test_utils=("test_schema", "test_faketensor"))
 
-        def f(x, w):
-            return kernels.qk_norm_rope(x, w, c, s, 1e-6).square().sum()
+        def f(x, wq, wk):
+            q, k = kernels.qk_norm_rope(x, wq, wk, c, s, 1e-6, 2)
+            return q.square().sum() + (k * k.detach().flip(-1)).sum()
 
         compiled = torch.compile(f, dynamic=False, fullgraph=True)
-        want = torch.autograd.grad(f(x, w), (x, w))
-        got = torch.autograd.grad(compiled(x, w), (x, w))
+        want = torch.autograd.grad(f(x, wq, wk), (x, wq, wk))
+        got = torch.autograd.grad(compiled(x, wq, wk), (x, wq, wk))
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want))
         print("ok")
     """)
@@ -119,11 +125,11 @@ def test_tiny_model_steps_the_same_with_the_kernels():
                 kernels.usable, kernels.ce_usable = usable, ce_usable
 
         loss_k, grads_k = grads(True)
-        assert calls == {"qk": 4, "ce": 1}, calls  # q and k of both layers, and the loss
+        assert calls == {"qk": 2, "ce": 1}, calls  # q and k of each of the two layers in one call, and the loss
         loss_f, grads_f = grads(False)
-        assert calls == {"qk": 4, "ce": 1}, calls
+        assert calls == {"qk": 2, "ce": 1}, calls
         loss_r, grads_r = grads(True, reference=True)
-        assert calls == {"qk": 4, "ce": 1}, calls  # the reference path keeps the formulas, kernels or not
+        assert calls == {"qk": 2, "ce": 1}, calls  # the reference path keeps the formulas, kernels or not
         assert loss_r == loss_f or abs(loss_r - loss_f) < 1e-6 * abs(loss_f), (loss_r, loss_f)
         assert abs(loss_k - loss_f) < 1e-6 * abs(loss_f), (loss_k, loss_f)
         for name, g in grads_f.items():
