@@ -5,6 +5,19 @@
 #                                     graphs and where the GPU waits (bench/profile_step.py's gaps) for the working
 #                                     tree (new) and .carry/old (old); the b32 kernel table (new); trainer speed of new
 #                                     at b4, b64 and b48, and of old at b4 (call 1)
+#   bash bench/gpu_dec01c.sh fused    as survey, with .carry/mid too (`git archive c7bcd55 trainer chores`: the compile
+#                                     caches keyed on the code, the qk weight-gradient sum compiled): trainer speed at b4
+#                                     of the working tree (new: q and k from one GEMM), mid and old (aea989e),
+#                                     alternated, two rounds; the answer; the b4 kernel table of new (call 2)
+#   bash bench/gpu_dec01c.sh final    as survey: trainer speed of the working tree (new) at b32 and b64 and of old at b32;
+#                                     start-up of fresh processes with warm caches, new and old alternated, two rounds
+#                                     (two processes each); then a new machine's first run: the inductor and Triton
+#                                     caches emptied, only a copy of <cache> (tokens and the portable compile
+#                                     artifacts) kept, new at b4 (call 3)
+#   bash bench/gpu_dec01c.sh startprof  with .carry/mid: for the working tree (new) and .carry/mid (c7bcd55), a
+#                                     `python -m trainer` at b4 (20 steps) that fills the compile caches, then one on
+#                                     those caches under cProfile (its .prof and result.json kept): where new's
+#                                     ~1 s longer warm-up goes (call 4)
 source "$(dirname "$0")/gpu_common.sh"
 profile_tree() {  # profile_tree DIR NAME BATCH: bench/profile_step.py --cudagraphs with the trainer of DIR into $P/profile-NAME
   local dir=$1 name=$2 batch=$3
@@ -39,5 +52,70 @@ survey)  # carry .devbundle-lite, .carry/data and .carry/old
     grep -E '^b4-' $P/speed-old.log | tr -s ' ' | sed "s/^/old: /"
   fi
   echo "done at $(elapsed) s"; rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
-*) echo "usage: $0 survey"; exit 2 ;;
+fused)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
+  P=/tmp/fused; mkdir -p $P; old_tree; MID=$PWD/.carry/mid
+  [ -d $MID/trainer ] || { echo "no $MID/trainer"; exit 7; }
+  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  echo "== speed from $(elapsed) s"
+  for i in 1 2; do
+    for arm in new mid old; do
+      case $arm in new) dir=$REPO ;; mid) dir=$MID ;; *) dir=$OLD ;; esac
+      speed_tree $dir $arm-$i --batches 4 --steps 60
+      grep -E '^b4-' $P/speed-$arm-$i.log | tr -s ' ' | sed "s/^/$arm-$i: /"
+    done
+    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
+  echo "== same answer from $(elapsed) s"
+  same_answer; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  if [ $(elapsed) -lt ${PROFILE_BEFORE:-500} ]; then
+    echo "== profile new-b4 from $(elapsed) s"
+    profile_tree $REPO new-b4 4
+  fi
+  echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+final)  # carry .devbundle-lite, .carry/data and .carry/old
+  P=/tmp/final; mkdir -p $P; old_tree
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  echo "== best batch from $(elapsed) s"
+  speed_tree $REPO new-big --batches 32 64 --steps 20
+  grep -E '^b[0-9]+-' $P/speed-new-big.log | tr -s ' ' | sed "s/^/new: /"
+  speed_tree $OLD old-big --batches 32 --steps 20
+  grep -E '^b[0-9]+-' $P/speed-old-big.log | tr -s ' ' | sed "s/^/old: /"
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  echo "== warm starts from $(elapsed) s"
+  for i in 1 2; do
+    for arm in new old; do
+      case $arm in new) dir=$REPO ;; *) dir=$OLD ;; esac
+      speed_tree $dir start-$arm-$i --batches 4 --steps 20
+      grep -E '^b4-' $P/speed-start-$arm-$i.log | tr -s ' ' | sed "s/^/$arm-$i: /"
+    done
+  done
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  echo "== a new machine's first run from $(elapsed) s"
+  rm -rf /tmp/bbcache-new; cp -r /tmp/bbcache /tmp/bbcache-new
+  rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
+  du -sh /tmp/bbcache-new/* | tee $P/carried-cache.txt
+  BLUEBERRY_CACHE=/tmp/bbcache-new speed_tree $REPO newmachine --batches 4 --steps 20
+  grep -E '^b4-' $P/speed-newmachine.log | tr -s ' ' | sed "s/^/new machine: /"
+  echo "done at $(elapsed) s"; rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+startprof)  # carry .devbundle-lite, .carry/data and .carry/mid
+  P=/tmp/startprof; mkdir -p $P; REPO=$PWD; MID=$PWD/.carry/mid
+  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  for arm in new mid; do
+    case $arm in new) dir=$REPO ;; *) dir=$MID ;; esac
+    for run in fill prof; do
+      prof=(); [ $run = prof ] && prof=(-m cProfile -o $P/$arm.prof)
+      (cd $dir && PYTHONPATH=/tmp/s/site:$dir python "${prof[@]}" -m trainer --quiet --track speedrun-4.5         --out /tmp/runs-$arm-$run --set micro_batch_size=4 --set max_tokens=163840 --set stop_rule=never         --set eval_every_tokens=1000000000 > $P/$arm-$run.log 2>&1)
+      python -c "import json; r = json.load(open('/tmp/runs-$arm-$run/result.json')); print('$arm $run', round(r['startup_s'], 2), r['startup_phases'], r.get('compile_cache'))"
+      [ $run = prof ] && cp /tmp/runs-$arm-$run/result.json $P/$arm-result.json
+    done
+    tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 survey|fused|final|startprof"; exit 2 ;;
 esac

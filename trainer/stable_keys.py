@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copyreg
 import hashlib
+import os
 from functools import cache
 from pathlib import Path
 
@@ -65,7 +66,16 @@ def code_digest() -> str:
 
 def tag_with_code() -> str:
     """Key compiled graphs on the trainer's source (``torch.compiler.config.cache_key_tag``, which the FX-graph and
-    AOTAutograd caches hash) from here on; returns the digest. Call before the first compile."""
+    AOTAutograd caches hash) from here on; returns the digest. Call before the first compile.
+
+    The tag also goes into the environment (``TORCH_COMPILE_CACHE_KEY_TAG``, the setting's default), for inductor's
+    compile workers: they are spawned at the first compile and read it at start. Inductor also keys each Triton
+    kernel's cached autotuning result on the tag, and builds that key wherever the kernel is compiled or loaded: in
+    a worker once the pool is up, in the main process before. With the tag set in the main process only, the two
+    disagreed, and a process with a warm cache benchmarked ~25 kernels again (66 benchmark calls in one warm start
+    under cProfile against 8 untagged, ~1 s of its warm-up; ``bench/results/dec01c/call4-startprof``)."""
     digest = code_digest()
-    torch.compiler.config.cache_key_tag = f"blueberry-{digest}"
+    tag = f"blueberry-{digest}"
+    os.environ["TORCH_COMPILE_CACHE_KEY_TAG"] = tag
+    torch.compiler.config.cache_key_tag = tag
     return digest

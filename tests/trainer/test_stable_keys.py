@@ -125,9 +125,15 @@ def test_compiling_the_model_tags_the_cache_keys_and_the_portable_cache_file(mon
     from trainer.train import compile_cache_file, shape_key
 
     monkeypatch.setattr(torch.compiler.config, "cache_key_tag", "")
+    monkeypatch.setenv("TORCH_COMPILE_CACHE_KEY_TAG", "")  # restored after the test
     config = apply_overrides(make_config("tiny-speedrun"), parse_set(["device=cpu"]))
     compile_regions(GPT(config.model))
     assert torch.compiler.config.cache_key_tag == f"blueberry-{stable_keys.code_digest()}"
+    # and for inductor's compile workers, which key autotuning results on it too and read it from the environment
+    assert os.environ["TORCH_COMPILE_CACHE_KEY_TAG"] == torch.compiler.config.cache_key_tag
+    done = subprocess.run([sys.executable, "-c", "import torch; print(torch.compiler.config.cache_key_tag)"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == torch.compiler.config.cache_key_tag
     device = torch.device("cpu")
     path = compile_cache_file(config, device, shape_key(config, device))
     assert path.name.endswith(f"-code-{stable_keys.code_digest()}.bin")
