@@ -18,6 +18,9 @@
 #                                     `python -m trainer` at b4 (20 steps) that fills the compile caches, then one on
 #                                     those caches under cProfile (its .prof and result.json kept): where new's
 #                                     ~1 s longer warm-up goes (call 4)
+#   bash bench/gpu_dec01c.sh tagenv   the compile-cache tag in the environment too: on a new machine, the working tree
+#                                     (new) at b4, 20 steps, twice (a cold process, then three on its caches), then
+#                                     .carry/old (aea989e) twice the same way: warm starts side by side (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 profile_tree() {  # profile_tree DIR NAME BATCH: bench/profile_step.py --cudagraphs with the trainer of DIR into $P/profile-NAME
   local dir=$1 name=$2 batch=$3
@@ -117,5 +120,16 @@ startprof)  # carry .devbundle-lite, .carry/data and .carry/mid
     tar czf $OUT/$1.tar.gz -C /tmp $1
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 survey|fused|final|startprof"; exit 2 ;;
+tagenv)  # carry .devbundle-lite, .carry/data and .carry/old
+  P=/tmp/tagenv; mkdir -p $P; old_tree
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  for arm in new-1 new-2 old-1 old-2; do
+    case $arm in new*) dir=$REPO ;; *) dir=$OLD ;; esac
+    speed_tree $dir $arm --batches 4 --steps 20
+    grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
+    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 survey|fused|final|startprof|tagenv"; exit 2 ;;
 esac
