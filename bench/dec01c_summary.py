@@ -13,7 +13,9 @@ from call to call, so compare arms within a call).
 - ``call3-final``: b32 and b64 of new, b32 of old; warm starts of new and old alternated; a new machine's first run
   with only the carried ``<cache>`` (tokens, portable compile artifacts, bytecode);
 - ``call4-startprof``: a warm start of new and of mid under cProfile (new's warm-up was ~1 s longer);
-- ``call5-tagenv``: with the tag in the environment too (61e724f): new and old on a new machine, warm starts.
+- ``call5-tagenv``: with the tag in the environment too (61e724f): new and old on a new machine, warm starts;
+- ``call6-split``: the q/k kernels with each program on queries or on keys only (new) against the commit before
+  (mid, 81bd24c: queries and keys mixed in a program): the q/k path alone, then the trainer at b4.
 """
 
 from __future__ import annotations
@@ -131,6 +133,17 @@ def main() -> None:
     for arm in ("new", "old"):
         rows = arm_rows(call, f"speed-{arm}-[0-9].log")
         print(f"    {arm} b4 (20 steps): {rates(rows)}; warm starts {starts(warm(rows))}")
+
+    call = root / "call6-split"
+    print("\n== call 6: each program on queries or on keys only (new) against queries and keys mixed (mid, 81bd24c)")
+    for r in json.loads((call / "rope" / "rope_variants.json").read_text()):
+        if r["variant"].startswith("triton"):
+            qk = ", ".join(f"{k} {v:.1f} us" for k, v in sorted(r["kernels_us"].items()) if k.startswith("qk_"))
+            print(f"    the q/k path alone, b{r['batch']}: {qk}; largest difference from the compiled formula "
+                  f"{r['max_abs_diff']:.4f}")
+    for arm in ("new", "mid"):
+        rows = arm_rows(call, f"speed-{arm}.log")
+        print(f"    {arm} b4 (60 steps): {rates(rows)}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@
 #   bash bench/gpu_dec01c.sh tagenv   the compile-cache tag in the environment too: on a new machine, the working tree
 #                                     (new) at b4, 20 steps, twice (a cold process, then three on its caches), then
 #                                     .carry/old (aea989e) twice the same way: warm starts side by side (call 5)
+#   bash bench/gpu_dec01c.sh split    with .carry/mid (the commit before: qk kernels with queries and keys mixed in a
+#                                     program): the q/k path alone (bench/rope_variants.py, the kernels' GPU time and
+#                                     their difference from the compiled formula) at b4 and b32, then the trainer at b4
+#                                     (60 steps), new then mid (call 6)
 source "$(dirname "$0")/gpu_common.sh"
 profile_tree() {  # profile_tree DIR NAME BATCH: bench/profile_step.py --cudagraphs with the trainer of DIR into $P/profile-NAME
   local dir=$1 name=$2 batch=$3
@@ -131,5 +135,26 @@ tagenv)  # carry .devbundle-lite, .carry/data and .carry/old
     rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 survey|fused|final|startprof|tagenv"; exit 2 ;;
+split)  # carry .devbundle-lite, .carry/data and .carry/mid
+  P=/tmp/split; mkdir -p $P; REPO=$PWD; MID=$PWD/.carry/mid
+  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
+  setup_trainer
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  python bench/rope_variants.py --out $P/rope --batch 4 32 --variants swap_bthd --triton-configs 16x2 \
+    > $P/rope.log 2>&1
+  python - $P/rope/rope_variants.json <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    qk = {k: round(v, 1) for k, v in r["kernels_us"].items() if k.startswith("qk_")}
+    print(r["variant"], "b%d" % r["batch"], "max diff %.4f" % r["max_abs_diff"], qk)
+PY
+  tar czf $OUT/$1.tar.gz -C /tmp $1
+  for arm in new mid; do
+    case $arm in new) dir=$REPO ;; *) dir=$MID ;; esac
+    speed_tree $dir $arm --batches 4 --steps 60
+    grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
+    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 survey|fused|final|startprof|tagenv|split"; exit 2 ;;
 esac

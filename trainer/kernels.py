@@ -88,10 +88,16 @@ def qk_norm_rope(x: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, c: torch.T
 
     q = x.new_empty(B, T, q_heads, D)
     k = x.new_empty(B, T, H - q_heads, D)
-    n_rows = B * T * H
-    triton_qk.qk_fwd[(-(-n_rows // ROWS),)](x, q, k, wq, wk, c, s, n_rows, H, q_heads, T, eps, ROWS=ROWS,
-                                            HALF=D // 2, num_warps=WARPS)
+    q_programs, k_programs = _programs(x, q_heads)
+    triton_qk.qk_fwd[(q_programs + k_programs,)](x, q, k, wq, wk, c, s, q.numel() // D, k.numel() // D, q_programs,
+                                                 H, q_heads, T, eps, ROWS=ROWS, HALF=D // 2, num_warps=WARPS)
     return q, k
+
+
+def _programs(x: torch.Tensor, q_heads: int) -> tuple[int, int]:
+    """The kernels' programs for the query rows and for the key rows of ``x`` [B, T, H, D], ROWS rows each."""
+    B, T, H, _ = x.shape
+    return -(-B * T * q_heads // ROWS), -(-B * T * (H - q_heads) // ROWS)
 
 
 @qk_norm_rope.register_fake
@@ -115,22 +121,22 @@ def qk_norm_rope_backward(gq: torch.Tensor, gk: torch.Tensor, x: torch.Tensor, w
     gq = gq if gq.stride(-1) == 1 else gq.contiguous()
     gk = gk if gk.stride(-1) == 1 else gk.contiguous()
     gx = torch.empty_like(x)
-    n_rows = B * T * H
-    programs = -(-n_rows // ROWS)
-    pq = torch.empty(D, programs, device=x.device, dtype=torch.float32)  # column-major partials
-    pk = torch.empty(D, programs, device=x.device, dtype=torch.float32)
-    triton_qk.qk_bwd[(programs,)](x, gq, gk, gx, wq, wk, c, s, pq, pk, n_rows, H, q_heads, T, eps,
-                                  gq.stride(0), gq.stride(1), gq.stride(2), gk.stride(0), gk.stride(1), gk.stride(2),
-                                  ROWS=ROWS, HALF=D // 2, num_warps=WARPS)
+    q_programs, k_programs = _programs(x, q_heads)
+    pq = torch.empty(D, q_programs, device=x.device, dtype=torch.float32)  # column-major partials
+    pk = torch.empty(D, k_programs, device=x.device, dtype=torch.float32)
+    triton_qk.qk_bwd[(q_programs + k_programs,)](
+        x, gq, gk, gx, wq, wk, c, s, pq, pk, B * T * q_heads, B * T * (H - q_heads), q_programs, k_programs, H,
+        q_heads, T, eps, gq.stride(0), gq.stride(1), gq.stride(2), gk.stride(0), gk.stride(1), gk.stride(2),
+        ROWS=ROWS, HALF=D // 2, num_warps=WARPS)
     return gx, pq, pk
 
 
 @qk_norm_rope_backward.register_fake
 def _(gq, gk, x, wq, wk, c, s, eps, q_heads):
-    B, T, H, D = x.shape
-    programs = -(-B * T * H // ROWS)
-    return (torch.empty_like(x), x.new_empty(D, programs, dtype=torch.float32),
-            x.new_empty(D, programs, dtype=torch.float32))
+    D = x.shape[-1]
+    q_programs, k_programs = _programs(x, q_heads)
+    return (torch.empty_like(x), x.new_empty(D, q_programs, dtype=torch.float32),
+            x.new_empty(D, k_programs, dtype=torch.float32))
 
 
 def _setup(ctx, inputs, output):

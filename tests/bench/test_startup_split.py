@@ -40,6 +40,9 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
     ("dec01b_summary.py", "bench/results", "bench/results/dec01b-summary.txt",
      ["(median 241,392)", "(median 247,911)", "in 24.65 s on the clock", "_foreach_copy_ calls in 5 steps 0",
       "(median 248,920)"]),
+    ("dec01c_summary.py", "bench/results", "bench/results/dec01c-summary.txt",
+     ["(median 250,931)", "(median 247,399)", "in 24.30 s on the clock", "66/8", "(median 254,458)",
+      "qk_bwd 18.0 us"]),
 ])
 def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
     proc = subprocess.run([sys.executable, f"bench/{script}", folder],
