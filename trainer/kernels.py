@@ -1,12 +1,13 @@
 """Hand-written Triton kernels for the fast path on CUDA (issue 19).
 
 ``qk_norm_rope``: the attention's QK-norm (RMSNorm over each head's ``head_dim``, fp32 weights) followed by the
-rotary embedding on adjacent pairs, in one pass over the fused q/k projection's output ``[B, T, Hq + Hk, D]``. Compiled by
-inductor, the same maths took five kernels a layer at the record settings, its forward two kernels of 21-26 us
-moving ~1 TB/s of the H200's ~4.8 (b4 kernel table, ``bench/results/profile/nov30g``). Here the forward reads x
-once and writes y once; the backward reads x and dy, recomputes the norm, writes dx and a per-program partial of
-the weight's gradient (summed by one small reduction). Each row (one token's one head) is normalised in fp32,
-rotated in fp32 and rounded once, as inductor's fused kernels do (no bf16 rounding between norm and rotation).
+rotary embedding on adjacent pairs, in one pass over the fused q/k projection's output ``[B, T, Hq + Hk, D]``
+(queries first). Compiled by inductor, the same maths took five kernels a layer at the record settings, its forward
+two kernels of 21-26 us moving ~1 TB/s of the H200's ~4.8 (b4 kernel table, ``bench/results/profile/nov30g``). Here
+the forward reads x once and writes q and k once; the backward reads x, dq and dk, recomputes the norm, writes the
+projection's gradient dx whole and per-program partials of the two weights' gradients (summed in the traced
+backward, where inductor compiles the sums). Each row (one token's one head) is normalised in fp32, rotated in fp32
+and rounded once, as inductor's fused kernels do (no bf16 rounding between norm and rotation).
 
 The rotation is ``trainer.model.rotate_pairs``' x * c + swap(x) * s with ``pair_tables``' [T, D] tables; each
 row is loaded whole (vectorised) and the pair swap happens in registers. (A first version loaded the even and
