@@ -1,5 +1,5 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh, bench/gpu_dec01c.sh), sourced at their top: the call's
-# clock, $OUT, and the set-up, old-tree, speed A/B (one pair, b4 pairs, a b32 pair) and same-answer steps.
+# clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair) and same-answer steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -17,10 +17,32 @@ old_tree() {  # OLD: the carried trainer to compare with (.carry/old), its asset
   [ -d $OLD/trainer ] || { echo "no $OLD/trainer"; exit 7; }
   [ -d $OLD/trainer/assets ] || cp -r trainer/assets $OLD/trainer/
 }
+mid_tree() {  # MID: a second carried trainer to compare with (.carry/mid), its assets copied in
+  MID=$PWD/.carry/mid; REPO=$PWD
+  [ -d $MID/trainer ] || { echo "no $MID/trainer"; exit 7; }
+  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
+}
+gpu_info() {  # the GPU the call got, into $P/gpu.txt
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+}
+begin() {  # begin NAME [old] [mid]: P=/tmp/NAME, the carried trees named (old_tree, mid_tree), the set-up, the GPU
+  P=/tmp/$1; REPO=$PWD; mkdir -p $P; shift
+  local tree
+  for tree in "$@"; do ${tree}_tree; done
+  setup_trainer
+  gpu_info
+}
 speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the trainer of DIR into $P/speed-NAME
   local dir=$1 name=$2; shift 2
   (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
     > $P/speed-$name.log 2>&1)
+}
+b4_arm() {  # b4_arm DIR ARM [STEPS]: speed_tree DIR at b4 (STEPS, default 60), its rows printed after "ARM: ", the run
+  # folders pruned and $OUT/<name of $P>.tar.gz rewritten
+  local dir=$1 arm=$2 name; name=$(basename $P)
+  speed_tree $dir $arm --batches 4 --steps ${3:-60}
+  grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$name.tar.gz -C /tmp $name
 }
 speed_pair() {  # speed_pair SUFFIX ARGS...: bench/trainer_speed.py with ARGS, the working tree then $OLD, into
   # $P/speed-new$SUFFIX and $P/speed-old$SUFFIX (each with its .log)

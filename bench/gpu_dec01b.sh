@@ -31,7 +31,7 @@ case "${1:-}" in
 working)  # carry .devbundle-lite, .carry/data and .carry/old
   P=/tmp/working; mkdir -p $P; old_tree
   setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  gpu_info
   echo "== speed from $(elapsed) s"
   for i in $(seq 1 ${ROUNDS:-2}); do b4_three $i; done
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
@@ -46,11 +46,9 @@ working)  # carry .devbundle-lite, .carry/data and .carry/old
     $P/profile-on.log $P/profile-off.log
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
 static)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
-  P=/tmp/static; mkdir -p $P; old_tree; MID=$PWD/.carry/mid
-  [ -d $MID/trainer ] || { echo "no $MID/trainer"; exit 7; }
-  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
+  P=/tmp/static; mkdir -p $P; old_tree; mid_tree
   setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  gpu_info
   echo "== speed from $(elapsed) s"
   for i in $(seq 1 ${ROUNDS:-2}); do
     speed_tree $REPO new-$i --batches 4 --steps 60
@@ -75,7 +73,7 @@ static)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
 host)  # carry .devbundle-lite, .carry/data and .carry/old
   P=/tmp/host; mkdir -p $P; old_tree
   setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  gpu_info
   echo "== speed from $(elapsed) s"
   for i in 1 2 3; do
     speed_tree $REPO new-$i --batches 4 --steps 60
@@ -97,7 +95,7 @@ host)  # carry .devbundle-lite, .carry/data and .carry/old
 regions)  # carry .devbundle-lite and .carry/data
   P=/tmp/regions; mkdir -p $P; REPO=$PWD
   setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  gpu_info
   echo "== speed from $(elapsed) s"
   for i in 1 2; do
     [ $i -eq 2 ] && [ $(elapsed) -gt ${ROUND2_BEFORE:-300} ] && break
@@ -117,12 +115,10 @@ regions)  # carry .devbundle-lite and .carry/data
 final)  # carry .devbundle-lite, .carry/data and .carry/old
   P=/tmp/final; mkdir -p $P; old_tree
   setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  gpu_info
   for arm in new-1 old-1 new-2; do
     case $arm in new*) dir=$REPO ;; *) dir=$OLD ;; esac
-    speed_tree $dir $arm --batches 4 --steps 60
-    grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
-    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+    b4_arm $dir $arm
   done
   echo "done at $(elapsed) s" ;;
 *) echo "usage: $0 working|static|host|regions|final"; exit 2 ;;

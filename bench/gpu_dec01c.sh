@@ -41,9 +41,7 @@ PY
 }
 case "${1:-}" in
 survey)  # carry .devbundle-lite, .carry/data and .carry/old
-  P=/tmp/survey; mkdir -p $P; old_tree
-  setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  begin survey old
   for arm in new-b4 old-b4 new-b32; do
     echo "== profile $arm from $(elapsed) s"
     case $arm in new*) dir=$REPO ;; *) dir=$OLD ;; esac
@@ -54,25 +52,16 @@ survey)  # carry .devbundle-lite, .carry/data and .carry/old
   speed_tree $REPO new --batches 4 64 48 --steps 30
   grep -E '^b[0-9]+-' $P/speed-new.log | tr -s ' ' | sed "s/^/new: /"
   rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
-  if [ $(elapsed) -lt ${OLD_BEFORE:-480} ]; then
-    speed_tree $OLD old --batches 4 --steps 60
-    grep -E '^b4-' $P/speed-old.log | tr -s ' ' | sed "s/^/old: /"
-  fi
-  echo "done at $(elapsed) s"; rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+  [ $(elapsed) -lt ${OLD_BEFORE:-480} ] && b4_arm $OLD old
+  echo "done at $(elapsed) s" ;;
 fused)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
-  P=/tmp/fused; mkdir -p $P; old_tree; MID=$PWD/.carry/mid
-  [ -d $MID/trainer ] || { echo "no $MID/trainer"; exit 7; }
-  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
-  setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  begin fused old mid
   echo "== speed from $(elapsed) s"
   for i in 1 2; do
     for arm in new mid old; do
       case $arm in new) dir=$REPO ;; mid) dir=$MID ;; *) dir=$OLD ;; esac
-      speed_tree $dir $arm-$i --batches 4 --steps 60
-      grep -E '^b4-' $P/speed-$arm-$i.log | tr -s ' ' | sed "s/^/$arm-$i: /"
+      b4_arm $dir $arm-$i
     done
-    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   done
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
@@ -83,9 +72,7 @@ fused)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
   fi
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
 final)  # carry .devbundle-lite, .carry/data and .carry/old
-  P=/tmp/final; mkdir -p $P; old_tree
-  setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  begin final old
   echo "== best batch from $(elapsed) s"
   speed_tree $REPO new-big --batches 32 64 --steps 20
   grep -E '^b[0-9]+-' $P/speed-new-big.log | tr -s ' ' | sed "s/^/new: /"
@@ -96,28 +83,24 @@ final)  # carry .devbundle-lite, .carry/data and .carry/old
   for i in 1 2; do
     for arm in new old; do
       case $arm in new) dir=$REPO ;; *) dir=$OLD ;; esac
-      speed_tree $dir start-$arm-$i --batches 4 --steps 20
-      grep -E '^b4-' $P/speed-start-$arm-$i.log | tr -s ' ' | sed "s/^/$arm-$i: /"
+      b4_arm $dir start-$arm-$i 20
     done
   done
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
   echo "== a new machine's first run from $(elapsed) s"
   rm -rf /tmp/bbcache-new; cp -r /tmp/bbcache /tmp/bbcache-new
   rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
   du -sh /tmp/bbcache-new/* | tee $P/carried-cache.txt
-  BLUEBERRY_CACHE=/tmp/bbcache-new speed_tree $REPO newmachine --batches 4 --steps 20
-  grep -E '^b4-' $P/speed-newmachine.log | tr -s ' ' | sed "s/^/new machine: /"
-  echo "done at $(elapsed) s"; rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
+  BLUEBERRY_CACHE=/tmp/bbcache-new b4_arm $REPO newmachine 20
+  echo "done at $(elapsed) s" ;;
 startprof)  # carry .devbundle-lite, .carry/data and .carry/mid
-  P=/tmp/startprof; mkdir -p $P; REPO=$PWD; MID=$PWD/.carry/mid
-  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
-  setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  begin startprof mid
   for arm in new mid; do
     case $arm in new) dir=$REPO ;; *) dir=$MID ;; esac
     for run in fill prof; do
       prof=(); [ $run = prof ] && prof=(-m cProfile -o $P/$arm.prof)
-      (cd $dir && PYTHONPATH=/tmp/s/site:$dir python "${prof[@]}" -m trainer --quiet --track speedrun-4.5         --out /tmp/runs-$arm-$run --set micro_batch_size=4 --set max_tokens=163840 --set stop_rule=never         --set eval_every_tokens=1000000000 > $P/$arm-$run.log 2>&1)
+      (cd $dir && PYTHONPATH=/tmp/s/site:$dir python "${prof[@]}" -m trainer --quiet --track speedrun-4.5 \
+        --out /tmp/runs-$arm-$run --set micro_batch_size=4 --set max_tokens=163840 --set stop_rule=never \
+        --set eval_every_tokens=1000000000 > $P/$arm-$run.log 2>&1)
       python -c "import json; r = json.load(open('/tmp/runs-$arm-$run/result.json')); print('$arm $run', round(r['startup_s'], 2), r['startup_phases'], r.get('compile_cache'))"
       [ $run = prof ] && cp /tmp/runs-$arm-$run/result.json $P/$arm-result.json
     done
@@ -125,21 +108,14 @@ startprof)  # carry .devbundle-lite, .carry/data and .carry/mid
   done
   echo "done at $(elapsed) s" ;;
 tagenv)  # carry .devbundle-lite, .carry/data and .carry/old
-  P=/tmp/tagenv; mkdir -p $P; old_tree
-  setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  begin tagenv old
   for arm in new-1 new-2 old-1 old-2; do
     case $arm in new*) dir=$REPO ;; *) dir=$OLD ;; esac
-    speed_tree $dir $arm --batches 4 --steps 20
-    grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
-    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+    b4_arm $dir $arm 20
   done
   echo "done at $(elapsed) s" ;;
 split)  # carry .devbundle-lite, .carry/data and .carry/mid
-  P=/tmp/split; mkdir -p $P; REPO=$PWD; MID=$PWD/.carry/mid
-  [ -d $MID/trainer/assets ] || cp -r trainer/assets $MID/trainer/
-  setup_trainer
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv > $P/gpu.txt
+  begin split mid
   python bench/rope_variants.py --out $P/rope --batch 4 32 --variants swap_bthd --triton-configs 16x2 \
     > $P/rope.log 2>&1
   python - $P/rope/rope_variants.json <<'PY'
@@ -151,9 +127,7 @@ PY
   tar czf $OUT/$1.tar.gz -C /tmp $1
   for arm in new mid; do
     case $arm in new) dir=$REPO ;; *) dir=$MID ;; esac
-    speed_tree $dir $arm --batches 4 --steps 60
-    grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
-    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+    b4_arm $dir $arm
   done
   echo "done at $(elapsed) s" ;;
 *) echo "usage: $0 survey|fused|final|startprof|tagenv|split"; exit 2 ;;
