@@ -483,7 +483,6 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
     hp = config.hp
     if do_compile:
         stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
-        stable_keys.tag_with_code()  # and none shared with another version of the trainer
     if do_compile and device.type == "cuda":
         pin_cpu_threads_for_compile()
         load_compile_cache(compile_cache_file(config, device, key))
