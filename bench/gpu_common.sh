@@ -37,12 +37,17 @@ speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the t
   (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
     > $P/speed-$name.log 2>&1)
 }
-b4_arm() {  # b4_arm DIR ARM [STEPS]: speed_tree DIR at b4 (STEPS, default 60), its rows printed after "ARM: ", the run
-  # folders pruned and $OUT/<name of $P>.tar.gz rewritten
-  local dir=$1 arm=$2 name; name=$(basename $P)
+save_pruned() {  # the speed runs' trainer run folders removed from $P (their results are in summary.json), then
+  # $OUT/<name of $P>.tar.gz rewritten
+  local name; name=$(basename $P)
+  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$name.tar.gz -C /tmp $name
+}
+b4_arm() {  # b4_arm DIR ARM [STEPS]: speed_tree DIR at b4 (STEPS, default 60), its rows printed after "ARM: ", then
+  # save_pruned
+  local dir=$1 arm=$2
   speed_tree $dir $arm --batches 4 --steps ${3:-60}
   grep -E '^b4-' $P/speed-$arm.log | tr -s ' ' | sed "s/^/$arm: /"
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$name.tar.gz -C /tmp $name
+  save_pruned
 }
 speed_pair() {  # speed_pair SUFFIX ARGS...: bench/trainer_speed.py with ARGS, the working tree then $OLD, into
   # $P/speed-new$SUFFIX and $P/speed-old$SUFFIX (each with its .log)
@@ -70,7 +75,7 @@ speed_and_answer() {  # b4_pairs 2, then the working tree's answer, saving $OUT/
   local name; name=$(basename $P)
   echo "== speed from $(elapsed) s"
   b4_pairs 2
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$name.tar.gz -C /tmp $name
+  save_pruned
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/$name.tar.gz -C /tmp $name

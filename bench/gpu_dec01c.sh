@@ -51,7 +51,7 @@ survey)  # carry .devbundle-lite, .carry/data and .carry/old
   echo "== speed from $(elapsed) s"
   speed_tree $REPO new --batches 4 64 48 --steps 30
   grep -E '^b[0-9]+-' $P/speed-new.log | tr -s ' ' | sed "s/^/new: /"
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
   [ $(elapsed) -lt ${OLD_BEFORE:-480} ] && b4_arm $OLD old
   echo "done at $(elapsed) s" ;;
 fused)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
@@ -78,7 +78,7 @@ final)  # carry .devbundle-lite, .carry/data and .carry/old
   grep -E '^b[0-9]+-' $P/speed-new-big.log | tr -s ' ' | sed "s/^/new: /"
   speed_tree $OLD old-big --batches 32 --steps 20
   grep -E '^b[0-9]+-' $P/speed-old-big.log | tr -s ' ' | sed "s/^/old: /"
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
   echo "== warm starts from $(elapsed) s"
   for i in 1 2; do
     for arm in new old; do
