@@ -35,11 +35,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def python(code: str, *args: str, cwd: Path | None = None, **env: str) -> str:
+    """What ``python -c code args`` printed in a fresh process, run in ``cwd`` with ``env`` added to the environment
+    (``-c`` puts the working folder first on the import path)."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def keys(order: str) -> tuple[str, str]:
     """The tensor's cache-key hash in a fresh process, before and after ``stable_keys.install()``."""
-    done = subprocess.run([sys.executable, "-c", SCRIPT, order], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    before, after = done.stdout.split()
+    before, after = python(SCRIPT, order).split()
     return before, after
 
 
@@ -85,11 +92,7 @@ CHANGED_BACKWARD = textwrap.dedent("""
 
 
 def compiled_grad(cache, factor: float, tag: str) -> tuple[float, int]:
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
-    done = subprocess.run([sys.executable, "-c", CHANGED_BACKWARD, str(factor), tag], capture_output=True, text=True,
-                          timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    grad, hits = done.stdout.split()
+    grad, hits = python(CHANGED_BACKWARD, str(factor), tag, TORCHINDUCTOR_CACHE_DIR=str(cache)).split()
     return float(grad), int(hits)
 
 
@@ -109,11 +112,8 @@ def test_the_code_digest_follows_every_trainer_source_file(tmp_path):
     shutil.copytree(Path(stable_keys.__file__).parent, package, ignore=shutil.ignore_patterns("assets", "__pycache__"))
 
     def digest() -> str:
-        done = subprocess.run([sys.executable, "-c", "from trainer import stable_keys; print(stable_keys.code_digest())"],
-                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                              env={**os.environ, "PYTHONPATH": str(tmp_path)})
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout.strip()
+        return python("from trainer import stable_keys; print(stable_keys.code_digest())", cwd=tmp_path,
+                      PYTHONPATH=str(tmp_path)).strip()
 
     assert digest() == stable_keys.code_digest()
     with open(package / "kernels.py", "a") as f:
@@ -133,9 +133,8 @@ def test_compiling_the_model_tags_the_cache_keys_and_the_portable_cache_file(mon
     assert torch.compiler.config.cache_key_tag == f"blueberry-{stable_keys.code_digest()}"
     # and for inductor's compile workers, which key autotuning results on it too and read it from the environment
     assert os.environ["TORCH_COMPILE_CACHE_KEY_TAG"] == torch.compiler.config.cache_key_tag
-    done = subprocess.run([sys.executable, "-c", "import torch; print(torch.compiler.config.cache_key_tag)"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip() == torch.compiler.config.cache_key_tag
+    assert python("import torch; print(torch.compiler.config.cache_key_tag)").strip() == \
+        torch.compiler.config.cache_key_tag
     device = torch.device("cpu")
     path = compile_cache_file(config, device, shape_key(config, device))
     assert path.name.endswith(f"-code-{stable_keys.code_digest()}.bin")
