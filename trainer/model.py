@@ -193,6 +193,9 @@ class GPT(nn.Module):
         self.stages: list[nn.Module] = list(self.blocks)
         # the blocks' matrices' bf16 working copies, where the trainer keeps them (trainer.optim.WorkingCopies)
         self.working_copies = None
+        # the residual stream's dtype on the fast path (None: the embedding's, fp32); the trainer sets bf16 for
+        # bf16 runs, which halves the bytes the norm and residual-add kernels move (the reference path keeps fp32)
+        self.residual_dtype: torch.dtype | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -222,6 +225,8 @@ class GPT(nn.Module):
         """Final-norm hidden states [B, T, d_model] for input tokens [B, T]."""
         cos, sin = self._rope(tokens.shape[1], tokens.device)
         x = self.embed(tokens) * self.embed_scale
+        if self.residual_dtype is not None and not reference:
+            x = x.to(self.residual_dtype)
         for stage in self.stages:
             x = stage(x, cos, sin, reference)
         return self.final_norm(x)

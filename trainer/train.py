@@ -492,6 +492,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         model = GPT(config.model)
         if working:
             model.working_copies = WorkingCopies(model)
+        if fast and dtype == "bf16":
+            model.residual_dtype = torch.bfloat16
     val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
     eval_batch = hp.micro_batch_size
     val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]

@@ -161,6 +161,34 @@ def test_working_copies_train_as_autocast_did(cache_dir):
     assert a[-1] < a[0] - 0.1
 
 
+@pytest.mark.parametrize("over,expected", [
+    ({"dtype": "bf16"}, "bfloat16"),                     # the fast path in bf16: the residual stream in bf16
+    ({"dtype": "bf16", "reference": True}, "float32"),  # the reference path keeps it in fp32
+    ({"dtype": "fp32"}, "float32"),
+])
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")  # eager rms_norm, bf16 on fp32
+def test_residual_stream_dtype(cache_dir, over, expected):
+    """What every block reads and adds to: bf16 on the bf16 fast path, fp32 on the reference path and in fp32."""
+    import torch
+
+    from trainer.model import Block
+    from trainer.train import Workbench
+
+    config = _small(cache_dir, **over)
+    bench = Workbench()
+    data = bench.tokens(config, False)
+    shape = bench.shape(config, torch.device("cpu"), data.val)
+    seen = []
+    hooks = [m.register_forward_pre_hook(lambda _m, args: seen.append(args[0].dtype))
+             for m in shape.model.modules() if isinstance(m, Block)]
+    with shape.autocast:
+        loss = shape.loss_fn(torch.from_numpy(data.train[: 2 * 65].astype("int64")).view(2, 65))
+    for h in hooks:
+        h.remove()
+    assert len(seen) == config.model.n_layers and {str(d).removeprefix("torch.") for d in seen} == {expected}
+    assert torch.isfinite(loss)
+
+
 def test_runs_sharing_a_device_lock_never_clock_at_the_same_time(cache_dir, tmp_path):
     """Two processes with one device_lock: the second waits before its warm-up, and the clocked wall spans of
     the two runs do not overlap (what a search does for trials that share a GPU)."""

@@ -1,0 +1,57 @@
+"""The figures of Dec 1, fourth session (issue 19: the residual stream in bf16; the final code of the third session
+checked), from the saved output in ``bench/results/dec01d/`` (``bash bench/gpu_dec01d.sh verify | resid``, one H200
+each; not the same machine from call to call, so compare arms within a call).
+
+    python bench/dec01d_summary.py bench/results > bench/results/dec01d-summary.txt
+
+- ``call1-verify``: the third session's last commit (2926ce7): its answer at 6,086,656 tokens, b32 and b64, a fresh
+  process split by ``bench/startup_split.py``, a warm start under cProfile and two more warm starts;
+- ``call2-resid``: the residual stream in bf16 (new) against 2926ce7 (mid), b4 alternated twice, new's answer, b32 of
+  both.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from dec01b_summary import answer_line
+from dec01c_summary import arm_rows, rates, starts, warm
+from nov30g_summary import speed_rows
+
+
+def batch_line(log: Path, batch: int, label: str) -> str:
+    rows = [r for r in speed_rows(log) if r["micro_batch_size"] == batch]
+    return (f"    {label} b{batch}: steady tokens/s {rates(rows)}, peak memory "
+            f"{max(r['peak_memory_gib'] for r in rows):.1f} GiB")
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results") / "dec01d"
+    call = root / "call1-verify"
+    print("== call 1: the third session's final code (2926ce7)")
+    print(answer_line(call / "same"))
+    for batch in (32, 64):
+        print(batch_line(call / "speed-big.log", batch, "2926ce7"))
+    rows = arm_rows(call, "speed-start-[0-9].log")
+    print(f"    b4 (20 steps): {rates(rows)}; warm starts {starts(warm(rows))}")
+    split = json.loads((call / "split.json").read_text())
+    print(f"  a fresh process on those caches (bench/startup_split.py): {split['startup_s']:.2f} s "
+          f"{split['startup_phases']}")
+    print("    spans (s): " + ", ".join(f"{k} {v}" for k, v in split["span_totals_s"].items()))
+    print("    dynamo's compile times (s): " + ", ".join(f"{k} {v}" for k, v in split["dynamo_compile_times_s"].items()))
+
+    call = root / "call2-resid"
+    print("\n== call 2: the residual stream in bf16 (new) against fp32 (mid, 2926ce7), alternated; steady tokens/s")
+    for arm in ("new", "mid"):
+        rows = arm_rows(call, f"speed-{arm}-[0-9].log")
+        print(f"    {arm} b4: {rates(rows)}, peak memory {max(r['peak_memory_gib'] for r in rows):.1f} GiB; "
+              f"warm starts {starts(warm(rows))}")
+    print(answer_line(call / "same", "new: "))
+    for arm in ("new", "mid"):
+        print(batch_line(call / f"speed-{arm}-b32.log", 32, arm))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Device calls of Dec 1, fourth session (issues 19 and 14). Set-up, speed and same-answer steps from bench/gpu_common.sh.
+#   bash bench/gpu_dec01d.sh verify   one H200, carry .devbundle-lite and .carry/data (wiki shard 0 + val): the working
+#                                     tree's answer at 6,086,656 tokens against the saved reference run (and its time on
+#                                     the clock); trainer speed at b32 and b64; then, on the caches those runs left, a
+#                                     fresh process split by bench/startup_split.py, one `python -m trainer` under
+#                                     cProfile (its 45 largest cumulative times kept as text) and two warm starts at b4
+#                                     (call 1)
+#   bash bench/gpu_dec01d.sh resid    with .carry/mid too (`git archive 2926ce7 trainer chores`: the residual stream in
+#                                     fp32): trainer speed at b4 (60 steps) of the working tree (new: the residual
+#                                     stream in bf16) and mid, alternated, two rounds; new's answer; b32 of both (call 2)
+source "$(dirname "$0")/gpu_common.sh"
+warm_profile() {  # warm_profile NAME: `python -m trainer` at b4 (20 steps) under cProfile into $P/NAME.prof, its
+  # start-up phases printed and its largest cumulative times written to $P/NAME-top.txt
+  local name=$1
+  python -m cProfile -o $P/$name.prof -m trainer --quiet --track speedrun-4.5 --out /tmp/runs-$name \
+    --set micro_batch_size=4 --set max_tokens=163840 --set stop_rule=never --set eval_every_tokens=1000000000 \
+    > $P/$name.log 2>&1
+  cp /tmp/runs-$name/result.json $P/$name-result.json
+  python -c "import json; r = json.load(open('$P/$name-result.json')); print('$name', round(r['startup_s'], 2), r['startup_phases'], r.get('compile_cache'))"
+  python -c "import pstats, sys; pstats.Stats('$P/$name.prof', stream=sys.stdout).sort_stats('cumulative').print_stats(45)" \
+    > $P/$name-top.txt
+}
+case "${1:-}" in
+verify)  # carry .devbundle-lite and .carry/data
+  begin verify
+  echo "== same answer from $(elapsed) s"
+  same_answer; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  echo "== best batch from $(elapsed) s"
+  speed_tree $REPO big --batches 32 64 --steps 20
+  grep -E '^b[0-9]+-' $P/speed-big.log | tr -s ' ' | sed "s/^/new: /"
+  save_pruned
+  echo "== start-up from $(elapsed) s"
+  python bench/startup_split.py --out $P/split.json > $P/split.log 2>&1; tail -12 $P/split.log
+  warm_profile warm-prof
+  tar czf $OUT/$1.tar.gz -C /tmp $1
+  for i in 1 2; do b4_arm $REPO start-$i 20; done
+  echo "done at $(elapsed) s" ;;
+resid)  # carry .devbundle-lite, .carry/data and .carry/mid
+  begin resid mid
+  echo "== speed from $(elapsed) s"
+  for i in 1 2; do b4_arm $REPO new-$i; b4_arm $MID mid-$i; done
+  echo "== same answer from $(elapsed) s"
+  same_answer; tail -6 $P/same.log
+  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  if [ $(elapsed) -lt ${B32_BEFORE:-400} ]; then
+    echo "== b32 from $(elapsed) s"
+    for arm in new mid; do
+      case $arm in new) dir=$REPO ;; *) dir=$MID ;; esac
+      speed_tree $dir $arm-b32 --batches 32 --steps 20
+      grep -E '^b32-' $P/speed-$arm-b32.log | tr -s ' ' | sed "s/^/$arm: /"
+    done
+    save_pruned
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|resid"; exit 2 ;;
+esac
