@@ -1,13 +1,17 @@
 """The figures of Dec 1, fourth session (issue 19: the residual stream in bf16; the final code of the third session
-checked), from the saved output in ``bench/results/dec01d/`` (``bash bench/gpu_dec01d.sh verify | resid``, one H200
-each; not the same machine from call to call, so compare arms within a call).
+checked), from the saved output in ``bench/results/dec01d/`` (``bash bench/gpu_dec01d.sh verify | resid | survey | final``,
+one H200 each; not the same machine from call to call, so compare arms within a call).
 
     python bench/dec01d_summary.py bench/results > bench/results/dec01d-summary.txt
 
 - ``call1-verify``: the third session's last commit (2926ce7): its answer at 6,086,656 tokens, b32 and b64, a fresh
   process split by ``bench/startup_split.py``, a warm start under cProfile and two more warm starts;
 - ``call2-resid``: the residual stream in bf16 (new) against 2926ce7 (mid), b4 alternated twice, new's answer, b32 of
-  both.
+  both;
+- ``call3-survey``: b4 and b32 kernel tables, which ``bench/profile_step.py`` then still built with the residual
+  stream in fp32 (the trainer's step before the change, on that machine); b64 and b48 of the working tree;
+- ``call4-final``: the same tables with the residual stream in bf16, as the trainer runs it; warm starts; a new
+  machine's first run with only ``<cache>`` carried.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 from pathlib import Path
 
 from dec01b_summary import answer_line
-from dec01c_summary import arm_rows, rates, starts, warm
+from dec01c_summary import arm_rows, profile_lines, rates, starts, warm
 from nov30g_summary import speed_rows
 
 
@@ -51,6 +55,25 @@ def main() -> None:
     print(answer_line(call / "same", "new: "))
     for arm in ("new", "mid"):
         print(batch_line(call / f"speed-{arm}-b32.log", 32, arm))
+
+
+    call = root / "call3-survey"
+    print("\n== call 3: b64 and b48 of new; kernel tables of the step with the residual stream in fp32 (the profiler's "
+          "model did not follow the trainer yet), then (call 4) in bf16")
+    for batch in (64, 48):
+        print(batch_line(call / "speed-new.log", batch, "new"))
+    for batch in (4, 32):
+        for label, folder in (("fp32 residual (call 3)", call), ("bf16 residual (call 4)", root / "call4-final")):
+            print(f"  b{batch}, {label}:")
+            print("\n".join(profile_lines(folder / f"profile-new-b{batch}" / f"phases-b{batch}.json")[:2]))
+
+    call = root / "call4-final"
+    print("\n== call 4: warm starts and a new machine's first run (the working tree)")
+    rows = arm_rows(call, "speed-start-[0-9].log")
+    print(f"    b4 (20 steps): {rates(rows)}; warm starts {starts(warm(rows))}")
+    rows = speed_rows(call / "speed-newmachine.log")
+    print(f"    new machine (only <cache> carried: {' '.join((call / 'carried-cache.txt').read_text().split())}): "
+          f"first process {starts(rows[:1])}, its cache hits {rows[0]['compile_cache']}; the next {starts(rows[1:])}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh, bench/gpu_dec01c.sh), sourced at their top: the call's
-# clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair) and same-answer steps.
+# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh, bench/gpu_dec01c.sh, bench/gpu_dec01d.sh), sourced at their top: the call's
+# clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), kernel-table and same-answer steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -79,4 +79,25 @@ speed_and_answer() {  # b4_pairs 2, then the working tree's answer, saving $OUT/
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/$name.tar.gz -C /tmp $name
+}
+profile_tree() {  # profile_tree DIR NAME BATCH: bench/profile_step.py --cudagraphs with the trainer of DIR into $P/profile-NAME
+  local dir=$1 name=$2 batch=$3
+  (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/profile_step.py --batch $batch --cudagraphs \
+    --out $P/profile-$name > $P/profile-$name.log 2>&1)
+  python - $P/profile-$name/phases-b$batch.json <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  busy {s['gpu_busy_ms_per_step']} ms, unsynced step {s['step_ms_unsynced']:.2f} ms, host {s['host_ms_per_step_unsynced']:.2f} ms, idle by gap size {s['gaps']['idle_ms_per_step_by_gap_size']}")
+print("  by kind", s["gpu_ms_per_step_by_kind"])
+for g in s["gaps"]["largest_gaps"][:6]:
+    print(f"    {g['ms_per_step']:.3f} ms ({g['gaps_per_step']}/step) after {g['after']} before {g['before']}")
+PY
+}
+new_machine() {  # a new machine's first run: the inductor and Triton caches emptied, only a copy of <cache> (tokens,
+  # portable compile artifacts, bytecode) kept; b4_arm of the working tree (20 steps) as speed-newmachine
+  echo "== a new machine's first run from $(elapsed) s"
+  rm -rf /tmp/bbcache-new; cp -r /tmp/bbcache /tmp/bbcache-new
+  rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
+  du -sh /tmp/bbcache-new/* | tee $P/carried-cache.txt
+  BLUEBERRY_CACHE=/tmp/bbcache-new b4_arm $REPO newmachine 20
 }

@@ -26,19 +26,6 @@
 #                                     their difference from the compiled formula) at b4 and b32, then the trainer at b4
 #                                     (60 steps), new then mid (call 6)
 source "$(dirname "$0")/gpu_common.sh"
-profile_tree() {  # profile_tree DIR NAME BATCH: bench/profile_step.py --cudagraphs with the trainer of DIR into $P/profile-NAME
-  local dir=$1 name=$2 batch=$3
-  (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/profile_step.py --batch $batch --cudagraphs \
-    --out $P/profile-$name > $P/profile-$name.log 2>&1)
-  python - $P/profile-$name/phases-b$batch.json <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1]))
-print(f"  busy {s['gpu_busy_ms_per_step']} ms, unsynced step {s['step_ms_unsynced']:.2f} ms, host {s['host_ms_per_step_unsynced']:.2f} ms, idle by gap size {s['gaps']['idle_ms_per_step_by_gap_size']}")
-print("  by kind", s["gpu_ms_per_step_by_kind"])
-for g in s["gaps"]["largest_gaps"][:6]:
-    print(f"    {g['ms_per_step']:.3f} ms ({g['gaps_per_step']}/step) after {g['after']} before {g['before']}")
-PY
-}
 case "${1:-}" in
 survey)  # carry .devbundle-lite, .carry/data and .carry/old
   begin survey old
@@ -86,11 +73,7 @@ final)  # carry .devbundle-lite, .carry/data and .carry/old
       b4_arm $dir start-$arm-$i 20
     done
   done
-  echo "== a new machine's first run from $(elapsed) s"
-  rm -rf /tmp/bbcache-new; cp -r /tmp/bbcache /tmp/bbcache-new
-  rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
-  du -sh /tmp/bbcache-new/* | tee $P/carried-cache.txt
-  BLUEBERRY_CACHE=/tmp/bbcache-new b4_arm $REPO newmachine 20
+  new_machine
   echo "done at $(elapsed) s" ;;
 startprof)  # carry .devbundle-lite, .carry/data and .carry/mid
   begin startprof mid

@@ -9,6 +9,11 @@
 #   bash bench/gpu_dec01d.sh resid    with .carry/mid too (`git archive 2926ce7 trainer chores`: the residual stream in
 #                                     fp32): trainer speed at b4 (60 steps) of the working tree (new: the residual
 #                                     stream in bf16) and mid, alternated, two rounds; new's answer; b32 of both (call 2)
+#   bash bench/gpu_dec01d.sh survey   b4 and b32 kernel tables with CUDA graphs (bench/profile_step.py --cudagraphs) of
+#                                     the working tree; its speed at b64 and b48 (call 3)
+#   bash bench/gpu_dec01d.sh final    the kernel tables of call 3 again, with the residual stream in bf16 as the trainer
+#                                     runs it (call 3's bench/profile_step.py built the model with an fp32 residual);
+#                                     warm starts at b4, twice; a new machine's first run with only <cache> (call 4)
 source "$(dirname "$0")/gpu_common.sh"
 warm_profile() {  # warm_profile NAME: `python -m trainer` at b4 (20 steps) under cProfile into $P/NAME.prof, its
   # start-up phases printed and its largest cumulative times written to $P/NAME-top.txt
@@ -20,6 +25,14 @@ warm_profile() {  # warm_profile NAME: `python -m trainer` at b4 (20 steps) unde
   python -c "import json; r = json.load(open('$P/$name-result.json')); print('$name', round(r['startup_s'], 2), r['startup_phases'], r.get('compile_cache'))"
   python -c "import pstats, sys; pstats.Stats('$P/$name.prof', stream=sys.stdout).sort_stats('cumulative').print_stats(45)" \
     > $P/$name-top.txt
+}
+tables() {  # tables NAME: the working tree's kernel tables at b4 and b32 (profile_tree), $OUT/NAME.tar.gz after each
+  local batch
+  for batch in 4 32; do
+    echo "== profile b$batch from $(elapsed) s"
+    profile_tree $REPO new-b$batch $batch
+    tar czf $OUT/$1.tar.gz -C /tmp $1
+  done
 }
 case "${1:-}" in
 verify)  # carry .devbundle-lite and .carry/data
@@ -54,5 +67,20 @@ resid)  # carry .devbundle-lite, .carry/data and .carry/mid
     save_pruned
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|resid"; exit 2 ;;
+survey)  # carry .devbundle-lite and .carry/data
+  begin survey
+  tables $1
+  echo "== speed from $(elapsed) s"
+  speed_tree $REPO new --batches 64 48 --steps 20
+  grep -E '^b[0-9]+-' $P/speed-new.log | tr -s ' ' | sed "s/^/new: /"
+  save_pruned
+  echo "done at $(elapsed) s" ;;
+final)  # carry .devbundle-lite and .carry/data
+  begin final
+  tables $1
+  echo "== warm starts from $(elapsed) s"
+  for i in 1 2; do b4_arm $REPO start-$i 20; done
+  new_machine
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|resid|survey|final"; exit 2 ;;
 esac

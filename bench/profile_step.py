@@ -2,8 +2,8 @@
 
     python bench/profile_step.py --batch 4 --out bench/results/profile
 
-Builds the step as trainer.train does (regional compile, the blocks' bf16 working copies unless
-``--no-working-copies``, Muon with batched Newton-Schulz, fused AdamW, bf16 autocast, grad clip; no CUDA graphs) on
+Builds the step as trainer.train does (regional compile, the blocks' bf16 working copies and the residual stream in
+bf16 unless ``--no-working-copies`` or ``--fp32-residual``, Muon with batched Newton-Schulz, fused AdamW, bf16 autocast, grad clip; no CUDA graphs) on
 random tokens, warms up, then times each phase over 20 steps. The kernel kinds leave out the profiler's
 ``Optimizer.step#...`` ranges, which repeat their kernels' time (the tables saved before Dec 1, second session, count
 them in "other").
@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--no-working-copies", dest="working_copies", action="store_false")
+    ap.add_argument("--fp32-residual", action="store_true",
+                    help="the residual stream in fp32, as the trainer ran it before Dec 1, fourth session")
     ap.add_argument("--cudagraphs", action="store_true", help="replay the blocks as CUDA graphs, as the trainer does")
     ap.add_argument("--blocks-per-region", type=int, default=Runtime().blocks_per_region)
     args = ap.parse_args()
@@ -104,6 +106,8 @@ def main() -> None:
     model = GPT(PRESETS["blueberry-151m"]).to(dev)
     if args.working_copies:
         model.working_copies = WorkingCopies(model)
+    if not args.fp32_residual:
+        model.residual_dtype = torch.bfloat16  # as build_shape sets it for a bf16 run on the fast path
     compile_regions(model, cudagraphs=args.cudagraphs, blocks_per_region=args.blocks_per_region)
     opts = build_optimizers(model, muon_lr=0.015, adamw_lr=0.001, muon_momentum=0.95, weight_decay=0.2, fast=True,
                             ns_dtype=torch.float16, compile_ns=True)
