@@ -11,12 +11,16 @@ one H200 each; not the same machine from call to call, so compare arms within a 
 - ``call3-survey``: b4 and b32 kernel tables, which ``bench/profile_step.py`` then still built with the residual
   stream in fp32 (the trainer's step before the change, on that machine); b64 and b48 of the working tree;
 - ``call4-final``: the same tables with the residual stream in bf16, as the trainer runs it; warm starts; a new
-  machine's first run with only ``<cache>`` carried.
+  machine's first run with only ``<cache>`` carried;
+- ``call5-search1``: the default search on the one GPU for 150 s with a process per trial, then with warm workers
+  (the first 55% of wiki shard 0's documents: the whole shard does not fit beside the search bundle).
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -74,6 +78,23 @@ def main() -> None:
     rows = speed_rows(call / "speed-newmachine.log")
     print(f"    new machine (only <cache> carried: {' '.join((call / 'carried-cache.txt').read_text().split())}): "
           f"first process {starts(rows[:1])}, its cache hits {rows[0]['compile_cache']}; the next {starts(rows[1:])}")
+
+    call = root / "call5-search1"
+    print("\n== call 5: the default search on one H200, 150 s each, a process per trial (fresh) then warm workers")
+    for arm in ("fresh", "warm"):
+        u = json.loads((call / "runs" / f"{arm}-1gpu" / "utilisation.json").read_text())[0]
+        with open(call / "runs" / f"{arm}-1gpu" / "trials.csv") as f:
+            trials = list(csv.DictReader(f))
+        starts_by_kind = {}
+        for t in trials:
+            if t["status"] != "interrupted" and t["start_latency_s"]:  # as the search's own count
+                starts_by_kind.setdefault("warm" if t["warm_start"] == "True" else "fresh", []).append(
+                    float(t["start_latency_s"]))
+        latency = "; ".join(f"{k} trials {len(v)}, starting in a median of {statistics.median(v):.2f} s"
+                            for k, v in sorted(starts_by_kind.items()))
+        print(f"    {arm}: {u['trials']} trials in {u['wall_s']:.0f} s, {u['trials_per_gpu_hour']:.0f} per GPU-hour; "
+              f"training {u['fraction']:.0%} of the wall ({u['fraction_after_first_clock']:.0%} after the first "
+              f"clock); {latency}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@ elapsed() { echo $(( $(date +%s) - t_call )); }
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 setup_trainer() {  # setup_trainer [BUNDLE]: the bundle (default the lite one: zstandard for the corpus), the
-  # carried data, the token cache
+  # carried data ($DATA, default .carry/data), the token cache
   mkdir -p /tmp/s && { [ -d /tmp/s/site ] || tar -xJf ${1:-.devbundle-lite}/site.tar.xz -C /tmp/s; } || exit 9
-  export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=$PWD/.carry/data BLUEBERRY_CACHE=/tmp/bbcache
+  export PYTHONPATH=/tmp/s/site:$PWD BLUEBERRY_DATA=${DATA:-$PWD/.carry/data} BLUEBERRY_CACHE=/tmp/bbcache
   python -c "from trainer.config import make_config; from trainer.data import load_tokens; load_tokens(make_config('speedrun-4.5').data, progress=False)" || exit 8
   echo "tokens loaded at $(elapsed) s"
 }

@@ -14,6 +14,11 @@
 #   bash bench/gpu_dec01d.sh final    the kernel tables of call 3 again, with the residual stream in bf16 as the trainer
 #                                     runs it (call 3's bench/profile_step.py built the model with an fp32 residual);
 #                                     warm starts at b4, twice; a new machine's first run with only <cache> (call 4)
+#   bash bench/gpu_dec01d.sh search1  carry .devbundle-search (make-bundle.sh --only: Ray, Optuna and their dependencies,
+#                                     zstandard) and .carry/data-small (the first 55% of wiki shard 0's documents and
+#                                     val: the full shard does not fit beside the bundle): one `python -m trainer` to
+#                                     warm the compile caches, then the default search on the one GPU for BUDGET s
+#                                     (100) with a process per trial (--fresh-workers), then with warm workers (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 warm_profile() {  # warm_profile NAME: `python -m trainer` at b4 (20 steps) under cProfile into $P/NAME.prof, its
   # start-up phases printed and its largest cumulative times written to $P/NAME-top.txt
@@ -82,5 +87,21 @@ final)  # carry .devbundle-lite and .carry/data
   for i in 1 2; do b4_arm $REPO start-$i 20; done
   new_machine
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|resid|survey|final"; exit 2 ;;
+search1)  # carry .devbundle-search and .carry/data-small
+  P=/tmp/search1; REPO=$PWD; mkdir -p $P
+  DATA=$PWD/.carry/data-small setup_trainer .devbundle-search
+  gpu_info
+  export RAY_DEDUP_LOGS=0
+  python -m trainer --quiet --out /tmp/warm-run --set max_tokens=524288 --set stop_rule=never > $P/warm-run.log 2>&1 \
+    || { tail -20 $P/warm-run.log; exit 7; }
+  for arm in fresh warm; do
+    echo "== $arm workers from $(elapsed) s"
+    flag=(); [ $arm = fresh ] && flag=(--fresh-workers)
+    python -m search.run --space lr_sched --track speedrun-4.5 --num-trials 400 --time-budget-s ${BUDGET:-100} \
+      --runs-dir /tmp/runs --quiet --name $arm-1gpu "${flag[@]}" > $P/search-$arm.log 2>&1
+    grep -v "^\[\|WARNING\|INFO" $P/search-$arm.log | tail -14
+    tar czf $OUT/search1.tar.gz --exclude=ray --exclude='*.pt' -C /tmp search1 runs
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|resid|survey|final|search1"; exit 2 ;;
 esac

@@ -194,7 +194,7 @@ class GPT(nn.Module):
         # the blocks' matrices' bf16 working copies, where the trainer keeps them (trainer.optim.WorkingCopies)
         self.working_copies = None
         # the residual stream's dtype on the fast path (None: the embedding's, fp32); the trainer sets bf16 for
-        # bf16 runs, which halves the bytes the norm and residual-add kernels move (the reference path keeps fp32)
+        # bf16 runs, so the norm and residual-add kernels move half the bytes for it (the reference path keeps fp32)
         self.residual_dtype: torch.dtype | None = None
         self.reset_parameters()
 
