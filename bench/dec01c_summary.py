@@ -49,6 +49,13 @@ def arm_rows(call: Path, pattern: str, batch: int = 4) -> list[dict]:
             if r["micro_batch_size"] == batch and "error" not in r]
 
 
+def new_machine_line(call: Path) -> str:
+    """A new machine's first run (``new_machine`` in gpu_common.sh): what was carried, the first process and the next."""
+    rows = speed_rows(call / "speed-newmachine.log")
+    return (f"    new machine (only <cache> carried: {' '.join((call / 'carried-cache.txt').read_text().split())}): "
+            f"first process {starts(rows[:1])}, its cache hits {rows[0]['compile_cache']}; the next {starts(rows[1:])}")
+
+
 def profile_lines(path: Path) -> list[str]:
     d = json.loads(path.read_text())
     gaps = d["gaps"]
@@ -115,9 +122,7 @@ def main() -> None:
     for arm in ("new", "old"):
         rows = arm_rows(call, f"speed-start-{arm}-[0-9].log")
         print(f"    {arm} b4 (20 steps): {rates(rows)}; warm starts {starts(warm(rows))}")
-    rows = speed_rows(call / "speed-newmachine.log")
-    print(f"    new machine (only <cache> carried: {' '.join((call / 'carried-cache.txt').read_text().split())}): "
-          f"first process {starts(rows[:1])}, its cache hits {rows[0]['compile_cache']}; the next {starts(rows[1:])}")
+    print(new_machine_line(call))
 
     call = root / "call4-startprof"
     print("\n== call 4: warm starts under cProfile (new against mid); their start-up phases")

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from dec01b_summary import answer_line
-from dec01c_summary import arm_rows, profile_lines, rates, starts, warm
+from dec01c_summary import arm_rows, new_machine_line, profile_lines, rates, starts, warm
 from nov30g_summary import speed_rows
 
 
@@ -75,9 +75,7 @@ def main() -> None:
     print("\n== call 4: warm starts and a new machine's first run (the working tree)")
     rows = arm_rows(call, "speed-start-[0-9].log")
     print(f"    b4 (20 steps): {rates(rows)}; warm starts {starts(warm(rows))}")
-    rows = speed_rows(call / "speed-newmachine.log")
-    print(f"    new machine (only <cache> carried: {' '.join((call / 'carried-cache.txt').read_text().split())}): "
-          f"first process {starts(rows[:1])}, its cache hits {rows[0]['compile_cache']}; the next {starts(rows[1:])}")
+    print(new_machine_line(call))
 
     call = root / "call5-search1"
     print("\n== call 5: the default search on one H200, 150 s each, a process per trial (fresh) then warm workers")
