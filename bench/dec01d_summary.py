@@ -13,7 +13,9 @@ one H200 each; not the same machine from call to call, so compare arms within a 
 - ``call4-final``: the same tables with the residual stream in bf16, as the trainer runs it; warm starts; a new
   machine's first run with only ``<cache>`` carried;
 - ``call5-search1``: the default search on the one GPU for 150 s with a process per trial, then with warm workers
-  (the first 55% of wiki shard 0's documents: the whole shard does not fit beside the search bundle).
+  (the first 55% of wiki shard 0's documents: the whole shard does not fit beside the search bundle);
+- ``call6-tables``: the b4 and b32 tables once more, ``bench/profile_step.py`` now building the step with
+  ``trainer.train.build_shape`` (at b32 the trainer's chunked loss, which the earlier tables left out).
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def main() -> None:
         print(f"    {arm}: {u['trials']} trials in {u['wall_s']:.0f} s, {u['trials_per_gpu_hour']:.0f} per GPU-hour; "
               f"training {u['fraction']:.0%} of the wall ({u['fraction_after_first_clock']:.0%} after the first "
               f"clock); {latency}")
+
+    call = root / "call6-tables"
+    print("\n== call 6: the kernel tables with the step built by trainer.train.build_shape (b32: the chunked loss)")
+    for batch in (4, 32):
+        print(f"  b{batch}:")
+        print("\n".join(profile_lines(call / f"profile-new-b{batch}" / f"phases-b{batch}.json")[:2]))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@
 #                                     val: the full shard does not fit beside the bundle): one `python -m trainer` to
 #                                     warm the compile caches, then the default search on the one GPU for BUDGET s
 #                                     (100) with a process per trial (--fresh-workers), then with warm workers (call 5)
+#   bash bench/gpu_dec01d.sh tables   the b4 and b32 kernel tables once more, bench/profile_step.py now building the step
+#                                     with trainer.train.build_shape (so at b32 with the chunked loss, as the trainer)
+#                                     (call 6)
 source "$(dirname "$0")/gpu_common.sh"
 warm_profile() {  # warm_profile NAME: `python -m trainer` at b4 (20 steps) under cProfile into $P/NAME.prof, its
   # start-up phases printed and its largest cumulative times written to $P/NAME-top.txt
@@ -103,5 +106,9 @@ search1)  # carry .devbundle-search and .carry/data-small
     tar czf $OUT/search1.tar.gz --exclude=ray --exclude='*.pt' -C /tmp search1 runs
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|resid|survey|final|search1"; exit 2 ;;
+tables)  # carry .devbundle-lite and .carry/data
+  begin tables
+  tables $1
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|resid|survey|final|search1|tables"; exit 2 ;;
 esac

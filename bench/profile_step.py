@@ -2,9 +2,12 @@
 
     python bench/profile_step.py --batch 4 --out bench/results/profile
 
-Builds the step as trainer.train does (regional compile, the blocks' bf16 working copies and the residual stream in
-bf16 unless ``--no-working-copies`` or ``--fp32-residual``, Muon with batched Newton-Schulz, fused AdamW, bf16 autocast, grad clip; no CUDA graphs) on
-random tokens, warms up, then times each phase over 20 steps. The kernel kinds leave out the profiler's
+Builds the model, its loss and its optimizers with the trainer's own ``build_shape`` at the record's track (regional
+compile, the blocks' bf16 working copies unless ``--no-working-copies``, the residual stream in bf16 unless
+``--fp32-residual``, the chunked loss above 32k positions, Muon with batched Newton-Schulz, fused AdamW, bf16
+autocast, grad clip; CUDA graphs with ``--cudagraphs``) on random tokens, warms up, then times each phase over 20
+steps. Before Dec 1, fourth session, it built the model itself: its b32 tables had the plain loss, and call 3's the
+fp32 residual stream. The kernel kinds leave out the profiler's
 ``Optimizer.step#...`` ranges, which repeat their kernels' time (the tables saved before Dec 1, second session, count
 them in "other").
 """
@@ -16,11 +19,12 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from trainer.config import PRESETS, Runtime
-from trainer.model import GPT, compile_regions, next_token_loss
-from trainer.optim import WorkingCopies, build_optimizers, clip_coefficient, gradients, step_scaled
+from trainer.config import Runtime, make_config
+from trainer.optim import build_optimizers, clip_coefficient, gradients, step_scaled
+from trainer.train import Shape, build_shape, shape_key
 
 KINDS = (  # (kind, substrings of a kernel's name), first match wins
     ("attention (cuDNN / flash)", ("sdpa", "flash", "fmha", "attention")),
@@ -89,7 +93,25 @@ def gpu_gaps(events, steps: int, top: int = 15) -> dict:
                               "gaps_per_step": round(v[1] / steps, 1)} for (a, b), v in rows]}
 
 
-def main() -> None:
+def build(args: argparse.Namespace, device: torch.device) -> tuple[Shape, list]:
+    """The trainer's model, loss (``Shape.loss_fn``) and optimizers for ``args``' micro-batch at the record's track
+    and settings, built by ``trainer.train.build_shape`` as a run builds them."""
+    config = make_config("speedrun-4.5", overrides={
+        "micro_batch_size": args.batch, "compile": True, "cudagraphs": args.cudagraphs, "dtype": "bf16",
+        "working_copies": args.working_copies, "blocks_per_region": args.blocks_per_region})
+    torch.manual_seed(0)
+    val = np.zeros(config.track.val_tokens, dtype=np.uint16)  # the validation windows are not used here
+    shape = build_shape(config, device, val, shape_key(config, device))
+    if args.fp32_residual:
+        shape.model.residual_dtype = None
+    hp = config.hp
+    opts = list(build_optimizers(shape.model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr, muon_momentum=hp.muon_momentum,
+                                 weight_decay=hp.weight_decay, fast=shape.fast, ns_dtype=torch.float16,
+                                 compile_ns=shape.compiled))
+    return shape, opts
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
@@ -99,19 +121,15 @@ def main() -> None:
                     help="the residual stream in fp32, as the trainer ran it before Dec 1, fourth session")
     ap.add_argument("--cudagraphs", action="store_true", help="replay the blocks as CUDA graphs, as the trainer does")
     ap.add_argument("--blocks-per-region", type=int, default=Runtime().blocks_per_region)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda")
-    torch.manual_seed(0)
-    model = GPT(PRESETS["blueberry-151m"]).to(dev)
-    if args.working_copies:
-        model.working_copies = WorkingCopies(model)
-    if not args.fp32_residual:
-        model.residual_dtype = torch.bfloat16  # as build_shape sets it for a bf16 run on the fast path
-    compile_regions(model, cudagraphs=args.cudagraphs, blocks_per_region=args.blocks_per_region)
-    opts = build_optimizers(model, muon_lr=0.015, adamw_lr=0.001, muon_momentum=0.95, weight_decay=0.2, fast=True,
-                            ns_dtype=torch.float16, compile_ns=True)
-    x = torch.randint(0, 49152, (args.batch, 2048), device=dev)
+    shape, opts = build(args, dev)
+    x = torch.randint(0, shape.model.cfg.vocab_size, (args.batch, 2048), device=dev)
 
     phases = ("fwd_bwd", "clip", "muon", "adamw")
 
@@ -122,8 +140,8 @@ def main() -> None:
         if args.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
         mark(0)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = next_token_loss(model, x)
+        with shape.autocast:
+            loss = shape.loss_fn(x)
         loss.backward()
         mark(1)
         scale = clip_coefficient(gradients(opts), 1.0)  # the trainer's clipping (make_train_step)

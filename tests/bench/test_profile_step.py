@@ -52,3 +52,27 @@ def test_gaps_are_charged_to_the_kernels_around_them():
                                                     ">=100 us": 0.0}
     busy = profile_step.gpu_busy(events, steps=2)
     assert busy["gpu_busy_ms_per_step"] == round((30 + 10 + 6) / 1e3 / 2, 3)
+
+
+@pytest.mark.parametrize("argv,residual,chunked", [
+    (["--batch", "4"], "torch.bfloat16", False),
+    (["--batch", "32"], "torch.bfloat16", True),   # above 32k positions the trainer's loss is the chunked one
+    (["--batch", "4", "--fp32-residual"], "None", False),
+])
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")  # torch's own, on importing inductor
+def test_the_profiled_step_is_the_trainers(argv, residual, chunked):
+    """The profiler builds the model, loss and optimizers with trainer.train.build_shape, so what it profiles is the
+    step a run takes (on the CPU here: the same objects, not compiled until called)."""
+    import torch
+
+    from trainer.loss import ChunkedLMLoss
+    from trainer.model import count_parameters
+    from trainer.optim import Muon
+
+    args = profile_step.parser().parse_args([*argv, "--out", "unused"])
+    shape, opts = profile_step.build(args, torch.device("cpu"))
+    model = shape.model
+    assert count_parameters(model) == 151_032_320 and model.working_copies is not None
+    assert str(model.residual_dtype) == residual
+    assert isinstance(model.lm_loss, ChunkedLMLoss) == chunked
+    assert isinstance(opts[0], Muon) and shape.compiled and shape.fast

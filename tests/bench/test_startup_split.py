@@ -45,7 +45,8 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "qk_bwd 18.0 us"]),
     ("dec01d_summary.py", "bench/results", "bench/results/dec01d-summary.txt",
      ["(median 258,950)", "(median 250,750)", "in 23.61 s on the clock", "new b32: steady tokens/s 335,747",
-      "fused by inductor (Triton) 28.204", "first process 13.0 s", "287 per GPU-hour", "118 per GPU-hour"]),
+      "fused by inductor (Triton) 28.204", "first process 13.0 s", "287 per GPU-hour", "118 per GPU-hour",
+      "GPU busy 192.90 ms a step"]),
 ])
 def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
     proc = subprocess.run([sys.executable, f"bench/{script}", folder],
