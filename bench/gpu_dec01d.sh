@@ -15,8 +15,9 @@
 #                                     runs it (call 3's bench/profile_step.py built the model with an fp32 residual);
 #                                     warm starts at b4, twice; a new machine's first run with only <cache> (call 4)
 #   bash bench/gpu_dec01d.sh search1  carry .devbundle-search (make-bundle.sh --only: Ray, Optuna and their dependencies,
-#                                     zstandard) and .carry/data-small (the first 55% of wiki shard 0's documents and
-#                                     val: the full shard does not fit beside the bundle): one `python -m trainer` to
+#                                     zstandard) and .carry/data-small (`python bench/trim_shard.py .carry/data
+#                                     .carry/data-small`: the first 55% of wiki shard 0's documents and val, as the full
+#                                     shard does not fit beside the bundle): one `python -m trainer` to
 #                                     warm the compile caches, then the default search on the one GPU for BUDGET s
 #                                     (100) with a process per trial (--fresh-workers), then with warm workers (call 5)
 #   bash bench/gpu_dec01d.sh tables   the b4 and b32 kernel tables once more, bench/profile_step.py now building the step
