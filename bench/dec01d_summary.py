@@ -1,6 +1,7 @@
-"""The figures of Dec 1, fourth session (issue 19: the residual stream in bf16; the final code of the third session
-checked), from the saved output in ``bench/results/dec01d/`` (``bash bench/gpu_dec01d.sh verify | resid | survey | final``,
-one H200 each; not the same machine from call to call, so compare arms within a call).
+"""The figures of Dec 1, fourth session (issue 19: the residual stream in bf16, the final code of the third session
+checked; issue 14: warm workers against a process per trial on one GPU), from the saved output in
+``bench/results/dec01d/`` (``bash bench/gpu_dec01d.sh verify | resid | survey | final | search1 | tables``, one H200
+each; not the same machine from call to call, so compare arms within a call).
 
     python bench/dec01d_summary.py bench/results > bench/results/dec01d-summary.txt
 
