@@ -71,14 +71,18 @@ b32_pair() {  # speed_pair at b32 (20 steps), printing its rows
   speed_pair -b32 --batches 32 --steps 20
   for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
 }
-speed_and_answer() {  # b4_pairs 2, then the working tree's answer, saving $OUT/NAME.tar.gz of /tmp/NAME ($P) after each
+answer_saved() {  # same_answer, its verdict printed, the fast run's folder removed (its result is in summary.json),
+  # then $OUT/<name of $P>.tar.gz rewritten
   local name; name=$(basename $P)
-  echo "== speed from $(elapsed) s"
-  b4_pairs 2
-  save_pruned
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/$name.tar.gz -C /tmp $name
+}
+speed_and_answer() {  # b4_pairs 2, then the working tree's answer, saving $OUT/NAME.tar.gz of /tmp/NAME ($P) after each
+  echo "== speed from $(elapsed) s"
+  b4_pairs 2
+  save_pruned
+  answer_saved
 }
 profile_tree() {  # profile_tree DIR NAME BATCH: bench/profile_step.py --cudagraphs with the trainer of DIR into $P/profile-NAME
   local dir=$1 name=$2 batch=$3

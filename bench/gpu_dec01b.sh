@@ -29,15 +29,11 @@ b4_three() {  # b4_three ROUND: b4 (60 steps) on, off, old
 }
 case "${1:-}" in
 working)  # carry .devbundle-lite, .carry/data and .carry/old
-  P=/tmp/working; mkdir -p $P; old_tree
-  setup_trainer
-  gpu_info
+  begin working old
   echo "== speed from $(elapsed) s"
   for i in $(seq 1 ${ROUNDS:-2}); do b4_three $i; done
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
+  answer_saved
   echo "== kernel tables from $(elapsed) s"
   python bench/profile_step.py --batch 4 --cudagraphs --out $P/profile-on > $P/profile-on.log 2>&1
   python bench/profile_step.py --batch 4 --cudagraphs --no-working-copies --out $P/profile-off \
@@ -46,9 +42,7 @@ working)  # carry .devbundle-lite, .carry/data and .carry/old
     $P/profile-on.log $P/profile-off.log
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
 static)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
-  P=/tmp/static; mkdir -p $P; old_tree; mid_tree
-  setup_trainer
-  gpu_info
+  begin static old mid
   echo "== speed from $(elapsed) s"
   for i in $(seq 1 ${ROUNDS:-2}); do
     speed_tree $REPO new-$i --batches 4 --steps 60
@@ -56,24 +50,20 @@ static)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
     speed_tree $OLD old-$i --batches 4 --steps 60
     for f in $P/speed-*-$i.log; do echo "$(basename $f): $(grep -E '^b4-' $f | tr -s ' ' | tr '\n' ';')"; done
   done
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
   echo "== b32 from $(elapsed) s"
   speed_tree $REPO new-b32 --batches 32 --steps 20
   speed_tree $OLD old-b32 --batches 32 --steps 20
   for f in $P/speed-*-b32.log; do echo "$(basename $f): $(grep -E '^b32-' $f | tr -s ' ' | tr '\n' ';')"; done
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
+  answer_saved
   echo "== kernel table from $(elapsed) s"
   python bench/profile_step.py --batch 4 --cudagraphs --out $P/profile > $P/profile.log 2>&1
   grep -hE '"(gpu_busy_ms_per_step|gpu_idle_share|gpu_ms_per_step|step_ms_unsynced)"' $P/profile.log
   grep -E "foreach_copy" $P/profile/kernels-b4.txt | cut -c1-95,175-250
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
 host)  # carry .devbundle-lite, .carry/data and .carry/old
-  P=/tmp/host; mkdir -p $P; old_tree
-  setup_trainer
-  gpu_info
+  begin host old
   echo "== speed from $(elapsed) s"
   for i in 1 2 3; do
     speed_tree $REPO new-$i --batches 4 --steps 60
@@ -83,19 +73,17 @@ host)  # carry .devbundle-lite, .carry/data and .carry/old
       grep -E '^b4-' $P/speed-old-$i.log | tr -s ' ' | sed "s/^/old-$i: /"
     fi
   done
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
   echo "== b32 from $(elapsed) s"
   speed_tree $REPO new-b32 --batches 32 --steps 20
   grep -E '^b32-' $P/speed-new-b32.log | tr -s ' '
-  rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+  save_pruned
   echo "== kernel table from $(elapsed) s"
   python bench/profile_step.py --batch 4 --cudagraphs --out $P/profile > $P/profile.log 2>&1
   grep -hE '"(gpu_busy_ms_per_step|gpu_idle_share|host_ms_per_step_unsynced|step_ms_unsynced)"' $P/profile.log
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
 regions)  # carry .devbundle-lite and .carry/data
-  P=/tmp/regions; mkdir -p $P; REPO=$PWD
-  setup_trainer
-  gpu_info
+  begin regions
   echo "== speed from $(elapsed) s"
   for i in 1 2; do
     [ $i -eq 2 ] && [ $(elapsed) -gt ${ROUND2_BEFORE:-300} ] && break
@@ -103,7 +91,7 @@ regions)  # carry .devbundle-lite and .carry/data
       speed_tree $REPO k$k-$i --batches 4 --steps 60 --set blocks_per_region=$k
       grep -E '^b4-' $P/speed-k$k-$i.log | tr -s ' ' | sed "s/^/k$k-$i: /"
     done
-    rm -rf $P/speed-*/b*-cold $P/speed-*/b4-warm-cache; tar czf $OUT/$1.tar.gz -C /tmp $1
+    save_pruned
   done
   if [ $(elapsed) -lt ${ANSWER_BEFORE:-450} ]; then
     echo "== same answer (4 blocks a region) from $(elapsed) s"
@@ -113,9 +101,7 @@ regions)  # carry .devbundle-lite and .carry/data
   fi
   echo "done at $(elapsed) s"; tar czf $OUT/$1.tar.gz -C /tmp $1 ;;
 final)  # carry .devbundle-lite, .carry/data and .carry/old
-  P=/tmp/final; mkdir -p $P; old_tree
-  setup_trainer
-  gpu_info
+  begin final old
   for arm in new-1 old-1 new-2; do
     case $arm in new*) dir=$REPO ;; *) dir=$OLD ;; esac
     b4_arm $dir $arm

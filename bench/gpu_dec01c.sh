@@ -50,9 +50,7 @@ fused)  # carry .devbundle-lite, .carry/data, .carry/old and .carry/mid
       b4_arm $dir $arm-$i
     done
   done
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  answer_saved
   if [ $(elapsed) -lt ${PROFILE_BEFORE:-500} ]; then
     echo "== profile new-b4 from $(elapsed) s"
     profile_tree $REPO new-b4 4

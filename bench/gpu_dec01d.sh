@@ -46,9 +46,7 @@ tables() {  # tables NAME: the working tree's kernel tables at b4 and b32 (profi
 case "${1:-}" in
 verify)  # carry .devbundle-lite and .carry/data
   begin verify
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  answer_saved
   echo "== best batch from $(elapsed) s"
   speed_tree $REPO big --batches 32 64 --steps 20
   grep -E '^b[0-9]+-' $P/speed-big.log | tr -s ' ' | sed "s/^/new: /"
@@ -63,9 +61,7 @@ resid)  # carry .devbundle-lite, .carry/data and .carry/mid
   begin resid mid
   echo "== speed from $(elapsed) s"
   for i in 1 2; do b4_arm $REPO new-$i; b4_arm $MID mid-$i; done
-  echo "== same answer from $(elapsed) s"
-  same_answer; tail -6 $P/same.log
-  rm -rf $P/same/fast; tar czf $OUT/$1.tar.gz -C /tmp $1
+  answer_saved
   if [ $(elapsed) -lt ${B32_BEFORE:-400} ]; then
     echo "== b32 from $(elapsed) s"
     for arm in new mid; do
