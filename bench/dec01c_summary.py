@@ -49,6 +49,13 @@ def arm_rows(call: Path, pattern: str, batch: int = 4) -> list[dict]:
             if r["micro_batch_size"] == batch and "error" not in r]
 
 
+def batch_line(log: Path, batch: int, label: str) -> str:
+    """One micro-batch's runs in a speed log: steady tokens/s and the peak memory."""
+    rows = [r for r in speed_rows(log) if r["micro_batch_size"] == batch]
+    return (f"    {label} b{batch}: steady tokens/s {rates(rows)}, peak memory "
+            f"{max(r['peak_memory_gib'] for r in rows):.1f} GiB")
+
+
 def new_machine_line(call: Path) -> str:
     """A new machine's first run (``new_machine`` in gpu_common.sh): what was carried, the first process and the next."""
     rows = speed_rows(call / "speed-newmachine.log")
@@ -115,10 +122,8 @@ def main() -> None:
     print("\n== call 3: the best batch, warm starts, a new machine's first run")
     for arm in ("new", "old"):
         for batch in (32, 64):
-            rows = [r for r in speed_rows(call / f"speed-{arm}-big.log") if r["micro_batch_size"] == batch]
-            if rows:
-                print(f"    {arm} b{batch}: steady tokens/s {rates(rows)}, peak memory "
-                      f"{rows[0]['peak_memory_gib']:.1f} GiB")
+            if any(r["micro_batch_size"] == batch for r in speed_rows(call / f"speed-{arm}-big.log")):
+                print(batch_line(call / f"speed-{arm}-big.log", batch, arm))
     for arm in ("new", "old"):
         rows = arm_rows(call, f"speed-start-{arm}-[0-9].log")
         print(f"    {arm} b4 (20 steps): {rates(rows)}; warm starts {starts(warm(rows))}")

@@ -28,14 +28,7 @@ import sys
 from pathlib import Path
 
 from dec01b_summary import answer_line
-from dec01c_summary import arm_rows, new_machine_line, profile_lines, rates, starts, warm
-from nov30g_summary import speed_rows
-
-
-def batch_line(log: Path, batch: int, label: str) -> str:
-    rows = [r for r in speed_rows(log) if r["micro_batch_size"] == batch]
-    return (f"    {label} b{batch}: steady tokens/s {rates(rows)}, peak memory "
-            f"{max(r['peak_memory_gib'] for r in rows):.1f} GiB")
+from dec01c_summary import arm_rows, batch_line, new_machine_line, profile_lines, rates, starts, warm
 
 
 def main() -> None:
