@@ -1,4 +1,4 @@
-# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh, bench/gpu_dec01c.sh, bench/gpu_dec01d.sh), sourced at their top: the call's
+# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh, bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh), sourced at their top: the call's
 # clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), kernel-table and same-answer steps.
 set -uo pipefail
 t_call=$(date +%s)

@@ -47,6 +47,9 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
      ["(median 258,950)", "(median 250,750)", "in 23.61 s on the clock", "new b32: steady tokens/s 335,747",
       "fused by inductor (Triton) 28.204", "first process 13.0 s", "287 per GPU-hour", "118 per GPU-hour",
       "GPU busy 192.90 ms a step"]),
+    ("dec01e_summary.py", "bench/results", "bench/results/dec01e-summary.txt",
+     ["3 trials in 190 s, 57 per GPU-hour", "13 trials in 182 s, 258 per GPU-hour", "47.0, 30.6, 27.1 s",
+      "4.5x the trials per GPU-hour", "with one old trial more, 3.4x"]),
 ])
 def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
     proc = subprocess.run([sys.executable, f"bench/{script}", folder],

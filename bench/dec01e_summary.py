@@ -1,0 +1,85 @@
+"""The figures of the fifth session's device call (Dec 1), from what it saved under
+``bench/results/dec01e/`` (``bash bench/gpu_dec01e.sh oldpath``, one H200).
+
+    python bench/dec01e_summary.py bench/results > bench/results/dec01e-summary.txt
+
+- ``call1-oldpath``: the default search for 180 s with the code of when issue 14 was filed (669ccbb: a process per
+  trial), then for 180 s with the working tree's warm workers, on one GPU, each after one ``python -m trainer`` of its
+  tree had warmed its compile cache.
+
+Both searches are counted by one rule, the one the working tree's search applies to itself
+(``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
+interrupted; per GPU-hour is that count over the session's wall time. The old code writes the session's bounds
+(``utilisation.json``) but not the count, so the count is made here from ``trials.csv`` for both. A second, stricter
+wall is the whole command, Ray's start and shutdown included (``<name>-window.txt``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ARMS = (("old-1gpu", "669ccbb, a process per trial"), ("warm-1gpu", "the working tree, warm workers"))
+
+
+def count(trials: list[dict], start: float, end: float) -> int:
+    """Trials whose clock ended in (start, end] and that were not interrupted (record_share's rule)."""
+    return sum(1 for t in trials if t["clock_ended_at"] and start < float(t["clock_ended_at"]) <= end
+               and t["status"] != "interrupted")
+
+
+def arm(call: Path, name: str) -> dict:
+    run = call / "runs" / name
+    session = json.loads((run / "utilisation.json").read_text())[0]
+    with open(run / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    began, ended = (float(x) for x in (call / f"{name}-window.txt").read_text().split())
+    n = count(trials, session["started"], session["ended"])
+    # start-up: the working tree records each trial's latency from Tune's start to its first clocked step and
+    # whether its worker was reused; the old code only the process's own start-up (process age at its first step)
+    fresh, reused = [], []
+    for t in trials:
+        if t["status"] == "interrupted" or not t["clock_started_at"]:
+            continue
+        latency = t.get("start_latency_s") or t["startup_s"]
+        (reused if t.get("warm_start") == "True" else fresh).append(float(latency))
+    return {"trials": n, "wall": session["wall_s"], "command": ended - began,
+            "per_gpu_hour": n / session["wall_s"] * 3600, "per_gpu_hour_command": n / (ended - began) * 3600,
+            "fraction": session["fraction"], "after_first": session["fraction_after_first_clock"],
+            "fresh": fresh, "reused": reused}
+
+
+def starts(xs: list[float]) -> str:
+    return ", ".join(f"{x:.1f}" for x in xs)
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results") / "dec01e"
+    call = root / "call1-oldpath"
+    print("== call 1: the default search on one H200, 180 s each: the code of when issue 14 was filed (669ccbb), "
+          "then warm workers")
+    for tree in ("old", "new"):
+        r = json.loads((call / f"warm-{tree}-result.json").read_text())
+        print(f"    {tree} tree's first `python -m trainer` (its compile cache cold): {r['startup_s']:.1f} s to the "
+              f"first clocked step (warm-up {r['startup_phases']['warmup']:.1f} s)")
+    arms = {name: arm(call, name) for name, _ in ARMS}
+    for name, label in ARMS:
+        a = arms[name]
+        line = (f"    {name} ({label}): {a['trials']} trials in {a['wall']:.0f} s, {a['per_gpu_hour']:.0f} per "
+                f"GPU-hour ({a['per_gpu_hour_command']:.0f} over the whole command's {a['command']:.0f} s); training "
+                f"{a['fraction']:.0%} of the wall ({a['after_first']:.0%} after the first clock)")
+        print(line)
+        print(f"      fresh trials start in {starts(a['fresh'])} s" +
+              (f"; reused workers' trials in a median of {statistics.median(a['reused']):.2f} s ({len(a['reused'])})"
+               if a["reused"] else ""))
+    old, new = arms["old-1gpu"], arms["warm-1gpu"]
+    print(f"    warm workers against the old path: {new['per_gpu_hour'] / old['per_gpu_hour']:.1f}x the trials per "
+          f"GPU-hour ({new['per_gpu_hour_command'] / old['per_gpu_hour_command']:.1f}x over the whole commands); "
+          f"with one old trial more, {new['per_gpu_hour'] / (old['per_gpu_hour'] * (old['trials'] + 1) / old['trials']):.1f}x")
+
+
+if __name__ == "__main__":
+    main()

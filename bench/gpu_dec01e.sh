@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Device call of Dec 1, fifth session (issue 14). Set-up steps from bench/gpu_common.sh.
+#   bash bench/gpu_dec01e.sh oldpath  one H200; carry .devbundle-search (make-bundle.sh --only: Ray, Optuna and their
+#                                     dependencies, zstandard), .carry/data-small (`python bench/trim_shard.py
+#                                     .carry/data .carry/data-small`) and .carry/old (`git archive 669ccbb trainer
+#                                     search spaces`, trainer/assets left out: the code when issue 14 was filed, with
+#                                     a process per trial and nothing else): one `python -m trainer` of each tree to
+#                                     warm its compile cache, then the default search for BUDGET s (180) with the old
+#                                     code, then with the working tree's warm workers, each bracketed by the times
+#                                     it began and ended (window.txt) so that both are counted by one rule
+#                                     (bench/dec01e_summary.py)
+source "$(dirname "$0")/gpu_common.sh"
+search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
+  # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
+  local name=$1 dir=$2 start
+  echo "== $name from $(elapsed) s"
+  start=$(date +%s.%N)
+  (cd $dir && PYTHONPATH=/tmp/s/site:$dir timeout $(( ${BUDGET:-180} + 90 )) python -m search.run --space lr_sched \
+    --track speedrun-4.5 --num-trials 400 --time-budget-s ${BUDGET:-180} --runs-dir /tmp/runs --quiet --name $name \
+    > $P/search-$name.log 2>&1)
+  echo "$start $(date +%s.%N)" > $P/$name-window.txt
+  grep -v "^\[\|WARNING\|INFO\|^(" $P/search-$name.log | tail -8
+  tar czf $OUT/$(basename $P).tar.gz --exclude=ray --exclude='*.pt' -C /tmp $(basename $P) runs
+}
+case "${1:-}" in
+oldpath)  # carry .devbundle-search, .carry/data-small and .carry/old
+  P=/tmp/oldpath; REPO=$PWD; mkdir -p $P /tmp/runs
+  old_tree
+  DATA=$PWD/.carry/data-small setup_trainer .devbundle-search
+  gpu_info
+  export RAY_DEDUP_LOGS=0
+  for tree in old new; do
+    dir=$REPO; [ $tree = old ] && dir=$OLD
+    echo "== warm the $tree tree's compile cache from $(elapsed) s"
+    (cd $dir && PYTHONPATH=/tmp/s/site:$dir python -m trainer --quiet --track speedrun-4.5 --out /tmp/warm-$tree \
+      --set max_tokens=524288 --set stop_rule=never > $P/warm-$tree.log 2>&1) || { tail -20 $P/warm-$tree.log; exit 7; }
+    cp /tmp/warm-$tree/result.json $P/warm-$tree-result.json
+  done
+  search_arm old-1gpu $OLD
+  search_arm warm-1gpu $REPO
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 oldpath"; exit 2 ;;
+esac
