@@ -5,7 +5,9 @@
 
 - ``call1-oldpath``: the default search for 180 s with the code of when issue 14 was filed (669ccbb: a process per
   trial), then for 180 s with the working tree's warm workers, on one GPU, each after one ``python -m trainer`` of its
-  tree had warmed its compile cache.
+  tree had warmed its compile cache;
+- ``call2-autotune32``: trainer speed at b32 (20 steps) with the default compile, then with inductor's GEMM autotuning
+  (``TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1``), each compiling cold.
 
 Both searches are counted by one rule, the one the working tree's search applies to itself
 (``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
@@ -21,6 +23,8 @@ import json
 import statistics
 import sys
 from pathlib import Path
+
+from nov30g_summary import speed_rows
 
 ARMS = (("old-1gpu", "669ccbb, a process per trial"), ("warm-1gpu", "the working tree, warm workers"))
 
@@ -79,6 +83,14 @@ def main() -> None:
     print(f"    warm workers against the old path: {new['per_gpu_hour'] / old['per_gpu_hour']:.1f}x the trials per "
           f"GPU-hour ({new['per_gpu_hour_command'] / old['per_gpu_hour_command']:.1f}x over the whole commands); "
           f"with one old trial more, {new['per_gpu_hour'] / (old['per_gpu_hour'] * (old['trials'] + 1) / old['trials']):.1f}x")
+
+    call = root / "call2-autotune32"
+    print("\n== call 2: b32, the default compile then inductor's GEMM autotuning (Triton templates against cuBLAS), "
+          "both cold")
+    for compile_kind in ("default", "autotune"):
+        r = speed_rows(call / f"speed-{compile_kind}.log")[0]
+        print(f"    {compile_kind}: steady tokens/s {r['steady_tokens_per_s']:,.0f}, peak memory {r['peak_memory_gib']:.1f} GiB, "
+              f"warm-up {r['warmup_compile_s']:.0f} s")
 
 
 if __name__ == "__main__":

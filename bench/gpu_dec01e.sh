@@ -8,7 +8,12 @@
 #                                     warm its compile cache, then the default search for BUDGET s (180) with the old
 #                                     code, then with the working tree's warm workers, each bracketed by the times
 #                                     it began and ended (window.txt) so that both are counted by one rule
-#                                     (bench/dec01e_summary.py)
+#                                     (bench/dec01e_summary.py) (call 1)
+#   bash bench/gpu_dec01e.sh autotune32  one H200 (issue 19); carry .devbundle-lite and .carry/data: trainer speed at
+#                                     b32 (20 steps) with the default compile, then with inductor's GEMM autotuning
+#                                     (TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1: Triton GEMM templates, whose epilogues can
+#                                     take the SiLU-multiply and the adds, benchmarked against cuBLAS), cold, within
+#                                     what is left of 560 s (call 2)
 source "$(dirname "$0")/gpu_common.sh"
 search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
   # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
@@ -39,5 +44,16 @@ oldpath)  # carry .devbundle-search, .carry/data-small and .carry/old
   search_arm old-1gpu $OLD
   search_arm warm-1gpu $REPO
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 oldpath"; exit 2 ;;
+autotune32)  # carry .devbundle-lite and .carry/data
+  begin autotune32
+  speed_tree $REPO default --batches 32 --steps 20 --no-warm-run
+  grep -E '^b[0-9]+-' $P/speed-default.log | tr -s ' ' | sed "s/^/default: /"
+  save_pruned
+  echo "== GEMM autotuning from $(elapsed) s"
+  (TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1 timeout $(( 560 - $(elapsed) )) python bench/trainer_speed.py \
+    --out $P/speed-autotune --batches 32 --steps 20 --no-warm-run > $P/speed-autotune.log 2>&1)
+  echo "exit $?"; grep -E '^b[0-9]+-' $P/speed-autotune.log | tr -s ' ' | sed "s/^/autotune: /"
+  save_pruned
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 oldpath|autotune32"; exit 2 ;;
 esac

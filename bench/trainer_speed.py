@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[4, 8, 16, 32, 64])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--set", dest="extra", action="append", default=[])
+    ap.add_argument("--no-warm-run", action="store_true", help="leave out the second run of the record settings")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = [x for s in args.extra for x in ("--set", s)]
@@ -67,8 +68,9 @@ def main() -> None:
     for b in args.batches:
         rows.append(run_one(args.out, f"b{b}-cold", args.track, b, args.steps, extra))
         print(json.dumps(rows[-1]), flush=True)
-    rows.append(run_one(args.out, "b4-warm-cache", args.track, 4, args.steps, extra))
-    print(json.dumps(rows[-1]), flush=True)
+    if not args.no_warm_run:
+        rows.append(run_one(args.out, "b4-warm-cache", args.track, 4, args.steps, extra))
+        print(json.dumps(rows[-1]), flush=True)
     (args.out / "summary.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows,
                                                        "env": {k: v for k, v in os.environ.items()
                                                                if k.startswith(("TORCH", "CUDA"))}}, indent=2))
