@@ -7,7 +7,9 @@
   trial), then for 180 s with the working tree's warm workers, on one GPU, each after one ``python -m trainer`` of its
   tree had warmed its compile cache;
 - ``call2-autotune32``: trainer speed at b32 (20 steps) with the default compile, then with inductor's GEMM autotuning
-  (``TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1``), each compiling cold.
+  (``TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1``), each compiling cold;
+- ``call3-sdpa32``: trainer speed at b32 (20 steps) with the default attention (cuDNN), with cuDNN turned off
+  (FlashAttention-2) and with cuDNN and flash off (memory-efficient), each on caches of its own (``bench/sdpa_run.py``).
 
 Both searches are counted by one rule, the one the working tree's search applies to itself
 (``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
@@ -91,6 +93,23 @@ def main() -> None:
         r = speed_rows(call / f"speed-{compile_kind}.log")[0]
         print(f"    {compile_kind}: steady tokens/s {r['steady_tokens_per_s']:,.0f}, peak memory {r['peak_memory_gib']:.1f} GiB, "
               f"warm-up {r['warmup_compile_s']:.0f} s")
+
+    call = root / "call3-sdpa32"
+    print("\n== call 3: b32 with each attention backend, each compiling cold on caches of its own")
+    for name, label in (("default", "cuDNN (the default)"), ("cudnn-off", "cuDNN off"),
+                        ("cudnn-flash-off", "cuDNN and flash off")):
+        r = speed_rows(call / f"speed-{name}.log")[0]
+        kernels = [line for line in (call / f"speed-{name}" / "b32-cold.log").read_text().splitlines()
+                   if line.startswith("attention backends off")]
+        # the kernel names the wrapper printed, up to their template arguments
+        names = sorted({k.strip("' ").split("<")[0].split("(")[0].removeprefix("void ")
+                        for k in kernels[0].split("kernels: ", 1)[1].strip("[]").split("', ")}) if kernels else []
+        ran = f"; its kernels {', '.join(names)}" if names else ""
+        if "error" in r:
+            print(f"    {label}: {r['error'].split('. GPU')[0]}{ran}")
+        else:
+            print(f"    {label}: steady tokens/s {r['steady_tokens_per_s']:,.0f}, peak memory "
+                  f"{r['peak_memory_gib']:.1f} GiB{ran}")
 
 
 if __name__ == "__main__":

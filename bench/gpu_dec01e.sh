@@ -14,6 +14,10 @@
 #                                     (TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1: Triton GEMM templates, whose epilogues can
 #                                     take the SiLU-multiply and the adds, benchmarked against cuBLAS), cold, within
 #                                     what is left of 560 s (call 2)
+#   bash bench/gpu_dec01e.sh sdpa32   one H200 (issue 19); carry .devbundle-lite and .carry/data: trainer speed at b32
+#                                     (20 steps) with the default attention (cuDNN), then with cuDNN turned off
+#                                     (FlashAttention-2), then with cuDNN and flash off (memory-efficient), each on
+#                                     compile and token caches of its own (bench/sdpa_run.py) (call 3)
 source "$(dirname "$0")/gpu_common.sh"
 search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
   # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
@@ -55,5 +59,21 @@ autotune32)  # carry .devbundle-lite and .carry/data
   echo "exit $?"; grep -E '^b[0-9]+-' $P/speed-autotune.log | tr -s ' ' | sed "s/^/autotune: /"
   save_pruned
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 oldpath|autotune32"; exit 2 ;;
+sdpa32)  # carry .devbundle-lite and .carry/data
+  begin sdpa32
+  speed_tree $REPO default --batches 32 --steps 20 --no-warm-run
+  grep -E '^b[0-9]+-' $P/speed-default.log | tr -s ' ' | sed "s/^/cudnn: /"
+  save_pruned
+  for off in cudnn cudnn,flash; do
+    echo "== $off off from $(elapsed) s"
+    name=${off/,/-}-off
+    (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$name BLUEBERRY_CACHE=/tmp/bbcache-$name
+     mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
+     python bench/trainer_speed.py --out $P/speed-$name --batches 32 --steps 20 --no-warm-run --sdpa-off $off \
+       > $P/speed-$name.log 2>&1)
+    grep -E '^attention|^b[0-9]+-' $P/speed-$name.log $P/speed-$name/b32-cold.log | tr -s ' ' | sed "s/^/$off off: /"
+    save_pruned
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 oldpath|autotune32|sdpa32"; exit 2 ;;
 esac

@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 
-def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: list[str]) -> dict:
+def run_one(out: Path, name: str, track: str, batch: int, steps: int, extra: list[str], sdpa_off: str = "") -> dict:
     run_dir = out / name
     tokens = steps * batch * 2048
-    cmd = [sys.executable, "-m", "trainer", "--quiet", "--track", track, "--out", str(run_dir),
+    trainer = [str(Path(__file__).with_name("sdpa_run.py")), sdpa_off] if sdpa_off else ["-m", "trainer"]
+    cmd = [sys.executable, *trainer, "--quiet", "--track", track, "--out", str(run_dir),
            "--set", f"micro_batch_size={batch}", "--set", f"max_tokens={tokens}", "--set", "stop_rule=never",
            "--set", "eval_every_tokens=1000000000", *extra]
     t0 = time.time()
@@ -61,15 +62,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--set", dest="extra", action="append", default=[])
     ap.add_argument("--no-warm-run", action="store_true", help="leave out the second run of the record settings")
+    ap.add_argument("--sdpa-off", default="", help="attention backends to turn off (bench/sdpa_run.py), e.g. cudnn")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = [x for s in args.extra for x in ("--set", s)]
     rows = []
     for b in args.batches:
-        rows.append(run_one(args.out, f"b{b}-cold", args.track, b, args.steps, extra))
+        rows.append(run_one(args.out, f"b{b}-cold", args.track, b, args.steps, extra, args.sdpa_off))
         print(json.dumps(rows[-1]), flush=True)
     if not args.no_warm_run:
-        rows.append(run_one(args.out, "b4-warm-cache", args.track, 4, args.steps, extra))
+        rows.append(run_one(args.out, "b4-warm-cache", args.track, 4, args.steps, extra, args.sdpa_off))
         print(json.dumps(rows[-1]), flush=True)
     (args.out / "summary.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows,
                                                        "env": {k: v for k, v in os.environ.items()
