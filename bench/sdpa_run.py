@@ -5,8 +5,8 @@
 The first argument names the backends to turn off (comma-separated: cudnn, flash, mem_efficient, math); the rest are
 ``python -m trainer``'s. Before the run it prints the attention kernels one call of the model's shape (bf16,
 8 heads of 64, 2,048 positions, causal) launches, so the log says which backend ran. Inductor picks the backend
-when it traces, and its caches are not keyed on these switches: give this process compile and token caches of its
-own (TORCHINDUCTOR_CACHE_DIR, BLUEBERRY_CACHE), or it may replay graphs another backend was traced with.
+when it traces: give this process compile and token caches of its own (TORCHINDUCTOR_CACHE_DIR, BLUEBERRY_CACHE),
+so that no graph cached with another backend can be replayed.
 """
 
 from __future__ import annotations
