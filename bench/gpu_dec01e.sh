@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device call of Dec 1, fifth session (issue 14). Set-up steps from bench/gpu_common.sh.
+# Device calls of Dec 1, fifth session (issues 14 and 19). Set-up steps from bench/gpu_common.sh.
 #   bash bench/gpu_dec01e.sh oldpath  one H200; carry .devbundle-search (make-bundle.sh --only: Ray, Optuna and their
 #                                     dependencies, zstandard), .carry/data-small (`python bench/trim_shard.py
 #                                     .carry/data .carry/data-small`) and .carry/old (`git archive 669ccbb trainer
