@@ -31,6 +31,16 @@ search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for
   grep -v "^\[\|WARNING\|INFO\|^(" $P/search-$name.log | tail -8
   tar czf $OUT/$(basename $P).tar.gz --exclude=ray --exclude='*.pt' -C /tmp $(basename $P) runs
 }
+b32_arm() {  # b32_arm ARM [ARGS...]: bench/trainer_speed.py at b32 (20 steps, no second run at b4) with ARGS into
+  # $P/speed-ARM, within LIMIT s (600); its exit status, its rows and the attention kernels bench/sdpa_run.py names
+  # printed after "ARM: ", then save_pruned
+  local arm=$1; shift
+  timeout ${LIMIT:-600} python bench/trainer_speed.py --out $P/speed-$arm --batches 32 --steps 20 --no-warm-run "$@" \
+    > $P/speed-$arm.log 2>&1
+  echo "$arm: exit $?"
+  grep -hE '^attention|^b32-' $P/speed-$arm.log $P/speed-$arm/b32-cold.log 2>/dev/null | tr -s ' ' | sed "s/^/$arm: /"
+  save_pruned
+}
 case "${1:-}" in
 oldpath)  # carry .devbundle-search, .carry/data-small and .carry/old
   P=/tmp/oldpath; REPO=$PWD; mkdir -p $P /tmp/runs
@@ -50,29 +60,19 @@ oldpath)  # carry .devbundle-search, .carry/data-small and .carry/old
   echo "done at $(elapsed) s" ;;
 autotune32)  # carry .devbundle-lite and .carry/data
   begin autotune32
-  speed_tree $REPO default --batches 32 --steps 20 --no-warm-run
-  grep -E '^b[0-9]+-' $P/speed-default.log | tr -s ' ' | sed "s/^/default: /"
-  save_pruned
+  b32_arm default
   echo "== GEMM autotuning from $(elapsed) s"
-  (TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1 timeout $(( 560 - $(elapsed) )) python bench/trainer_speed.py \
-    --out $P/speed-autotune --batches 32 --steps 20 --no-warm-run > $P/speed-autotune.log 2>&1)
-  echo "exit $?"; grep -E '^b[0-9]+-' $P/speed-autotune.log | tr -s ' ' | sed "s/^/autotune: /"
-  save_pruned
+  TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1 LIMIT=$(( 560 - $(elapsed) )) b32_arm autotune
   echo "done at $(elapsed) s" ;;
 sdpa32)  # carry .devbundle-lite and .carry/data
   begin sdpa32
-  speed_tree $REPO default --batches 32 --steps 20 --no-warm-run
-  grep -E '^b[0-9]+-' $P/speed-default.log | tr -s ' ' | sed "s/^/cudnn: /"
-  save_pruned
+  b32_arm default
   for off in cudnn cudnn,flash; do
     echo "== $off off from $(elapsed) s"
     name=${off/,/-}-off
     (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$name BLUEBERRY_CACHE=/tmp/bbcache-$name
      mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
-     python bench/trainer_speed.py --out $P/speed-$name --batches 32 --steps 20 --no-warm-run --sdpa-off $off \
-       > $P/speed-$name.log 2>&1)
-    grep -E '^attention|^b[0-9]+-' $P/speed-$name.log $P/speed-$name/b32-cold.log | tr -s ' ' | sed "s/^/$off off: /"
-    save_pruned
+     b32_arm $name --sdpa-off $off)
   done
   echo "done at $(elapsed) s" ;;
 *) echo "usage: $0 oldpath|autotune32|sdpa32"; exit 2 ;;
