@@ -18,6 +18,11 @@
 #                                     (20 steps) with the default attention (cuDNN), then with cuDNN turned off
 #                                     (FlashAttention-2), then with cuDNN and flash off (memory-efficient), each on
 #                                     compile and token caches of its own (bench/sdpa_run.py) (call 3)
+#   bash bench/gpu_dec01e.sh gcstart  one H200 (issue 14); carry .devbundle-lite, .carry/data and .carry/mid (`git
+#                                     archive 7ea2144 trainer chores`: the collector running through start-up): each
+#                                     tree's first process (cold), then fresh processes at b4 (20 steps) on the caches
+#                                     they left, the working tree (new: the collector paused until the clock,
+#                                     chores/collector.py) and mid alternated, three rounds of two processes (call 4)
 source "$(dirname "$0")/gpu_common.sh"
 search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
   # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
@@ -75,5 +80,15 @@ sdpa32)  # carry .devbundle-lite and .carry/data
      b32_arm $name --sdpa-off $off)
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 oldpath|autotune32|sdpa32"; exit 2 ;;
+gcstart)  # carry .devbundle-lite, .carry/data and .carry/mid
+  begin gcstart mid
+  for tree in new mid; do
+    dir=$REPO; [ $tree = mid ] && dir=$MID
+    echo "== $tree's first process from $(elapsed) s"
+    speed_tree $dir cold-$tree --batches 4 --steps 20 --no-warm-run
+    save_pruned
+  done
+  for i in 1 2 3; do b4_arm $REPO new-$i 20; b4_arm $MID mid-$i 20; done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 oldpath|autotune32|sdpa32|gcstart"; exit 2 ;;
 esac

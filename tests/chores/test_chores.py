@@ -104,3 +104,62 @@ def test_the_trainer_sets_up_the_bytecode_cache_before_anything_else() -> None:
     statements = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     assert ast.unparse(statements[0]) == "from chores.bytecode import use_bytecode_cache"
     assert ast.unparse(statements[1]) == "use_bytecode_cache()"  # before trainer.config and torch are imported
+
+
+def test_paused_stops_collection_inside_and_restores_it_after() -> None:
+    import gc
+
+    from chores.collector import paused
+
+    was = gc.isenabled()
+    try:
+        for before in (True, False):
+            (gc.enable if before else gc.disable)()
+            with paused():
+                assert not gc.isenabled()
+            assert gc.isenabled() is before
+        gc.enable()
+        with pytest.raises(KeyError), paused():
+            raise KeyError("x")
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_start_up_freezes_once_per_process_and_always_restores(monkeypatch) -> None:
+    import gc
+
+    from chores import collector
+
+    frozen = []
+    monkeypatch.setattr(collector, "_frozen", False)
+    monkeypatch.setattr(collector.gc, "freeze", lambda: frozen.append(1))
+    assert gc.isenabled()
+    failed = collector.StartUp()  # a run that stops before its clock: collection back on, nothing frozen
+    failed.begin()
+    assert not gc.isenabled()
+    failed.end()
+    assert gc.isenabled() and frozen == [] and not collector._frozen
+
+    first = collector.StartUp()
+    first.begin()
+    assert not gc.isenabled()
+    first.clock()
+    first.end()
+    assert gc.isenabled() and frozen == [1] and collector._frozen
+
+    later = collector.StartUp()  # a later run in the same process: the collector left as it is
+    later.begin()
+    assert gc.isenabled()
+    later.clock()
+    assert gc.isenabled() and frozen == [1]
+
+    gc.disable()
+    try:
+        monkeypatch.setattr(collector, "_frozen", False)
+        off = collector.StartUp()  # collection off already (the caller's choice): left off
+        off.begin()
+        off.clock()
+        assert not gc.isenabled() and frozen == [1]
+    finally:
+        gc.enable()
