@@ -9,7 +9,10 @@
 - ``call2-autotune32``: trainer speed at b32 (20 steps) with the default compile, then with inductor's GEMM autotuning
   (``TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1``), each compiling cold;
 - ``call3-sdpa32``: trainer speed at b32 (20 steps) with the default attention (cuDNN), with cuDNN turned off
-  (FlashAttention-2) and with cuDNN and flash off (memory-efficient), each on caches of its own (``bench/sdpa_run.py``).
+  (FlashAttention-2) and with cuDNN and flash off (memory-efficient), each on caches of its own (``bench/sdpa_run.py``);
+- ``call4-gcstart``: fresh processes at b4 (20 steps) of 91315d6 (new: Python's cyclic collector paused from the
+  trainer's import to the first run's clock, reverted after this call) and of 7ea2144 (mid), alternated, after each
+  tree's first, cold process.
 
 Both searches are counted by one rule, the one the working tree's search applies to itself
 (``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
@@ -26,6 +29,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from dec01c_summary import rates, starts
 from nov30g_summary import speed_rows
 
 ARMS = (("old-1gpu", "669ccbb, a process per trial"), ("warm-1gpu", "the working tree, warm workers"))
@@ -58,7 +62,7 @@ def arm(call: Path, name: str) -> dict:
             "fresh": fresh, "reused": reused}
 
 
-def starts(xs: list[float]) -> str:
+def seconds(xs: list[float]) -> str:
     return ", ".join(f"{x:.1f}" for x in xs)
 
 
@@ -78,7 +82,7 @@ def main() -> None:
                 f"GPU-hour ({a['per_gpu_hour_command']:.0f} over the whole command's {a['command']:.0f} s); training "
                 f"{a['fraction']:.0%} of the wall ({a['after_first']:.0%} after the first clock)")
         print(line)
-        print(f"      fresh trials start in {starts(a['fresh'])} s" +
+        print(f"      fresh trials start in {seconds(a['fresh'])} s" +
               (f"; reused workers' trials in a median of {statistics.median(a['reused']):.2f} s ({len(a['reused'])})"
                if a["reused"] else ""))
     old, new = arms["old-1gpu"], arms["warm-1gpu"]
@@ -110,6 +114,16 @@ def main() -> None:
         else:
             print(f"    {label}: steady tokens/s {r['steady_tokens_per_s']:,.0f}, peak memory "
                   f"{r['peak_memory_gib']:.1f} GiB{ran}")
+
+    call = root / "call4-gcstart"
+    print("\n== call 4: fresh processes at b4, the collector paused through start-up (new, 91315d6) against 7ea2144 "
+          "(mid), alternated")
+    for tree in ("new", "mid"):
+        first = speed_rows(call / f"speed-cold-{tree}.log")
+        rows = [r for i in (1, 2, 3) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
+        print(f"    {tree}: first process {starts(first)}; then {starts(rows)}, median "
+              f"{statistics.median(r['startup_s'] for r in rows):.2f} s; data phase median "
+              f"{statistics.median(r['startup_phases']['data'] for r in rows):.2f} s; steady tokens/s {rates(rows)}")
 
 
 if __name__ == "__main__":

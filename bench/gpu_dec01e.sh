@@ -21,8 +21,9 @@
 #   bash bench/gpu_dec01e.sh gcstart  one H200 (issue 14); carry .devbundle-lite, .carry/data and .carry/mid (`git
 #                                     archive 7ea2144 trainer chores`: the collector running through start-up): each
 #                                     tree's first process (cold), then fresh processes at b4 (20 steps) on the caches
-#                                     they left, the working tree (new: the collector paused until the clock,
-#                                     chores/collector.py) and mid alternated, three rounds of two processes (call 4)
+#                                     they left, the working tree (new: at 91315d6, the collector paused until the
+#                                     clock, chores/collector.py, reverted after this call) and mid alternated, three
+#                                     rounds of two processes (call 4)
 source "$(dirname "$0")/gpu_common.sh"
 search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
   # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed

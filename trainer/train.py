@@ -39,7 +39,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from chores import collector
 from trainer import graph_index, stable_keys
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, RunConfig
@@ -600,7 +599,6 @@ class TrainingRun:
         self.result: RunResult | None = None
         self._begun = time.perf_counter()
         self._before = process_age_s() if self.bench.runs == 0 else 0.0
-        self._collector = collector.StartUp()  # the collector paused from the start to the clock (chores/collector.py)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         lock = DeviceLock(self.config.runtime.device_lock)
@@ -612,14 +610,12 @@ class TrainingRun:
             self.bench.dirty = True  # an exception mid-step leaves no trustworthy model, graphs or pools
             raise
         finally:
-            self._collector.end()
             lock.release()
             self.bench.runs += 1
 
     def _run(self, lock: DeviceLock) -> Iterator[dict[str, Any]]:
         config, bench, hp, track = self.config, self.bench, self.config.hp, self.config.track
         phases: dict[str, float] = {"before_train": self._before}
-        self._collector.begin()
         device = resolve_device(config.runtime.device)
         on_cuda = device.type == "cuda"
         if on_cuda:
@@ -701,7 +697,6 @@ class TrainingRun:
             val_loss0 = shape.initial_val[hp.seed] = shape.evaluate()
         phases["first_eval"] = time.perf_counter() - t_phase
         clock = Clock(device)
-        self._collector.clock()
         clock.start()
         clock_started_at = time.time()  # wall time, to place this run's clocked span beside other runs'
         startup_s = self._before + (time.perf_counter() - self._begun)

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from trainer.config import ConfigError, make_config
-from trainer.train import Workbench, train
+from trainer.config import make_config
+from trainer.train import train
 
 
 @pytest.fixture(scope="module")
@@ -84,27 +84,6 @@ def test_divergence_stops_at_once(cache_dir):
     assert r.status == "diverged"
     assert not math.isfinite(r.history[-1]["train_loss"])
     assert r.steps < 40
-
-
-def test_runs_leave_the_garbage_collector_on(cache_dir, monkeypatch):
-    """From a run's start to its clock collection is off (chores/collector.py); after a run, or a run refused before
-    its clock, it is on again, and the first run froze the start-up's objects."""
-    import gc
-
-    from chores import collector
-
-    frozen, seen = [], []
-    monkeypatch.setattr(collector, "_frozen", False)
-    monkeypatch.setattr(collector.gc, "freeze", lambda: frozen.append(gc.isenabled()))
-    real_tokens = Workbench.tokens
-    monkeypatch.setattr(Workbench, "tokens", lambda self, *a: seen.append(gc.isenabled()) or real_tokens(self, *a))
-    with pytest.raises(ConfigError):
-        train(_small(cache_dir, max_tokens=100))  # less than one step: refused after the data, before the clock
-    assert seen == [False] and frozen == [] and gc.isenabled()
-    train(_small(cache_dir, max_tokens=2 * 512))
-    assert seen == [False, False] and frozen == [False] and gc.isenabled()
-    train(_small(cache_dir, max_tokens=2 * 512))  # the process has frozen: a later run leaves the collector alone
-    assert seen == [False, False, True] and frozen == [False] and gc.isenabled()
 
 
 def test_validation_set_is_fixed_whatever_the_budget(cache_dir):
@@ -270,10 +249,3 @@ def test_train_step_gives_muon_fp32_sums_of_the_micro_batches(monkeypatch):
     step(lambda: next(windows), 64)
     assert len(seen) == 1 and seen[0][0] == 2 and set(seen[0][1]) == {torch.float32}
     assert optimizers[0]._summed == 0
-
-
-def test_importing_the_trainer_leaves_the_collector_as_it_was():
-    code = "import gc; gc.{}(); import trainer; print(gc.isenabled())"
-    for switch, expected in (("enable", "True"), ("disable", "False")):
-        out = subprocess.run([sys.executable, "-c", code.format(switch)], capture_output=True, text=True, timeout=120)
-        assert out.stdout.strip() == expected, out.stderr
