@@ -12,7 +12,9 @@
   (FlashAttention-2) and with cuDNN and flash off (memory-efficient), each on caches of its own (``bench/sdpa_run.py``);
 - ``call4-gcstart``: fresh processes at b4 (20 steps) of 91315d6 (new: Python's cyclic collector paused from the
   trainer's import to the first run's clock, reverted after this call) and of 7ea2144 (mid), alternated, after each
-  tree's first, cold process.
+  tree's first, cold process;
+- ``call5-workers``: ``bench/warm_workers.py same-answer`` (the record's settings after two other trials in one worker
+  against a fresh process, and a second fresh process) and ``memory`` (20 trials in one worker).
 
 Both searches are counted by one rule, the one the working tree's search applies to itself
 (``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
@@ -124,6 +126,21 @@ def main() -> None:
         print(f"    {tree}: first process {starts(first)}; then {starts(rows)}, median "
               f"{statistics.median(r['startup_s'] for r in rows):.2f} s; data phase median "
               f"{statistics.median(r['startup_phases']['data'] for r in rows):.2f} s; steady tokens/s {rates(rows)}")
+
+    call = root / "call5-workers"
+    print("\n== call 5: a reused worker against fresh processes, and memory over 20 trials in one worker")
+    a = json.loads((call / "same-answer.json").read_text())
+    print(f"    the record's settings after {a['warm_worker_runs']} other trials in the worker against a fresh process: "
+          f"step loss over {a['steps_compared']} steps differs by up to {a['max_step_loss_diff']:.4f} (mean "
+          f"{a['mean_step_loss_diff']:.4f}); val at {a['val_tokens']:,} tokens {a['val_loss_warm']:.4f} against "
+          f"{a['val_loss_fresh']:.4f} ({a['val_diff']:.4f})")
+    print(f"    two fresh processes: up to {a['fresh_vs_fresh_max_step_loss_diff']:.4f} (mean "
+          f"{a['fresh_vs_fresh_mean_step_loss_diff']:.4f}); val {a['fresh_vs_fresh_val_diff']:.4f} apart")
+    m = json.loads((call / "memory.json").read_text())
+    print(f"    memory reserved after trial 2 {m['reserved_after_2nd'] / 2**30:.2f} GiB, after trial "
+          f"{len(m['trials'])} {m['reserved_after_last'] / 2**30:.2f} GiB ({m['growth']:+.1%}); start-up: first "
+          f"{m['first_startup_s']:.1f} s, reused median {m['median_warm_startup_s']:.2f} s (each trial a new seed, so "
+          f"each evaluates its step-0 weights)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@
 #                                     they left, the working tree (new: at 91315d6, the collector paused until the
 #                                     clock, chores/collector.py, reverted after this call) and mid alternated, three
 #                                     rounds of two processes (call 4)
+#   bash bench/gpu_dec01e.sh workers  one H200 (issue 14); carry .devbundle-lite and .carry/data: bench/warm_workers.py
+#                                     same-answer (the record's settings after two other trials in one worker against
+#                                     a fresh process, and a second fresh process for the GPU's own spread), then
+#                                     memory (20 trials in one worker: memory reserved after the 2nd and the 20th)
+#                                     (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
   # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
@@ -91,5 +96,13 @@ gcstart)  # carry .devbundle-lite, .carry/data and .carry/mid
   done
   for i in 1 2 3; do b4_arm $REPO new-$i 20; b4_arm $MID mid-$i 20; done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 oldpath|autotune32|sdpa32|gcstart"; exit 2 ;;
+workers)  # carry .devbundle-lite and .carry/data
+  begin workers
+  for what in same-answer memory; do
+    echo "== $what from $(elapsed) s"
+    python bench/warm_workers.py $what --out $P > $P/$what.log 2>&1; echo "exit $?"; tail -2 $P/$what.log
+    tar czf $OUT/workers.tar.gz -C /tmp workers
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 oldpath|autotune32|sdpa32|gcstart|workers"; exit 2 ;;
 esac
