@@ -130,7 +130,7 @@ def make_plan(run_dir: Path, *, top: int, seeds: list[int], overrides: dict[str,
                   "status": record.get("status"), "verdict": record.get("verdict")}
     else:
         hp = make_config(settings["track"]).hp
-        source = {"record": None, "path": None, "status": "track defaults (the record's settings)"}
+        source = {"record": None, "path": None, "status": "the track's defaults, the record's settings"}
     # the search's fixed hyperparameters belong to the candidates; its other settings apply to the control too
     control_base = replace(base, hp=hp)
     control = Job("control", promotion_runtime(control_base, overrides), "control", {"control": source})

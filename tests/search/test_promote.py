@@ -218,7 +218,7 @@ def test_control_ran_with_the_same_seeds(promoted):
     assert control["seeds"] == rec["seeds"] and [r["seed"] for r in control["results"]] == [3, 4]
     assert RunConfig.from_dict(control["config"]).hp == make_config("tiny-speedrun", overrides={
         "seq_len": 64, "micro_batch_size": 8}).hp
-    assert control["status"] == "track defaults (the record's settings)"
+    assert control["status"] == "the track's defaults, the record's settings"
     promotion = next(promoted["run"].glob("promote-*"))
     for label in ("control", "cand-1"):
         for seed in (3, 4):
