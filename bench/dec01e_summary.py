@@ -1,5 +1,5 @@
-"""The figures of the fifth session's device call (Dec 1), from what it saved under
-``bench/results/dec01e/`` (``bash bench/gpu_dec01e.sh oldpath``, one H200).
+"""The figures of the fifth session's device calls (Dec 1), from what they saved under ``bench/results/dec01e/``
+(``bash bench/gpu_dec01e.sh oldpath | autotune32 | sdpa32 | gcstart | workers``, one H200 each).
 
     python bench/dec01e_summary.py bench/results > bench/results/dec01e-summary.txt
 
@@ -16,7 +16,7 @@
 - ``call5-workers``: ``bench/warm_workers.py same-answer`` (the record's settings after two other trials in one worker
   against a fresh process, and a second fresh process) and ``memory`` (20 trials in one worker).
 
-Both searches are counted by one rule, the one the working tree's search applies to itself
+Call 1's two searches are counted by one rule, the one the working tree's search applies to itself
 (``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
 interrupted; per GPU-hour is that count over the session's wall time. The old code writes the session's bounds
 (``utilisation.json``) but not the count, so the count is made here from ``trials.csv`` for both. A second, stricter

@@ -29,6 +29,8 @@ def attention_kernels() -> list[str]:
 
 
 def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit("usage: python bench/sdpa_run.py BACKEND[,BACKEND...] [python -m trainer's arguments]")
     off = [b for b in sys.argv[1].split(",") if b]
     unknown = [b for b in off if b not in BACKENDS]
     if unknown:

@@ -30,3 +30,5 @@ def test_an_unknown_backend_is_refused_by_name():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "error: unknown attention backend fast; allowed: cudnn, flash, mem_efficient, math"
+    proc = subprocess.run([sys.executable, "bench/sdpa_run.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith("usage: python bench/sdpa_run.py BACKEND")
