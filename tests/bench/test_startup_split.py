@@ -54,6 +54,8 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "cuDNN (the default): steady tokens/s 338,897", "cuDNN off: steady tokens/s 305,150",
       "then 11.4, 8.4, 8.0, 9.0, 8.7, 9.9 s", "then 8.3, 9.2, 8.5, 7.9, 8.9, 8.8 s",
       "differs by up to 0.0321 (mean 0.0048)", "two fresh processes: up to 0.0383", "9.30 GiB (+0.0%)"]),
+    ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
+     "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
 def test_summary_scripts_reproduce_the_saved_figures(script, folder, saved, figures):
     proc = subprocess.run([sys.executable, f"bench/{script}", folder],
