@@ -20,8 +20,9 @@ STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 def ray_flags(args: argparse.Namespace) -> None:
     """``--gpus-per-trial``, ``--cpus-per-trial``, ``--max-concurrent``, ``--num-cpus`` (where the command has
-    them): finite, in range, and a trial that fits the local Ray (else Ray waits for it for ever)."""
-    checks.positive("--gpus-per-trial", getattr(args, "gpus_per_trial", None))
+    them): finite, in range, and a trial that fits the local Ray (else Ray waits for it for ever). The trainer trains
+    on one GPU, so a trial takes at most one (a share of one where trials share a GPU)."""
+    checks.number("--gpus-per-trial", getattr(args, "gpus_per_trial", None), above=0, at_most=1)
     checks.positive("--cpus-per-trial", getattr(args, "cpus_per_trial", None))
     checks.count("--max-concurrent", getattr(args, "max_concurrent", None))
     num_cpus = getattr(args, "num_cpus", None)

@@ -43,7 +43,8 @@ RUN_CASES = [
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
     (["--cpus-per-trial", "100000"], "does not fit"),
     (["--gpus-per-trial", "nan"], "--gpus-per-trial must be a finite number"),
-    (["--gpus-per-trial", "-1"], "--gpus-per-trial must be > 0"),
+    (["--gpus-per-trial", "-1"], "--gpus-per-trial must be > 0 and <= 1, got -1"),
+    (["--gpus-per-trial", "2"], "--gpus-per-trial must be > 0 and <= 1, got 2"),  # a trial trains on one GPU
     (["--max-concurrent", "0"], "--max-concurrent must be >= 1"),
     (["--storage", "bogus://x"], "unknown scheme 'bogus://'"),
     (["--storage", "afile"], "--storage afile is a file, not a folder"),
@@ -206,6 +207,7 @@ def test_a_new_search_is_locked_and_its_name_taken_once(cwd, capsys, monkeypatch
 PROMOTE_CASES = [
     (["--cpus-per-trial", "nan"], "--cpus-per-trial must be a finite number"),
     (["--gpus-per-trial", "inf"], "--gpus-per-trial must be a finite number"),
+    (["--gpus-per-trial", "3"], "--gpus-per-trial must be > 0 and <= 1, got 3"),
     (["--num-cpus", "0"], "--num-cpus must be >= 1"),
     (["--num-cpus", "1", "--cpus-per-trial", "2"], "--cpus-per-trial 2 does not fit in --num-cpus 1"),
     (["--max-concurrent", "0"], "--max-concurrent must be >= 1"),
@@ -228,6 +230,7 @@ TRANSFER_CASES = [
     (["--cpus-per-trial", "nan"], "--cpus-per-trial must be a finite number"),
     (["--cpus-per-trial", "4", "--num-cpus", "2"], "does not fit in --num-cpus 2"),
     (["--gpus-per-trial", "nan"], "--gpus-per-trial must be a finite number"),
+    (["--gpus-per-trial", "1.5"], "--gpus-per-trial must be > 0 and <= 1, got 1.5"),
     (["--max-concurrent", "0"], "--max-concurrent must be >= 1"),
     (["--runs-dir", "afile"], "--runs-dir afile is a file, not a folder"),
     (["--name", "../escape"], "--name must be a plain directory name"),
