@@ -88,17 +88,18 @@ def main() -> None:
               (f"; reused workers' trials in a median of {statistics.median(a['reused']):.2f} s ({len(a['reused'])})"
                if a["reused"] else ""))
     old, new = arms["old-1gpu"], arms["warm-1gpu"]
-    print(f"    warm workers against the old path: {new['per_gpu_hour'] / old['per_gpu_hour']:.1f}x the trials per "
-          f"GPU-hour ({new['per_gpu_hour_command'] / old['per_gpu_hour_command']:.1f}x over the whole commands); "
-          f"with one old trial more, {new['per_gpu_hour'] / (old['per_gpu_hour'] * (old['trials'] + 1) / old['trials']):.1f}x")
+    ratio = new["per_gpu_hour"] / old["per_gpu_hour"]
+    print(f"    warm workers against the old path: {ratio:.1f}x the trials per GPU-hour "
+          f"({new['per_gpu_hour_command'] / old['per_gpu_hour_command']:.1f}x over the whole commands); "
+          f"with one old trial more, {ratio * old['trials'] / (old['trials'] + 1):.1f}x")
 
     call = root / "call2-autotune32"
     print("\n== call 2: b32, the default compile then inductor's GEMM autotuning (Triton templates against cuBLAS), "
           "both cold")
     for compile_kind in ("default", "autotune"):
         r = speed_rows(call / f"speed-{compile_kind}.log")[0]
-        print(f"    {compile_kind}: steady tokens/s {r['steady_tokens_per_s']:,.0f}, peak memory {r['peak_memory_gib']:.1f} GiB, "
-              f"warm-up {r['warmup_compile_s']:.0f} s")
+        print(f"    {compile_kind}: steady tokens/s {r['steady_tokens_per_s']:,.0f}, peak memory "
+              f"{r['peak_memory_gib']:.1f} GiB, warm-up {r['warmup_compile_s']:.0f} s")
 
     call = root / "call3-sdpa32"
     print("\n== call 3: b32 with each attention backend, each compiling cold on caches of its own")
@@ -130,8 +131,8 @@ def main() -> None:
     call = root / "call5-workers"
     print("\n== call 5: a reused worker against fresh processes, and memory over 20 trials in one worker")
     a = json.loads((call / "same-answer.json").read_text())
-    print(f"    the record's settings after {a['warm_worker_runs']} other trials in the worker against a fresh process: "
-          f"step loss over {a['steps_compared']} steps differs by up to {a['max_step_loss_diff']:.4f} (mean "
+    print(f"    the record's settings after {a['warm_worker_runs']} other trials in the worker against a fresh "
+          f"process: step loss over {a['steps_compared']} steps differs by up to {a['max_step_loss_diff']:.4f} (mean "
           f"{a['mean_step_loss_diff']:.4f}); val at {a['val_tokens']:,} tokens {a['val_loss_warm']:.4f} against "
           f"{a['val_loss_fresh']:.4f} ({a['val_diff']:.4f})")
     print(f"    two fresh processes: up to {a['fresh_vs_fresh_max_step_loss_diff']:.4f} (mean "

@@ -4,10 +4,10 @@
         > bench/results/goal-arithmetic.txt
 
 It reads the GPU time a step by kind that ``bench/profile_step.py`` measured (CUDA graphs, the trainer's step) and
-the model's FLOPs (``trainer/flops.py``): the matmuls' 6·N per token (N counts the tied embedding once, as the output
-head uses it) and causal attention's 6·L·T·d. From those: the rate each kind ran at, against the H200's measured dense
-bf16 peak, and how much time a step of that micro-batch may take at 400k tokens/s. Arithmetic on measured figures,
-nothing re-measured.
+the model's FLOPs (``trainer/flops.py``): the matmuls' 6·N per token (N counts the tied embedding once, as the
+output head uses it) and causal attention's 6·L·T·d. From those: the rate each kind ran at, against the H200's
+measured dense bf16 peak, and how much time a step of that micro-batch may take at 400k tokens/s. Arithmetic on
+measured figures, nothing re-measured.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reduction-factor", type=float, default=2.0, help="ASHA reduction factor (default 2)")
     p.add_argument("--max-t", default=None,
                    help="ASHA: most time a trial gets, same units (default: the track's, or its token cap)")
-    p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per trial: 1, or a share of one (0.5: two trials a GPU, taking turns)")
+    p.add_argument("--gpus-per-trial", type=float, default=1.0,
+                   help="GPUs per trial: 1, or a share of one (0.5: two trials a GPU, taking turns)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="trials at once (default: GPUs / gpus-per-trial, or CPUs / cpus-per-trial)")

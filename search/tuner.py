@@ -398,7 +398,8 @@ def _error_text(trial) -> str:
 
 def add_ray_arguments(p) -> None:
     """The Ray resource flags shared by promotion and transfer runs."""
-    p.add_argument("--gpus-per-trial", type=float, default=1.0, help="GPUs per run: 1 (default), or a share of one (0.5: two runs a GPU)")
+    p.add_argument("--gpus-per-trial", type=float, default=1.0,
+                   help="GPUs per run: 1 (default), or a share of one (0.5: two runs a GPU)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per run (default 1)")
     p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: one per GPU/CPU)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all)")
