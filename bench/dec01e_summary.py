@@ -17,7 +17,7 @@
   against a fresh process, and a second fresh process) and ``memory`` (20 trials in one worker).
 
 Call 1's two searches are counted by one rule, the one the working tree's search applies to itself
-(``search.summary.record_share``): a trial counts when its clock ended inside the search's session and it was not
+(``search.summary.trials_finished``): a trial counts when its clock ended inside the search's session and it was not
 interrupted; per GPU-hour is that count over the session's wall time. The old code writes the session's bounds
 (``utilisation.json``) but not the count, so the count is made here from ``trials.csv`` for both. A second, stricter
 wall is the whole command, Ray's start and shutdown included (``<name>-window.txt``).
@@ -25,39 +25,34 @@ wall is the whole command, Ray's start and shutdown included (``<name>-window.tx
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import sys
 from pathlib import Path
 
+import pandas as pd
 from dec01c_summary import rates, starts
 from nov30g_summary import speed_rows
 
+from search.summary import trials_finished
+
 ARMS = (("old-1gpu", "669ccbb, a process per trial"), ("warm-1gpu", "the working tree, warm workers"))
-
-
-def count(trials: list[dict], start: float, end: float) -> int:
-    """Trials whose clock ended in (start, end] and that were not interrupted (record_share's rule)."""
-    return sum(1 for t in trials if t["clock_ended_at"] and start < float(t["clock_ended_at"]) <= end
-               and t["status"] != "interrupted")
 
 
 def arm(call: Path, name: str) -> dict:
     run = call / "runs" / name
     session = json.loads((run / "utilisation.json").read_text())[0]
-    with open(run / "trials.csv") as f:
-        trials = list(csv.DictReader(f))
+    trials = pd.read_csv(run / "trials.csv")
     began, ended = (float(x) for x in (call / f"{name}-window.txt").read_text().split())
-    n = count(trials, session["started"], session["ended"])
+    n = trials_finished(trials, session["started"], session["ended"])
     # start-up: the working tree records each trial's latency from Tune's start to its first clocked step and
     # whether its worker was reused; the old code only the process's own start-up (process age at its first step)
     fresh, reused = [], []
-    for t in trials:
-        if t["status"] == "interrupted" or not t["clock_started_at"]:
+    for t in trials.to_dict("records"):
+        if t["status"] == "interrupted" or pd.isna(t["clock_started_at"]):
             continue
-        latency = t.get("start_latency_s") or t["startup_s"]
-        (reused if t.get("warm_start") == "True" else fresh).append(float(latency))
+        latency = t.get("start_latency_s", t["startup_s"])
+        (reused if t.get("warm_start") is True else fresh).append(float(latency))
     return {"trials": n, "wall": session["wall_s"], "command": ended - began,
             "per_gpu_hour": n / session["wall_s"] * 3600, "per_gpu_hour_command": n / (ended - began) * 3600,
             "fraction": session["fraction"], "after_first": session["fraction_after_first_clock"],

@@ -84,6 +84,18 @@ def read_sessions(run_dir: Path) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
+def trials_finished(trials, start: float, end: float) -> int:
+    """The trials of a trials table (a DataFrame) whose clock ended in (start, end] and that were not interrupted:
+    what a session counts as finished."""
+    import pandas as pd
+
+    ended = (trials["clock_ended_at"].between(start, end, inclusive="right")
+             if not trials.empty and "clock_ended_at" in trials else pd.Series(dtype=bool))
+    if "status" in trials and len(ended):
+        ended &= trials["status"] != "interrupted"
+    return int(ended.sum()) if len(ended) else 0
+
+
 def record_share(run_dir: Path, trials, session: str, start: float, end: float) -> dict[str, Any] | None:
     """This session's clocked share of its wall time, appended to utilisation.json (one entry per session)."""
     import pandas as pd
@@ -110,12 +122,8 @@ def record_share(run_dir: Path, trials, session: str, start: float, end: float) 
         share["per_gpu_after_first_clock"] = {gpu: round(g["fraction_after_first_clock"], 4)
                                               for gpu, g in mine.items()}
     if share:
-        # the session's throughput, the figure to compare across GPU counts: trials whose clock ended in it
-        ended = (trials["clock_ended_at"].between(start, end, inclusive="right")
-                 if not trials.empty and "clock_ended_at" in trials else pd.Series(dtype=bool))
-        if "status" in trials and len(ended):
-            ended &= trials["status"] != "interrupted"
-        n = int(ended.sum()) if len(ended) else 0
+        # the session's throughput, the figure to compare across GPU counts
+        n = trials_finished(trials, start, end)
         share["trials"] = n
         share["trials_per_hour"] = round(n / share["wall_s"] * 3600, 1)
         if per_gpu:
