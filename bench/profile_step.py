@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from trainer.config import Runtime, make_config
-from trainer.optim import build_optimizers, clip_coefficient, gradients, step_scaled
+from trainer.optim import clip_coefficient, gradients, step_scaled
 from trainer.train import Shape, build_shape, shape_key
 
 KINDS = (  # (kind, substrings of a kernel's name), first match wins
@@ -104,11 +104,7 @@ def build(args: argparse.Namespace, device: torch.device) -> tuple[Shape, list]:
     shape = build_shape(config, device, val, shape_key(config, device))
     if args.fp32_residual:
         shape.model.residual_dtype = None
-    hp = config.hp
-    opts = list(build_optimizers(shape.model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr, muon_momentum=hp.muon_momentum,
-                                 weight_decay=hp.weight_decay, fast=shape.fast, ns_dtype=torch.float16,
-                                 compile_ns=shape.compiled))
-    return shape, opts
+    return shape, shape.optimizers(config.hp)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ import torch
 
 from trainer import graph_index, stable_keys
 from trainer.clock import Clock, process_age_s
-from trainer.config import CROSSING_RULES, ConfigError, RunConfig
+from trainer.config import CROSSING_RULES, ConfigError, Hyper, RunConfig
 from trainer.flops import mfu_fields
 from trainer.loss import ChunkedLMLoss, loss_chunk_for
 from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
@@ -299,6 +299,14 @@ class Shape:
             with self.autocast:
                 total += self.loss_fn(self.val[i: i + self.eval_batch]).float()
         return (total / math.ceil(len(self.val) / self.eval_batch)).item()
+
+    def optimizers(self, hp: Hyper) -> list:
+        """Fresh optimizers for this model with ``hp``'s rates, as a run builds them: the fast path's where the
+        model has it, Muon's Newton-Schulz in fp16 on CUDA (fp32 elsewhere) and compiled where the model is."""
+        ns_dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        return list(build_optimizers(self.model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr,
+                                     muon_momentum=hp.muon_momentum, weight_decay=hp.weight_decay,
+                                     fast=self.fast, ns_dtype=ns_dtype, compile_ns=self.compiled))
 
 
 class Workbench:
@@ -647,14 +655,7 @@ class TrainingRun:
         warm_start = shape.warm
         model = shape.model
         sampler = WindowSampler(bench.windows(config, data.train, device), hp.micro_batch_size, hp.seed)
-        ns_dtype = torch.float16 if on_cuda else torch.float32
-
-        def make_optimizers() -> list:
-            return list(build_optimizers(model, muon_lr=hp.muon_lr, adamw_lr=hp.adamw_lr,
-                                         muon_momentum=hp.muon_momentum, weight_decay=hp.weight_decay,
-                                         fast=shape.fast, ns_dtype=ns_dtype, compile_ns=shape.compiled))
-
-        optimizers = make_optimizers()  # refilled in place after a warm-up
+        optimizers = shape.optimizers(hp)  # refilled in place after a warm-up
         train_step = make_train_step(model, optimizers, hp, config.horizon_tokens, autocast=shape.autocast,
                                      cudagraphs=shape.cudagraphs, loss_fn=shape.loss_fn)
         if on_cuda:
@@ -674,7 +675,7 @@ class TrainingRun:
             shape.initial_val[hp.seed] = shape.evaluate()
             for _ in range(2):
                 train_step(sampler.peek, tokens_per_step)
-            optimizers[:] = make_optimizers()
+            optimizers[:] = shape.optimizers(hp)
             if shape.compiled and on_cuda:
                 save_compile_cache(compile_cache_file(config, device, shape.key))
             # no peak-memory reset: CUDA graphs allocate their pools during warm-up and replays allocate

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Device calls of Dec 1, sixth session (issues 19 and 14). Set-up steps from bench/gpu_common.sh.
+#   bash bench/gpu_dec01f.sh verify   one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive
+#                                     ab37952 trainer chores`: the trainer before Shape.optimizers): bench/fp8_gemm.py
+#                                     at b32 and b64 (the step's matmuls in bf16 and in FP8, and the casts FP8 adds),
+#                                     then b4 speed of the working tree and ab37952 alternated twice and the working
+#                                     tree's answer (speed_and_answer), then the b32 kernel table of the working
+#                                     tree's step (bench/profile_step.py, which now builds its optimizers with
+#                                     Shape.optimizers) if there is time (call 1)
+source "$(dirname "$0")/gpu_common.sh"
+case "${1:-}" in
+verify)  # carry .devbundle-lite, .carry/data and .carry/old
+  begin verify old
+  echo "== FP8 matmuls from $(elapsed) s"
+  python bench/fp8_gemm.py --batch 32 64 --out $P/fp8 > $P/fp8.log 2>&1; echo "exit $?"
+  grep -v "^  [a-z]" $P/fp8.log | tail -8; grep -E "^  (gate|down|head) " $P/fp8.log
+  tar czf $OUT/verify.tar.gz -C /tmp verify
+  speed_and_answer
+  if [ $(elapsed) -lt 470 ]; then
+    echo "== b32 table from $(elapsed) s"
+    profile_tree $REPO new 32; tar czf $OUT/verify.tar.gz -C /tmp verify
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify"; exit 2 ;;
+esac
