@@ -11,11 +11,12 @@ FP8 x and dy (and of W). Here the forward is e4m3 x e4m3 with fast accumulation,
 without it, each with one fp32 scale per tensor: the fastest of the usual recipes, so the savings it shows bound
 what a real FP8 path could keep (rowwise scales, which train closer to bf16, are timed for the forward too).
 
-The casts are timed apart from the matmuls, as compiled kernels that read a bf16 tensor for its largest magnitude
-and write it as FP8, row-major and transposed: one per activation and gradient the matmuls take, and per weight.
-Inductor could fuse some of them into the kernels that make those tensors (a norm, the SiLU product), so the sum
-of the matmuls alone is the bound, and the casts show how much of it a plain implementation gives back. The
-head's logit gradient is left out of the casts (a fused loss kernel could write it as FP8 with a fixed scale), and
+Every time is GPU time: the calls are replayed as a CUDA graph. The casts are timed apart from the matmuls, as
+compiled kernels that read a bf16 tensor for its largest magnitude and write it as FP8, row-major and transposed:
+one per activation and gradient the matmuls take, and per weight. Fused into the kernels that make those tensors (a
+norm, the SiLU product), with the scale of the step before, a cast would cost little more than the bf16 write it
+replaces, so the sum of the matmuls alone is the bound, and the casts show how much of it a plain implementation
+gives back. The head's logit gradient is left out of the casts (a fused loss kernel could write it as FP8 with a fixed scale), and
 the head's M is batch x seq_len, not batch x (seq_len - 1), because FP8 matmuls need multiples of 16.
 """
 
@@ -46,19 +47,27 @@ def linears(batch: int) -> tuple[int, list[tuple[str, int, int, int]]]:
     return M, [(n, i, o, m.n_layers) for n, i, o in per_block] + [("head", m.d_model, m.vocab_size, 1)]
 
 
-def time_ms(fn, reps: int = 20, trials: int = 5) -> float:
-    """Median over ``trials`` of the mean GPU time of ``reps`` back-to-back calls, after three warm-up calls."""
+def gpu_ms(fn, reps: int = 20, trials: int = 5) -> float:
+    """GPU time of one ``fn()``: ``reps`` calls captured in one CUDA graph (after three warm-up calls), its replay
+    timed ``trials`` times, the median. The graph leaves the host out: a compiled cast's Python call takes longer than
+    its kernels on a small tensor, and the trainer replays its steps as CUDA graphs too."""
     for _ in range(3):
         fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            fn()
+    graph.replay()
     times = []
     for _ in range(trials):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        for _ in range(reps):
-            fn()
+        graph.replay()
         end.record()
         torch.cuda.synchronize()
         times.append(start.elapsed_time(end) / reps)
+    del graph
     return statistics.median(times)
 
 
@@ -87,6 +96,13 @@ def measure_linear(M: int, name: str, d_in: int, d_out: int, count: int, casts: 
 
     def scaled(a, b, fast, sa=one, sb=one):
         return lambda: torch._scaled_mm(a, b, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16, use_fast_accum=fast)
+
+    # fewer calls per graph where one output is large (the head's logits: 6.4 GB at b32), in case the graph's pool
+    # keeps every call's output
+    reps = 20 if M * max(d_in, d_out) * 2 < 2**30 else 4
+
+    def time_ms(fn) -> float:
+        return gpu_ms(fn, reps)
 
     row = {"name": name, "in": d_in, "out": d_out, "count": count,
            "bf16_ms": {"forward": time_ms(lambda: x @ w.t()), "input_grad": time_ms(lambda: dy @ w),

@@ -7,6 +7,11 @@
 #                                     tree's answer (speed_and_answer), then the b32 kernel table of the working
 #                                     tree's step (bench/profile_step.py, which now builds its optimizers with
 #                                     Shape.optimizers) if there is time (call 1)
+#   bash bench/gpu_dec01f.sh fp8      one H200; carry .devbundle-lite and .carry/data: bench/fp8_gemm.py at b32 and
+#                                     b64 with every time taken from CUDA-graph replays (call 1's casts had timed the
+#                                     host's calls), then trainer speed at b64 (20 steps, cold) and the b64 kernel
+#                                     table, so that the step FP8 would shorten is measured on the same machine
+#                                     (call 2)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -21,5 +26,16 @@ verify)  # carry .devbundle-lite, .carry/data and .carry/old
     profile_tree $REPO new 32; tar czf $OUT/verify.tar.gz -C /tmp verify
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify"; exit 2 ;;
+fp8)  # carry .devbundle-lite and .carry/data
+  begin fp8
+  echo "== FP8 matmuls from $(elapsed) s"
+  python bench/fp8_gemm.py --batch 32 64 --out $P/fp8 > $P/fp8.log 2>&1; echo "exit $?"
+  grep -E "^  (step|gate|down|head)" $P/fp8.log; tar czf $OUT/fp8.tar.gz -C /tmp fp8
+  echo "== b64 speed from $(elapsed) s"
+  speed_tree $REPO b64 --batches 64 --steps 20 --no-warm-run; grep -E '^b64-' $P/speed-b64.log | tr -s ' '
+  save_pruned
+  echo "== b64 table from $(elapsed) s"
+  profile_tree $REPO b64 64; tar czf $OUT/fp8.tar.gz -C /tmp fp8
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|fp8"; exit 2 ;;
 esac
