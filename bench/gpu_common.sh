@@ -1,5 +1,7 @@
-# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh, bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh), sourced at their top: the call's
-# clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), kernel-table and same-answer steps.
+# Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh,
+# bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh), sourced at their top: the
+# call's clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair),
+# kernel-table, same-answer and default-search steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -104,4 +106,16 @@ new_machine() {  # a new machine's first run: the inductor and Triton caches emp
   rm -rf /tmp/torchinductor_$(whoami) ~/.triton/cache
   du -sh /tmp/bbcache-new/* | tee $P/carried-cache.txt
   BLUEBERRY_CACHE=/tmp/bbcache-new b4_arm $REPO newmachine 20
+}
+search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
+  # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
+  local name=$1 dir=$2 start
+  echo "== $name from $(elapsed) s"
+  start=$(date +%s.%N)
+  (cd $dir && PYTHONPATH=/tmp/s/site:$dir timeout $(( ${BUDGET:-180} + 90 )) python -m search.run --space lr_sched \
+    --track speedrun-4.5 --num-trials 400 --time-budget-s ${BUDGET:-180} --runs-dir /tmp/runs --quiet --name $name \
+    > $P/search-$name.log 2>&1)
+  echo "$start $(date +%s.%N)" > $P/$name-window.txt
+  grep -v "^\[\|WARNING\|INFO\|^(" $P/search-$name.log | tail -8
+  tar czf $OUT/$(basename $P).tar.gz --exclude=ray --exclude='*.pt' -C /tmp $(basename $P) runs
 }

@@ -30,18 +30,6 @@
 #                                     memory (20 trials in one worker: memory reserved after the 2nd and the 20th)
 #                                     (call 5)
 source "$(dirname "$0")/gpu_common.sh"
-search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for BUDGET s into /tmp/runs/NAME, the
-  # seconds since the epoch at its start and end in $P/NAME-window.txt, its summary's tail printed
-  local name=$1 dir=$2 start
-  echo "== $name from $(elapsed) s"
-  start=$(date +%s.%N)
-  (cd $dir && PYTHONPATH=/tmp/s/site:$dir timeout $(( ${BUDGET:-180} + 90 )) python -m search.run --space lr_sched \
-    --track speedrun-4.5 --num-trials 400 --time-budget-s ${BUDGET:-180} --runs-dir /tmp/runs --quiet --name $name \
-    > $P/search-$name.log 2>&1)
-  echo "$start $(date +%s.%N)" > $P/$name-window.txt
-  grep -v "^\[\|WARNING\|INFO\|^(" $P/search-$name.log | tail -8
-  tar czf $OUT/$(basename $P).tar.gz --exclude=ray --exclude='*.pt' -C /tmp $(basename $P) runs
-}
 b32_arm() {  # b32_arm ARM [ARGS...]: bench/trainer_speed.py at b32 (20 steps, no second run at b4) with ARGS into
   # $P/speed-ARM, within LIMIT s (600); its exit status, its rows and the attention kernels bench/sdpa_run.py names
   # printed after "ARM: ", then save_pruned

@@ -12,6 +12,9 @@
 #                                     host's calls), then trainer speed at b64 (20 steps, cold) and the b64 kernel
 #                                     table, so that the step FP8 would shorten is measured on the same machine
 #                                     (call 2)
+#   bash bench/gpu_dec01f.sh final    one H200; carry .devbundle-search and .carry/data-small: the final trainer on the
+#                                     path a search runs it, a reused worker: bench/warm_workers.py same-answer, then
+#                                     the default search for BUDGET s (150) (call 3)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -37,5 +40,15 @@ fp8)  # carry .devbundle-lite and .carry/data
   echo "== b64 table from $(elapsed) s"
   profile_tree $REPO b64 64; tar czf $OUT/fp8.tar.gz -C /tmp fp8
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|fp8"; exit 2 ;;
+final)  # carry .devbundle-search and .carry/data-small
+  P=/tmp/final; REPO=$PWD; mkdir -p $P /tmp/runs
+  DATA=$PWD/.carry/data-small setup_trainer .devbundle-search
+  gpu_info
+  export RAY_DEDUP_LOGS=0
+  echo "== a reused worker against fresh processes from $(elapsed) s"
+  python bench/warm_workers.py same-answer --out $P > $P/same-answer.log 2>&1; echo "exit $?"
+  tail -2 $P/same-answer.log; tar czf $OUT/final.tar.gz -C /tmp final
+  BUDGET=${BUDGET:-150} search_arm final-1gpu $REPO
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|fp8|final"; exit 2 ;;
 esac
