@@ -54,6 +54,11 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "cuDNN (the default): steady tokens/s 338,897", "cuDNN off: steady tokens/s 305,150",
       "then 11.4, 8.4, 8.0, 9.0, 8.7, 9.9 s", "then 8.3, 9.2, 8.5, 7.9, 8.9, 8.8 s",
       "differs by up to 0.0321 (mean 0.0048)", "two fresh processes: up to 0.0383", "9.30 GiB (+0.0%)"]),
+    ("dec01f_summary.py", "bench/results", "bench/results/dec01f-summary.txt",
+     ["(median 257,734)", "(median 257,552)", "val 4.9695 against the saved 4.9785", "in 23.67 s on the clock",
+      "in bf16 179.6 ms, in FP8 121.9 ms (1.47x)", "every cast free 321.4 ms = 407,879 tokens/s",
+      "compiled here 417.3 ms = 314,103 tokens/s", "differs by up to 0.0214 (mean 0.0024)",
+      "12 trials in 151 s, 286 per GPU-hour", "89% of the wall (98% after the first clock)"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])

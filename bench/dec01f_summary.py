@@ -1,0 +1,110 @@
+"""The figures of the sixth session's device calls (Dec 1), from what they saved under ``bench/results/dec01f/``
+(``bash bench/gpu_dec01f.sh verify | fp8 | final``, one H200 each).
+
+    python bench/dec01f_summary.py bench/results > bench/results/dec01f-summary.txt
+
+- ``call1-verify``: the trainer whose run and warm-up build their optimizers with ``Shape.optimizers`` (db9f805)
+  against the one before (ab37952) at b4, alternated; its answer over 6,086,656 tokens; the b32 kernel table with
+  ``bench/profile_step.py``, which now builds its optimizers the same way. (Its ``bench/fp8_gemm.py`` run timed the
+  casts by the host's calls, and call 2 repeats it.)
+- ``call2-fp8``: ``bench/fp8_gemm.py`` at b32 and b64, every time a CUDA graph's replay; trainer speed at b64 and the
+  b64 kernel table, so that the step FP8 would shorten is measured on the same machine.
+- ``call3-final``: the final trainer on a search's path: a reused worker against fresh processes
+  (``bench/warm_workers.py same-answer``), then the default search for 150 s on the one GPU.
+
+What FP8 would give is arithmetic on call 2's measurements: the trainer's b64 step (its steady rate) less what the
+FP8 matmuls save, with and without the casts as this benchmark makes them.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pandas as pd
+from dec01c_summary import rates, starts
+from nov30g_summary import speed_rows
+
+from search.summary import trials_finished
+
+
+def speed(call: Path) -> None:
+    for tree, label in (("new", "db9f805, Shape.optimizers"), ("old", "ab37952")):
+        rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
+        warm = [r for r in rows if r["compile_cache"].get("fxgraph_hit") == 10]
+        print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm)}")
+    s = json.loads((call / "same" / "summary.json").read_text())
+    fast, change = s["runs"]["fast"], s["val_loss_change"]
+    worst = max(s["marks"], key=lambda m: abs(m["diff"]))
+    print(f"    answer: {'PASS' if s['pass'] else 'FAIL'} (tolerance {s['tolerance']}; largest step-loss difference "
+          f"{worst['diff']:+.4f} at {worst['mark']:,}); val {change['now']:.4f} against the saved {change['before']:.4f} "
+          f"({change['diff']:+.4f}); {fast['tokens']:,} tokens in {fast['clock_s']:.2f} s on the clock")
+
+
+def table(phases: Path) -> dict:
+    p = json.loads(phases.read_text())
+    kinds = p["gpu_ms_per_step_by_kind"]
+    print(f"    b{p['batch']} table: step {p['step_ms_unsynced']:.1f} ms ({p['tokens_per_s_unsynced']:,.0f} tokens/s "
+          f"under the profiler), GEMMs {kinds['GEMM (cuBLAS / CUTLASS)']:.1f} ms, attention "
+          f"{kinds['attention (cuDNN / flash)']:.1f} ms")
+    return p
+
+
+def fp8(call: Path, b64_rate: float) -> None:
+    for batch in (32, 64):
+        r = json.loads((call / "fp8" / f"fp8-gemm-b{batch}.json").read_text())
+        s = r["step_ms"]
+        head = next(x for x in r["linears"] if x["name"] == "head")
+        print(f"    b{batch}: the step's matmuls in bf16 {s['bf16_ms']:.1f} ms, in FP8 {s['fp8_ms']:.1f} ms "
+              f"({s['bf16_ms'] / s['fp8_ms']:.2f}x), the casts as compiled here {s['cast_ms']:.1f} ms; the head alone "
+              f"{sum(head['bf16_ms'].values()):.1f} -> {sum(head['fp8_ms'].values()):.1f} ms")
+        if batch == 64:
+            step = r["M"] / b64_rate * 1e3
+            free = step - (s["bf16_ms"] - s["fp8_ms"])
+            plain = free + s["cast_ms"]
+            print(f"    b64 arithmetic: the trainer's step {step:.1f} ms ({b64_rate:,.0f} tokens/s); with FP8 matmuls "
+                  f"and every cast free {free:.1f} ms = {r['M'] / free * 1e3:,.0f} tokens/s; with the casts as "
+                  f"compiled here {plain:.1f} ms = {r['M'] / plain * 1e3:,.0f} tokens/s")
+
+
+def search(call: Path) -> None:
+    a = json.loads((call / "same-answer.json").read_text())
+    print(f"    the record's settings after {a['warm_worker_runs']} other trials in a worker against a fresh process: "
+          f"step loss over {a['steps_compared']} steps differs by up to {a['max_step_loss_diff']:.4f} (mean "
+          f"{a['mean_step_loss_diff']:.4f}); val at {a['val_tokens']:,} tokens {a['val_loss_warm']:.4f} against "
+          f"{a['val_loss_fresh']:.4f} ({a['val_diff']:.4f}); two fresh processes: up to "
+          f"{a['fresh_vs_fresh_max_step_loss_diff']:.4f}, val {a['fresh_vs_fresh_val_diff']:.4f} apart")
+    run = call / "runs" / "final-1gpu"
+    session = json.loads((run / "utilisation.json").read_text())[0]
+    trials = pd.read_csv(run / "trials.csv")
+    n = trials_finished(trials, session["started"], session["ended"])
+    clocked = trials[trials["status"] != "interrupted"]
+    reused = clocked[clocked["warm_start"] == True]["start_latency_s"]  # noqa: E712 (a column of bools)
+    fresh = clocked[clocked["warm_start"] == False]["start_latency_s"]  # noqa: E712
+    print(f"    default search, 150 s: {n} trials in {session['wall_s']:.0f} s, {n / session['wall_s'] * 3600:.0f} "
+          f"per GPU-hour; training {session['fraction']:.0%} of the wall ({session['fraction_after_first_clock']:.0%} "
+          f"after the first clock); fresh trials start in {', '.join(f'{x:.1f}' for x in fresh)} s, reused workers' "
+          f"in a median of {statistics.median(reused):.2f} s ({len(reused)})")
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results") / "dec01f"
+    print("== call 1: the trainer with one optimizer builder (db9f805) against ab37952 at b4, alternated; its answer")
+    speed(root / "call1-verify")
+    table(root / "call1-verify" / "profile-new" / "phases-b32.json")
+
+    call = root / "call2-fp8"
+    print("\n== call 2: FP8 matmuls at the model's shapes (GPU time, CUDA graphs), b64 speed and table")
+    b64 = speed_rows(call / "speed-b64.log")[0]
+    print(f"    b64: steady tokens/s {b64['steady_tokens_per_s']:,.0f}, peak memory {b64['peak_memory_gib']:.1f} GiB")
+    table(call / "profile-b64" / "phases-b64.json")
+    fp8(call, b64["steady_tokens_per_s"])
+
+    print("\n== call 3: the final trainer on a search's path, one H200")
+    search(root / "call3-final")
+
+
+if __name__ == "__main__":
+    main()
