@@ -15,6 +15,10 @@
 #   bash bench/gpu_dec01f.sh final    one H200; carry .devbundle-search and .carry/data-small: the final trainer on the
 #                                     path a search runs it, a reused worker: bench/warm_workers.py same-answer, then
 #                                     the default search for BUDGET s (150) (call 3)
+#   bash bench/gpu_dec01f.sh fp8answer  one H200; carry .devbundle-lite and .carry/data: the record's 6,086,656
+#                                     tokens eager (compile=false) in bf16, then with the blocks' matmuls in FP8
+#                                     (bench/fp8_run.py off, on), each within LIMIT s (230), and their losses compared
+#                                     as bench/same_answer.py compares (call 4)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -50,5 +54,27 @@ final)  # carry .devbundle-search and .carry/data-small
   tail -2 $P/same-answer.log; tar czf $OUT/final.tar.gz -C /tmp final
   BUDGET=${BUDGET:-150} search_arm final-1gpu $REPO
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|fp8|final"; exit 2 ;;
+fp8answer)  # carry .devbundle-lite and .carry/data
+  begin fp8answer
+  for arm in off on; do
+    echo "== FP8 $arm from $(elapsed) s"
+    timeout ${LIMIT:-230} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm \
+      --set max_tokens=6086656 --set stop_rule=never --set seed=0 --set eval_every_tokens=1000000000 \
+      --set compile=false --set cudagraphs=false > $P/$arm.log 2>&1
+    echo "exit $?"; tail -3 $P/$arm.log
+    tar czf $OUT/fp8answer.tar.gz --exclude='*.pt' -C /tmp fp8answer
+  done
+  python - $P <<'PY'
+import json, sys
+sys.path.insert(0, "bench")
+from same_answer import compare
+runs = {arm: json.load(open(f"{sys.argv[1]}/{arm}/result.json")) for arm in ("off", "on")}
+s = compare(runs["on"]["history"], runs["off"]["history"], [1_000_000, 3_000_000, 6_000_000], 25, 0.05)
+for m in s["marks"]:
+    print(m)
+print("pass", s["pass"], "val", runs["on"]["final_val_loss"], "against", runs["off"]["final_val_loss"],
+      "tokens/s", runs["on"]["tokens_per_s"], runs["off"]["tokens_per_s"])
+PY
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|fp8|final|fp8answer"; exit 2 ;;
 esac

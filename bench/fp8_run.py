@@ -1,0 +1,94 @@
+"""``python -m trainer`` with the blocks' matmuls in FP8, to see whether FP8 keeps the trainer's answer (issue 19).
+
+    python bench/fp8_run.py on --quiet --track speedrun-4.5 --set compile=false ...    # FP8
+    python bench/fp8_run.py off --quiet --track speedrun-4.5 --set compile=false ...   # the same process, bf16
+
+The first argument turns FP8 on or off; the rest are ``python -m trainer``'s. With FP8 on, every
+``torch.nn.functional.linear`` (the blocks' q/k, v, o, gate, up and down projections; the tied head is a plain
+matmul and stays bf16) runs through ``torch._scaled_mm``: the input and the weight in e4m3, the output's gradient
+in e5m2, one scale per tensor from its largest magnitude, the forward with fast accumulation, as
+``bench/fp8_gemm.py`` timed them. The casts are eager PyTorch, so an FP8 run is slow; it measures the answer, not
+the speed. Run both arms with ``compile=false`` so that they differ only in the matmuls.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+
+
+def quantize(x: torch.Tensor, fp8: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` in ``fp8`` scaled so that its largest magnitude is the format's largest, and the fp32 scale that
+    undoes it (the form ``torch._scaled_mm`` takes)."""
+    top = torch.finfo(fp8).max
+    amax = x.detach().abs().amax().float().clamp(min=1e-12)
+    return (x.float() * (top / amax)).clamp(-top, top).to(fp8), amax / top
+
+
+def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, fast: bool
+              ) -> torch.Tensor:
+    """(a x scale_a) @ (b x scale_b) in bf16, ``a`` row-major and ``b`` column-major (Hopper's FP8 layout)."""
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16, use_fast_accum=fast)
+
+
+class FP8Linear(torch.autograd.Function):
+    """y = x @ w.t() with the three matmuls of forward and backward in FP8. ``mm`` is the matmul of FP8 operands
+    (``scaled_mm``; a test passes one that dequantises and multiplies, to check the layouts and scales on a CPU)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, mm: Callable) -> torch.Tensor:
+        x2 = x.reshape(-1, x.shape[-1])
+        qx, sx = quantize(x2, E4M3)
+        qw, sw = quantize(w, E4M3)
+        ctx.save_for_backward(qx, sx, qw, sw)
+        ctx.mm, ctx.x_shape, ctx.x_dtype, ctx.w_dtype = mm, x.shape, x.dtype, w.dtype
+        y = mm(qx, qw.t(), sx, sw, True)  # [M, in] @ [in, out]: qw is [out, in] row-major, so qw.t() column-major
+        return y.view(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        qx, sx, qw, sw = ctx.saved_tensors
+        mm = ctx.mm
+        qdy, sdy = quantize(dy.reshape(-1, dy.shape[-1]), E5M2)
+        dx = mm(qdy, qw.t().contiguous().t(), sdy, sw, False)  # [M, out] @ [out, in]
+        dw = mm(qdy.t().contiguous(), qx.t().contiguous().t(), sdy, sx, False)  # [out, M] @ [M, in]
+        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None
+
+
+def fp8_linear(mm: Callable = scaled_mm) -> Callable:
+    """A drop-in for ``F.linear`` that takes bias-free 2-D weights whose sides are multiples of 16 (FP8 matmuls need
+    them) to ``FP8Linear``, and leaves anything else to the original."""
+    original = F.linear
+
+    def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        rows = x.numel() // max(x.shape[-1], 1)
+        if bias is not None or weight.dim() != 2 or any(n % 16 for n in (*weight.shape, rows)):
+            return original(x, weight, bias)
+        with torch.autocast(x.device.type, enabled=False):
+            return FP8Linear.apply(x.to(torch.bfloat16), weight.to(torch.bfloat16), mm)
+
+    return linear
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("on", "off"):
+        sys.exit("usage: python bench/fp8_run.py on|off [python -m trainer's arguments]")
+    on = sys.argv[1] == "on"
+    if on:
+        if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
+            print("error: FP8 matmuls need a GPU of compute capability 8.9 or newer", file=sys.stderr)
+            sys.exit(2)
+        torch.nn.functional.linear = fp8_linear()
+    print(f"FP8 matmuls in the blocks: {'on' if on else 'off'}", flush=True)
+    sys.argv = ["trainer", *sys.argv[2:]]
+    runpy.run_module("trainer", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

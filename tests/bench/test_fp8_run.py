@@ -1,0 +1,82 @@
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).parents[2]
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("fp8_run", ROOT / "bench" / "fp8_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dequantised_mm(a, b, scale_a, scale_b, fast):
+    """What torch._scaled_mm computes, on a CPU: the FP8 operands scaled back, multiplied in fp32."""
+    return ((a.float() * scale_a) @ (b.float() * scale_b)).to(torch.bfloat16)
+
+
+def test_fp8_linear_computes_the_linear_and_its_gradients():
+    fp8 = load()
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 32, requires_grad=True)
+    w = (torch.randn(48, 32) * 0.02).requires_grad_()
+    dy = torch.randn(2, 16, 48)
+    y = fp8.fp8_linear(dequantised_mm)(x, w)
+    y.backward(dy)
+    x_ref, w_ref = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    F.linear(x_ref, w_ref).backward(dy)
+    assert y.shape == (2, 16, 48) and y.dtype == torch.bfloat16
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
+
+    def rel(a, b):
+        return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+    # e4m3 keeps 3 mantissa bits and e5m2 2: a few percent, not the 100% of a wrong layout or scale
+    assert rel(y, F.linear(x_ref, w_ref)) < 0.06
+    assert rel(x.grad, x_ref.grad) < 0.12
+    assert rel(w.grad, w_ref.grad) < 0.12
+
+
+def test_the_quantised_tensor_uses_the_formats_range():
+    fp8 = load()
+    x = torch.tensor([[0.5, -2.0], [1.0, 0.25]])
+    q, scale = fp8.quantize(x, fp8.E4M3)
+    assert q.dtype == torch.float8_e4m3fn
+    assert q.float().abs().max().item() == torch.finfo(torch.float8_e4m3fn).max
+    assert torch.allclose(q.float() * scale, x)
+
+
+def test_other_shapes_keep_the_original_linear():
+    fp8 = load()
+    calls = []
+    linear = fp8.fp8_linear(lambda *a: calls.append(a))
+    x = torch.randn(3, 32)  # 3 rows: not a multiple of 16
+    w = torch.randn(16, 32)
+    assert torch.equal(linear(x, w), F.linear(x, w))
+    x16, bias = torch.randn(16, 32), torch.randn(16)
+    assert torch.equal(linear(x16, w, bias), F.linear(x16, w, bias))  # a bias: not the blocks' matmuls
+    assert calls == []
+
+
+def test_on_needs_an_fp8_gpu_and_off_runs_the_trainer(tmp_path):
+    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "bench/fp8_run.py", "on", "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: FP8 matmuls need a GPU of compute capability 8.9 or newer"
+    proc = subprocess.run([sys.executable, "bench/fp8_run.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "usage: python bench/fp8_run.py on|off" in proc.stderr
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "bench/fp8_run.py", "off", "--quiet", "--out", str(out),
+                           "--set", "max_tokens=2048"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "FP8 matmuls in the blocks: off" in proc.stdout
+    assert json.loads((out / "result.json").read_text())["tokens"] == 2048
