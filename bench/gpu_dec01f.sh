@@ -19,6 +19,9 @@
 #                                     tokens eager (compile=false) in bf16, then with the blocks' matmuls in FP8
 #                                     (bench/fp8_run.py off, on), each within LIMIT s (230), and their losses compared
 #                                     as bench/same_answer.py compares (call 4)
+#   bash bench/gpu_dec01f.sh fp8speed  one H200; carry .devbundle-lite and .carry/data: the trainer compiled, at b64
+#                                     for 25 steps, with the blocks' matmuls in FP8 (the casts as inductor compiles
+#                                     them), then in bf16 (bench/fp8_run.py on, off), each within LIMIT s (190) (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -76,5 +79,16 @@ print("pass", s["pass"], "val", runs["on"]["final_val_loss"], "against", runs["o
       "tokens/s", runs["on"]["tokens_per_s"], runs["off"]["tokens_per_s"])
 PY
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|fp8|final|fp8answer"; exit 2 ;;
+fp8speed)  # carry .devbundle-lite and .carry/data
+  begin fp8speed
+  for arm in on off; do
+    echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
+    timeout ${LIMIT:-190} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm \
+      --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never --set eval_every_tokens=1000000000 \
+      > $P/$arm.log 2>&1
+    echo "exit $?"; grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
+    tar czf $OUT/fp8speed.tar.gz --exclude='*.pt' -C /tmp fp8speed
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|fp8|final|fp8answer|fp8speed"; exit 2 ;;
 esac
