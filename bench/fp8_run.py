@@ -84,7 +84,11 @@ def main() -> None:
         if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
             print("error: FP8 matmuls need a GPU of compute capability 8.9 or newer", file=sys.stderr)
             sys.exit(2)
-        torch.nn.functional.linear = fp8_linear()
+        # from this file imported under its own name: runpy makes the trainer __main__, and dynamo's guards look
+        # up the globals of the code they trace by module name
+        import fp8_run
+
+        torch.nn.functional.linear = fp8_run.fp8_linear()
     print(f"FP8 matmuls in the blocks: {'on' if on else 'off'}", flush=True)
     sys.argv = ["trainer", *sys.argv[2:]]
     runpy.run_module("trainer", run_name="__main__", alter_sys=True)

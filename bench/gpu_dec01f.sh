@@ -21,7 +21,7 @@
 #                                     as bench/same_answer.py compares (call 4)
 #   bash bench/gpu_dec01f.sh fp8speed  one H200; carry .devbundle-lite and .carry/data: the trainer compiled, at b64
 #                                     for 25 steps, with the blocks' matmuls in FP8 (the casts as inductor compiles
-#                                     them), then in bf16 (bench/fp8_run.py on, off), each within LIMIT s (190) (call 5)
+#                                     them), then in bf16 (bench/fp8_run.py on, off), each within LIMIT s (150) (calls 5 and 6)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -83,7 +83,7 @@ fp8speed)  # carry .devbundle-lite and .carry/data
   begin fp8speed
   for arm in on off; do
     echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
-    timeout ${LIMIT:-190} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm \
+    timeout ${LIMIT:-150} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm \
       --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never --set eval_every_tokens=1000000000 \
       > $P/$arm.log 2>&1
     echo "exit $?"; grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
