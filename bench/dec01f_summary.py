@@ -11,6 +11,11 @@
   b64 kernel table, so that the step FP8 would shorten is measured on the same machine.
 - ``call3-final``: the final trainer on a search's path: a reused worker against fresh processes
   (``bench/warm_workers.py same-answer``), then the default search for 150 s on the one GPU.
+- ``call4-fp8answer``: the record's 6,086,656 tokens eager (``compile=false``) in bf16, then with the blocks' matmuls
+  in FP8 (``bench/fp8_run.py off``, ``on``), compared as ``bench/same_answer.py`` compares.
+- ``call5-fp8speed``, ``call6-fp8speed``: the trainer compiled at b64 for 25 steps with the blocks' matmuls in FP8,
+  then in bf16. In call 5 the FP8 run failed to compile (dynamo looked up the FP8 code's globals in ``__main__``,
+  which runpy had made the trainer); call 6 ran it with that mended.
 
 What FP8 would give is arithmetic on call 2's measurements: the trainer's b64 step (its steady rate) less what the
 FP8 matmuls save, with and without the casts as this benchmark makes them.
@@ -26,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 from dec01c_summary import rates, starts
 from nov30g_summary import speed_rows
+from same_answer import compare
 
 from search.summary import trials_finished
 
@@ -89,6 +95,25 @@ def search(call: Path) -> None:
           f"in a median of {statistics.median(reused):.2f} s ({len(reused)})")
 
 
+def fp8_runs(root: Path) -> None:
+    call = root / "call4-fp8answer"
+    runs = {arm: json.loads((call / arm / "result.json").read_text()) for arm in ("off", "on")}
+    s = compare(runs["on"]["history"], runs["off"]["history"], [1_000_000, 3_000_000, 6_000_000], 25, 0.05)
+    marks = "; ".join(f"{m['mark']:,}: {m['diff']:+.4f} (25-step mean {m['mean_diff']:+.4f})" for m in s["marks"])
+    on, off = runs["on"], runs["off"]
+    print(f"    eager, {on['tokens']:,} tokens: FP8 against bf16 step loss {marks}: {'PASS' if s['pass'] else 'FAIL'} "
+          f"(tolerance {s['tolerance']}); val {on['final_val_loss']:.4f} against {off['final_val_loss']:.4f} "
+          f"({on['final_val_loss'] - off['final_val_loss']:+.4f}); eager tokens/s {on['tokens_per_s']:,.0f} against "
+          f"{off['tokens_per_s']:,.0f}")
+    error = next(line.split("] ", 1)[-1] for line in (root / "call5-fp8speed" / "on.log").read_text().splitlines()
+                 if "AttributeError" in line)
+    print(f"    call 5, compiled FP8: failed, {error.removeprefix('[0/0] ').strip()}")
+    for arm, label in (("on", "FP8"), ("off", "bf16")):
+        r = json.loads((root / "call6-fp8speed" / arm / "result.json").read_text())
+        print(f"    call 6, compiled, b64, {r['steps']} steps, {label}: {r['tokens_per_s']:,.0f} tokens/s, peak memory "
+              f"{r['peak_memory_bytes'] / 2**30:.1f} GiB, warm-up {r['warmup_s']:.0f} s")
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results") / "dec01f"
     print("== call 1: the trainer with one optimizer builder (db9f805) against ab37952 at b4, alternated; its answer")
@@ -104,6 +129,9 @@ def main() -> None:
 
     print("\n== call 3: the final trainer on a search's path, one H200")
     search(root / "call3-final")
+
+    print("\n== calls 4-6: the blocks' matmuls in FP8 (bench/fp8_run.py), its answer eager and its speed compiled")
+    fp8_runs(root)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
      ["(median 257,734)", "(median 257,552)", "val 4.9695 against the saved 4.9785", "in 23.67 s on the clock",
       "in bf16 179.6 ms, in FP8 121.9 ms (1.47x)", "every cast free 321.4 ms = 407,879 tokens/s",
       "compiled here 417.3 ms = 314,103 tokens/s", "differs by up to 0.0214 (mean 0.0024)",
-      "12 trials in 151 s, 286 per GPU-hour", "89% of the wall (98% after the first clock)"]),
+      "12 trials in 151 s, 286 per GPU-hour", "89% of the wall (98% after the first clock)",
+      "6,000,000: -0.0050 (25-step mean +0.0139): PASS", "val 4.9844 against 4.9670 (+0.0174)",
+      "no attribute 'E4M3'", "FP8: 338,244 tokens/s, peak memory 63.8 GiB", "bf16: 352,350 tokens/s"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
