@@ -23,6 +23,12 @@
 #                                     for 25 steps, with the blocks' matmuls in FP8 (the casts as inductor compiles
 #                                     them), then in bf16 (bench/fp8_run.py on, off), each within LIMIT s (150) (calls 5 and 6)
 source "$(dirname "$0")/gpu_common.sh"
+fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off) on the record's track with SETTINGS into
+  # $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed
+  local arm=$1 limit=$2; shift 2
+  timeout $limit python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm "$@" > $P/$arm.log 2>&1
+  echo "exit $?"
+}
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
   begin verify old
@@ -61,10 +67,9 @@ fp8answer)  # carry .devbundle-lite and .carry/data
   begin fp8answer
   for arm in off on; do
     echo "== FP8 $arm from $(elapsed) s"
-    timeout ${LIMIT:-230} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm \
-      --set max_tokens=6086656 --set stop_rule=never --set seed=0 --set eval_every_tokens=1000000000 \
-      --set compile=false --set cudagraphs=false > $P/$arm.log 2>&1
-    echo "exit $?"; tail -3 $P/$arm.log
+    fp8_arm $arm ${LIMIT:-230} --set max_tokens=6086656 --set stop_rule=never --set seed=0 \
+      --set eval_every_tokens=1000000000 --set compile=false --set cudagraphs=false
+    tail -3 $P/$arm.log
     tar czf $OUT/fp8answer.tar.gz --exclude='*.pt' -C /tmp fp8answer
   done
   python - $P <<'PY'
@@ -83,10 +88,9 @@ fp8speed)  # carry .devbundle-lite and .carry/data
   begin fp8speed
   for arm in on off; do
     echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
-    timeout ${LIMIT:-150} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm \
-      --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never --set eval_every_tokens=1000000000 \
-      > $P/$arm.log 2>&1
-    echo "exit $?"; grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
+    fp8_arm $arm ${LIMIT:-150} --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never \
+      --set eval_every_tokens=1000000000
+    grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
     tar czf $OUT/fp8speed.tar.gz --exclude='*.pt' -C /tmp fp8speed
   done
   echo "done at $(elapsed) s" ;;

@@ -1,4 +1,3 @@
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +8,8 @@ from trainer.model import count_parameters_for
 ROOT = Path(__file__).parents[2]
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("fp8_gemm", ROOT / "bench" / "fp8_gemm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_linears_are_the_models_matrices():
-    fp8 = load()
+def test_the_linears_are_the_models_matrices(bench_script):
+    fp8 = bench_script("fp8_gemm")
     M, layers = fp8.linears(32)
     assert M == 32 * 2048
     m = make_config("speedrun-4.5").model
@@ -26,8 +18,8 @@ def test_the_linears_are_the_models_matrices():
     assert all(d % 16 == 0 for _, d_in, d_out, _ in layers for d in (d_in, d_out))  # FP8 matmuls need it
 
 
-def test_the_report_sums_a_step():
-    fp8 = load()
+def test_the_report_sums_a_step(bench_script):
+    fp8 = bench_script("fp8_gemm")
     row = {"name": "gate", "in": 512, "out": 2048, "count": 32, "fp8_rowwise_forward_ms": 0.1,
            "bf16_ms": {"forward": 0.2, "input_grad": 0.2, "weight_grad": 0.2},
            "fp8_ms": {"forward": 0.1, "input_grad": 0.1, "weight_grad": 0.1},

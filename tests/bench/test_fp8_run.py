@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,20 +9,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).parents[2]
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("fp8_run", ROOT / "bench" / "fp8_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def dequantised_mm(a, b, scale_a, scale_b, fast):
     """What torch._scaled_mm computes, on a CPU: the FP8 operands scaled back, multiplied in fp32."""
     return ((a.float() * scale_a) @ (b.float() * scale_b)).to(torch.bfloat16)
 
 
-def test_fp8_linear_computes_the_linear_and_its_gradients():
-    fp8 = load()
+def test_fp8_linear_computes_the_linear_and_its_gradients(bench_script):
+    fp8 = bench_script("fp8_run")
     torch.manual_seed(0)
     x = torch.randn(2, 16, 32, requires_grad=True)
     w = (torch.randn(48, 32) * 0.02).requires_grad_()
@@ -44,8 +36,8 @@ def test_fp8_linear_computes_the_linear_and_its_gradients():
     assert rel(w.grad, w_ref.grad) < 0.12
 
 
-def test_the_quantised_tensor_uses_the_formats_range():
-    fp8 = load()
+def test_the_quantised_tensor_uses_the_formats_range(bench_script):
+    fp8 = bench_script("fp8_run")
     x = torch.tensor([[0.5, -2.0], [1.0, 0.25]])
     q, scale = fp8.quantize(x, fp8.E4M3)
     assert q.dtype == torch.float8_e4m3fn
@@ -53,8 +45,8 @@ def test_the_quantised_tensor_uses_the_formats_range():
     assert torch.allclose(q.float() * scale, x)
 
 
-def test_other_shapes_keep_the_original_linear():
-    fp8 = load()
+def test_other_shapes_keep_the_original_linear(bench_script):
+    fp8 = bench_script("fp8_run")
     calls = []
     linear = fp8.fp8_linear(lambda *a: calls.append(a))
     x = torch.randn(3, 32)  # 3 rows: not a multiple of 16
