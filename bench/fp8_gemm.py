@@ -29,10 +29,9 @@ import sys
 from pathlib import Path
 
 import torch
+from fp8_run import E4M3, E5M2, quantize, require_fp8_gpu
 
 from trainer.config import make_config
-
-E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 
 
 def linears(batch: int) -> tuple[int, list[tuple[str, int, int, int]]]:
@@ -72,13 +71,12 @@ def gpu_ms(fn, reps: int = 20, trials: int = 5) -> float:
 
 
 def make_cast(fp8: torch.dtype):
-    """A compiled cast of a bf16 tensor to ``fp8`` with one scale: the FP8 tensor row-major and transposed."""
-    top = torch.finfo(fp8).max
+    """A compiled cast of a bf16 tensor to ``fp8`` with one scale (``fp8_run.quantize``, as the FP8 trainer run casts):
+    the FP8 tensor row-major and transposed, and the scale that undoes it."""
 
     def cast(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        scale = top / x.abs().amax().float().clamp(min=1e-12)
-        q = (x.float() * scale).clamp(-top, top).to(fp8)
-        return q, q.t().contiguous(), scale.reciprocal()
+        q, scale = quantize(x, fp8)
+        return q, q.t().contiguous(), scale
 
     return torch.compile(cast, dynamic=False)
 
@@ -164,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, nargs="+", default=[32])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
-        print("error: FP8 matmuls need a GPU of compute capability 8.9 or newer", file=sys.stderr)
-        return 2
+    require_fp8_gpu()
     args.out.mkdir(parents=True, exist_ok=True)
     for batch in args.batch:
         res = measure(batch)

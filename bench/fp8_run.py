@@ -23,6 +23,13 @@ import torch.nn.functional as F
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 
 
+def require_fp8_gpu() -> None:
+    """Exits with one line (status 2) unless a GPU that runs FP8 matmuls (compute capability 8.9 or newer) is here."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
+        print("error: FP8 matmuls need a GPU of compute capability 8.9 or newer", file=sys.stderr)
+        sys.exit(2)
+
+
 def quantize(x: torch.Tensor, fp8: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` in ``fp8`` scaled so that its largest magnitude is the format's largest, and the fp32 scale that
     undoes it (the form ``torch._scaled_mm`` takes)."""
@@ -81,9 +88,7 @@ def main() -> None:
         sys.exit("usage: python bench/fp8_run.py on|off [python -m trainer's arguments]")
     on = sys.argv[1] == "on"
     if on:
-        if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
-            print("error: FP8 matmuls need a GPU of compute capability 8.9 or newer", file=sys.stderr)
-            sys.exit(2)
+        require_fp8_gpu()
         # from this file imported under its own name: runpy makes the trainer __main__, and dynamo's guards look
         # up the globals of the code they trace by module name
         import fp8_run
