@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from dec01c_summary import rates, starts
+from dec01c_summary import rates, starts, warm
 from nov30g_summary import speed_rows
 from same_answer import compare
 
@@ -39,8 +39,7 @@ from search.summary import trials_finished
 def speed(call: Path) -> None:
     for tree, label in (("new", "db9f805, Shape.optimizers"), ("old", "ab37952")):
         rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
-        warm = [r for r in rows if r["compile_cache"].get("fxgraph_hit") == 10]
-        print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm)}")
+        print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
     s = json.loads((call / "same" / "summary.json").read_text())
     fast, change = s["runs"]["fast"], s["val_loss_change"]
     worst = max(s["marks"], key=lambda m: abs(m["diff"]))
@@ -49,13 +48,12 @@ def speed(call: Path) -> None:
           f"({change['diff']:+.4f}); {fast['tokens']:,} tokens in {fast['clock_s']:.2f} s on the clock")
 
 
-def table(phases: Path) -> dict:
+def table(phases: Path) -> None:
     p = json.loads(phases.read_text())
     kinds = p["gpu_ms_per_step_by_kind"]
     print(f"    b{p['batch']} table: step {p['step_ms_unsynced']:.1f} ms ({p['tokens_per_s_unsynced']:,.0f} tokens/s "
           f"under the profiler), GEMMs {kinds['GEMM (cuBLAS / CUTLASS)']:.1f} ms, attention "
           f"{kinds['attention (cuDNN / flash)']:.1f} ms")
-    return p
 
 
 def fp8(call: Path, b64_rate: float) -> None:
