@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 from dec01c_summary import rates, starts, warm
+from dec01e_summary import seconds
 from nov30g_summary import speed_rows
 from same_answer import compare
 
@@ -89,7 +90,7 @@ def search(call: Path) -> None:
     fresh = clocked[clocked["warm_start"] == False]["start_latency_s"]  # noqa: E712
     print(f"    default search, 150 s: {n} trials in {session['wall_s']:.0f} s, {n / session['wall_s'] * 3600:.0f} "
           f"per GPU-hour; training {session['fraction']:.0%} of the wall ({session['fraction_after_first_clock']:.0%} "
-          f"after the first clock); fresh trials start in {', '.join(f'{x:.1f}' for x in fresh)} s, reused workers' "
+          f"after the first clock); fresh trials start in {seconds(fresh)} s, reused workers' "
           f"in a median of {statistics.median(reused):.2f} s ({len(reused)})")
 
 
