@@ -2,6 +2,8 @@
 
     python bench/warm_workers.py same-answer --out DIR   # record settings after two other trials in one worker
                                                         # vs a fresh `python -m trainer` process
+    python bench/warm_workers.py same-answer --deterministic --out DIR   # the same, every run with
+                                                        # runtime.deterministic: no run-to-run noise
     python bench/warm_workers.py memory --out DIR        # 20 trials in one worker: reserved memory and start-up
     python bench/warm_workers.py startup --out DIR       # fresh processes: warm inductor cache, then a new
                                                         # cache directory warmed only by the portable artifacts
@@ -51,9 +53,11 @@ def _fresh(track: str, over: dict, out: Path, env: dict | None = None) -> dict:
 def same_answer(args) -> dict:
     from trainer.train import Workbench, train
 
-    record = {"max_tokens": TOKENS_2M, "stop_rule": "never", "eval_every_tokens": TOKENS_2M}
+    # deterministic: every run, the other trials too, so that the record's run reuses their compiled shape
+    det = {"deterministic": True} if args.deterministic else {}
+    record = {"max_tokens": TOKENS_2M, "stop_rule": "never", "eval_every_tokens": TOKENS_2M, **det}
     bench = Workbench()
-    others = [train(_config(args.track, {**t, "max_tokens": 1_048_576, "stop_rule": "never"}), bench=bench)
+    others = [train(_config(args.track, {**t, "max_tokens": 1_048_576, "stop_rule": "never", **det}), bench=bench)
               for t in OTHER_TRIALS]
     warm = train(_config(args.track, record), bench=bench)
     fresh = _fresh(args.track, record, Path(tempfile.mkdtemp()) / "fresh")
@@ -65,7 +69,7 @@ def same_answer(args) -> dict:
     noise = [abs(x - y) for x, y in zip(c, b)]
     val_w, val_f = warm.val_history[-1], fresh["val_history"][-1]
     out = {
-        "track": args.track, "steps_compared": len(diffs), "max_step_loss_diff": max(diffs),
+        "track": args.track, "deterministic": args.deterministic, "steps_compared": len(diffs), "max_step_loss_diff": max(diffs),
         "mean_step_loss_diff": sum(diffs) / len(diffs), "val_tokens": val_w["tokens"],
         "val_loss_warm": val_w["val_loss"], "val_loss_fresh": val_f["val_loss"],
         "val_diff": abs(val_w["val_loss"] - val_f["val_loss"]),
@@ -77,7 +81,7 @@ def same_answer(args) -> dict:
         "step_losses_warm": a, "step_losses_fresh": b,
     }
     out["pass"] = out["max_step_loss_diff"] <= 0.01 and out["val_diff"] <= 0.01
-    print(f"same answer ({warm.device}): max |step loss diff| over {len(diffs)} steps {out['max_step_loss_diff']:.4f}"
+    print(f"same answer ({warm.device}{', deterministic' if args.deterministic else ''}): max |step loss diff| over {len(diffs)} steps {out['max_step_loss_diff']:.4f}"
           f" (mean {out['mean_step_loss_diff']:.4f}); val at {val_w['tokens']:,} tokens {val_w['val_loss']:.4f} vs "
           f"{val_f['val_loss']:.4f}; {'PASS' if out['pass'] else 'FAIL'}; two fresh processes differ by up to "
           f"{max(noise):.4f} (mean {out['fresh_vs_fresh_mean_step_loss_diff']:.4f}), val by {out['fresh_vs_fresh_val_diff']:.4f}")
@@ -147,12 +151,15 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--tokens", type=int, default=262_144)
     p.add_argument("--out", default="bench/results/warm_workers")
+    p.add_argument("--deterministic", action="store_true",
+                   help="same-answer: every run with runtime.deterministic (writes same-answer-deterministic.json)")
     args = p.parse_args()
     fn = {"same-answer": same_answer, "memory": memory, "startup": startup}[args.what]
     result = fn(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.what}.json").write_text(json.dumps(result, indent=1, default=str))
+    name = f"{args.what}-deterministic" if args.deterministic else args.what
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":

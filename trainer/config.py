@@ -307,6 +307,10 @@ class Runtime:
     eval_every_tokens: int = 0  # 0 -> the track's
     report_every_tokens: int = 0  # 0 -> the track's
     reference: bool = False  # plain, obviously-correct path (for tests and checks)
+    # deterministic kernels only (torch.use_deterministic_algorithms) for the run: the same settings then give
+    # the same losses bit for bit on one machine, for checks that want no run-to-run noise. Slower on CUDA: the
+    # attention leaves cuDNN, whose backward is not deterministic, for flash attention
+    deterministic: bool = False
     # positions per chunk of the output-head loss (trainer/loss.py); 0: the plain loss; None: chunk only
     # micro-batches of more than 32,768 positions, whose fp32 logits would otherwise not fit
     loss_chunk: int | None = None
@@ -324,6 +328,8 @@ class Runtime:
             _check(kind in FAULTS and at.isdigit() and int(at) >= 1,
                    f"fault must be KIND@STEP with KIND one of {', '.join(FAULTS)} and STEP >= 1; got {self.fault!r}")
         _one_of("dtype", self.dtype, DTYPES)
+        for name in ("reference", "deterministic"):
+            _check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.stop_rule:
             _one_of("stop_rule", self.stop_rule, STOP_RULES)
         for name in ("max_tokens", "eval_every_tokens", "report_every_tokens"):

@@ -408,9 +408,27 @@ def shape_key(config: RunConfig, device: torch.device) -> tuple:
     length are not in it: they never reach compiled code."""
     hp = config.hp
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
-    return (config.model, str(device), *_settings(config, device), config.runtime.blocks_per_region,
+    return (config.model, str(device), *_settings(config, device), config.runtime.deterministic,
+            config.runtime.blocks_per_region,
             hp.micro_batch_size, hp.seq_len, loss_chunk,
             config.data, config.track.val_tokens)
+
+
+@contextlib.contextmanager
+def deterministic_kernels(on: bool) -> Iterator[None]:
+    """``runtime.deterministic``: torch's deterministic algorithms while the run lasts, then as they were. An
+    operation with no deterministic kernel then raises rather than run. CUDA's matmuls need a fixed cuBLAS
+    workspace for it (``CUBLAS_WORKSPACE_CONFIG``), set here unless the environment sets one."""
+    if not on:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def _import_compile_stack() -> None:
@@ -611,7 +629,8 @@ class TrainingRun:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         lock = DeviceLock(self.config.runtime.device_lock)
         try:
-            yield from self._run(lock)
+            with deterministic_kernels(self.config.runtime.deterministic):
+                yield from self._run(lock)
         except (GeneratorExit, ConfigError):
             raise  # stopped at a report (between steps), or refused before touching the device: state is clean
         except BaseException:

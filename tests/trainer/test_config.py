@@ -47,6 +47,7 @@ def test_overrides_by_leaf_and_dotted_name_with_types():
     ("device", "tpu", "device must be one of auto, cpu, cuda"),
     ("blocks_per_region", "0", "blocks_per_region must be an integer >= 1"),
     ("working_copies", "maybe", "working_copies must be"),
+    ("deterministic", "maybe", "deterministic must be a bool"),
 ])
 def test_bad_overrides_name_the_setting(key, value, match):
     with pytest.raises(ConfigError, match=match):
@@ -113,3 +114,11 @@ def test_working_copies_need_bf16():
     with pytest.raises(ConfigError, match="working_copies=true needs dtype bf16 or auto"):
         make_config("tiny-speedrun", overrides={"working_copies": "true", "dtype": "fp32"})
     assert make_config("tiny-speedrun", overrides={"working_copies": "true"}).runtime.working_copies is True
+
+
+def test_deterministic_is_a_bool_from_a_file_too():
+    from trainer.config import Runtime
+
+    assert make_config("tiny-speedrun", overrides={"deterministic": "on"}).runtime.deterministic is True
+    with pytest.raises(ConfigError, match="deterministic must be true or false, got 'yes'"):
+        Runtime(deterministic="yes")

@@ -176,3 +176,30 @@ def test_horizon_tokens_moves_the_schedule_and_zero_keeps_the_track_budget():
     assert multiplier_for(short.hp, 9_000_000, short.horizon_tokens) == pytest.approx(0.0)  # holds past it
     capped = make_config("speedrun-4.5", overrides={"horizon_tokens": 10**9})
     assert capped.horizon_tokens == capped.max_tokens
+
+
+def test_deterministic_holds_for_the_run_only_and_gets_a_shape_of_its_own(cache_dir, clean):
+    """``runtime.deterministic``: torch's deterministic algorithms while the run trains (seen from its reports),
+    off again after it, even when the consumer stops it at a report; a worker keeps such a run's compiled shape
+    apart from the default one's, and its losses are the default path's on a CPU."""
+    import torch
+
+    from trainer.train import TrainingRun
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    bench = Workbench()
+    config = _small(cache_dir, TRIALS[0], deterministic=True, report_every_tokens=4 * 4 * 64)
+    seen = [torch.are_deterministic_algorithms_enabled() for _ in TrainingRun(config, bench)]
+    assert seen and all(seen)
+    assert not torch.are_deterministic_algorithms_enabled()
+    reports = iter(TrainingRun(config, bench))
+    next(reports)
+    assert torch.are_deterministic_algorithms_enabled()
+    reports.close()  # ASHA's stop
+    assert not torch.are_deterministic_algorithms_enabled()
+    default = train(_small(cache_dir, TRIALS[0], report_every_tokens=4 * 4 * 64), bench=bench)
+    assert not default.warm_start and len(bench.shapes) == 2
+    _same(_losses(default.history), _losses(clean[0].history), rel=1e-6)
+    again = train(config, bench=bench)
+    assert again.warm_start
+    _same(_losses(again.history), _losses(clean[0].history), rel=1e-5)

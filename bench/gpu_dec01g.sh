@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Device calls of Dec 1, seventh session (issue 14, with the trainer check every trainer change gets).
+# Set-up steps from bench/gpu_common.sh.
+#   bash bench/gpu_dec01g.sh verify   one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive
+#                                     f17f8ae trainer chores`: the trainer before runtime.deterministic): b4 speed of
+#                                     the working tree and f17f8ae alternated twice, then the working tree's answer
+#                                     against the saved reference run (speed_and_answer) (call 1)
+#   bash bench/gpu_dec01g.sh same     one H200; carry .devbundle-lite and .carry/data: bench/warm_workers.py
+#                                     same-answer with runtime.deterministic (the record's settings after two other
+#                                     trials in one worker against two fresh processes, every run deterministic),
+#                                     then the same in the default mode if there is time, on the same machine (call 2)
+source "$(dirname "$0")/gpu_common.sh"
+same_mode() {  # same_mode [--deterministic]: bench/warm_workers.py same-answer into $P, its verdict printed, then
+  # $OUT/<name of $P>.tar.gz rewritten
+  local log=$P/same-answer${1:+-deterministic}.log
+  echo "== same answer ${1:-default} from $(elapsed) s"
+  python bench/warm_workers.py same-answer "$@" --out $P > $log 2>&1; echo "exit $?"
+  grep -v Warning $log | tail -2; tar czf $OUT/$(basename $P).tar.gz -C /tmp $(basename $P)
+}
+case "${1:-}" in
+verify)  # carry .devbundle-lite, .carry/data and .carry/old
+  begin verify old
+  speed_and_answer
+  echo "done at $(elapsed) s" ;;
+same)  # carry .devbundle-lite and .carry/data
+  begin same
+  same_mode --deterministic
+  if [ $(elapsed) -lt 400 ]; then same_mode; fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|same"; exit 2 ;;
+esac
