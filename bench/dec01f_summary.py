@@ -37,8 +37,11 @@ from same_answer import compare
 from search.summary import trials_finished
 
 
-def speed(call: Path) -> None:
-    for tree, label in (("new", "db9f805, Shape.optimizers"), ("old", "ab37952")):
+def speed(call: Path, labels: dict[str, str] | None = None) -> None:
+    """The b4 pairs of ``speed_and_answer`` (bench/gpu_common.sh) with ``labels`` naming the two trees, then the
+    working tree's answer."""
+    labels = labels or {"new": "db9f805, Shape.optimizers", "old": "ab37952"}
+    for tree, label in labels.items():
         rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
         print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
     s = json.loads((call / "same" / "summary.json").read_text())
@@ -74,13 +77,17 @@ def fp8(call: Path, b64_rate: float) -> None:
                   f"compiled here {plain:.1f} ms = {r['M'] / plain * 1e3:,.0f} tokens/s")
 
 
-def search(call: Path) -> None:
-    a = json.loads((call / "same-answer.json").read_text())
+def worker_answer(a: dict) -> None:
+    """One line of ``bench/warm_workers.py same-answer``'s JSON."""
     print(f"    the record's settings after {a['warm_worker_runs']} other trials in a worker against a fresh process: "
           f"step loss over {a['steps_compared']} steps differs by up to {a['max_step_loss_diff']:.4f} (mean "
           f"{a['mean_step_loss_diff']:.4f}); val at {a['val_tokens']:,} tokens {a['val_loss_warm']:.4f} against "
           f"{a['val_loss_fresh']:.4f} ({a['val_diff']:.4f}); two fresh processes: up to "
           f"{a['fresh_vs_fresh_max_step_loss_diff']:.4f}, val {a['fresh_vs_fresh_val_diff']:.4f} apart")
+
+
+def search(call: Path) -> None:
+    worker_answer(json.loads((call / "same-answer.json").read_text()))
     run = call / "runs" / "final-1gpu"
     session = json.loads((run / "utilisation.json").read_text())[0]
     trials = pd.read_csv(run / "trials.csv")

@@ -61,6 +61,11 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "12 trials in 151 s, 286 per GPU-hour", "89% of the wall (98% after the first clock)",
       "6,000,000: -0.0050 (25-step mean +0.0139): PASS", "val 4.9844 against 4.9670 (+0.0174)",
       "no attribute 'E4M3'", "FP8: 338,244 tokens/s, peak memory 63.8 GiB", "bf16: 352,350 tokens/s"]),
+    ("dec01g_summary.py", "bench/results", "bench/results/dec01g-summary.txt",
+     ["deterministic: PASS", "199,469 tokens/s", "the 200 step losses the same bit for bit",
+      "differs by up to 0.0000 (mean 0.0000)", "two fresh processes: up to 0.0000",
+      "default: FAIL", "differs by up to 0.0307 (mean 0.0053)", "two fresh processes: up to 0.0412",
+      "(median 260,648)", "(median 259,228)", "val 4.9646 against the saved 4.9785", "in 23.37 s on the clock"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
