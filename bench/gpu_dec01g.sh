@@ -9,6 +9,10 @@
 #                                     same-answer with runtime.deterministic (the record's settings after two other
 #                                     trials in one worker against two fresh processes, every run deterministic),
 #                                     then the same in the default mode if there is time, on the same machine (call 2)
+#   bash bench/gpu_dec01g.sh startup  one H200; carry .devbundle-lite and .carry/data: where a fresh process's start-up
+#                                     goes on a warm compile cache. One run fills the caches, then two plain fresh
+#                                     `python -m trainer` runs and two under bench/sample_stacks.py (every thread's
+#                                     stack every 5 ms), the record's settings, 262,144 tokens each (call 3)
 source "$(dirname "$0")/gpu_common.sh"
 same_mode() {  # same_mode [--deterministic]: bench/warm_workers.py same-answer into $P, its verdict printed, then
   # $OUT/<name of $P>.tar.gz rewritten
@@ -27,5 +31,22 @@ same)  # carry .devbundle-lite and .carry/data
   same_mode --deterministic
   if [ $(elapsed) -lt 400 ]; then same_mode; fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|same"; exit 2 ;;
+startup)  # carry .devbundle-lite and .carry/data
+  begin startup
+  run_args="--track speedrun-4.5 --quiet --set max_tokens=262144 --set stop_rule=never"
+  echo "== caches filled from $(elapsed) s"
+  python -m trainer $run_args --out $P/fill > $P/fill.log 2>&1; echo "exit $?"
+  for i in 1 2; do
+    echo "== fresh process $i from $(elapsed) s"
+    python -m trainer $run_args --out $P/plain-$i > $P/plain-$i.log 2>&1; echo "exit $?"
+    python bench/sample_stacks.py --out $P/stacks-$i -- -m trainer $run_args --out $P/sampled-$i \
+      > $P/sampled-$i.log 2>&1; echo "exit $?"
+    tar czf $OUT/startup.tar.gz --exclude='*.pt' -C /tmp startup
+  done
+  for r in fill plain-1 sampled-1 plain-2 sampled-2; do
+    python -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], round(r['startup_s'], 2), r['startup_phases'], r['compile_cache'])" $P/$r/result.json $r
+  done
+  python bench/sample_stacks.py --report $P/stacks-2 --under "train.py:_run" --top 40 | head -60
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|same|startup"; exit 2 ;;
 esac
