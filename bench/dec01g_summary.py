@@ -8,6 +8,9 @@
   default mode, on one machine.
 - ``call2-verify``: the trainer with ``runtime.deterministic`` (10ab69e, off by default) against the one before
   (f17f8ae) at b4, alternated twice; its answer over 6,086,656 tokens against the saved reference run.
+- ``call3-startup``: where a fresh process's start-up goes on a warm compile cache: one run to fill the caches,
+  then plain fresh runs and runs under ``bench/sample_stacks.py``, alternated (262,144 tokens each). The sampled
+  stacks (``stacks-*/stacks.txt.gz``) cover the whole process, training and the last evaluation included.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ import sys
 from pathlib import Path
 
 from dec01f_summary import speed, worker_answer
+from sample_stacks import children, inclusive, read
+
+# what the main thread was doing, by the first of these frames on its stack (dynamo's tracing of Python code
+# first: it holds the other steps of a compile)
+KINDS = (("dynamo tracing Python code", "convert_frame.py:_compile"),
+         ("replaying CUDA graphs", "graphs.py:replay"), ("recording CUDA graphs", "cudagraph_trees.py:record_function"),
+         ("running before a recording (cudagraph trees' warm-up)", "cudagraph_trees.py:run_eager"),
+         ("AOTAutograd", "aot_autograd.py"))
 
 
 def main() -> None:
@@ -33,6 +44,28 @@ def main() -> None:
         worker_answer(a)
     print("\n== call 2: the trainer with runtime.deterministic (10ab69e) against f17f8ae at b4, alternated; its answer")
     speed(root / "call2-verify", {"new": "10ab69e, runtime.deterministic", "old": "f17f8ae"})
+
+    call = root / "call3-startup"
+    print("\n== call 3: a fresh process's start-up on a warm compile cache (the record's settings, 262,144 tokens)")
+    for name in ("fill", "plain-1", "sampled-1", "plain-2", "sampled-2"):
+        r = json.loads((call / name / "result.json").read_text())
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in r["startup_phases"].items() if v)
+        cache = ", ".join(f"{k} {v}" for k, v in r["compile_cache"].items())
+        print(f"    {name}: {r['startup_s']:.2f} s ({phases}; {cache})")
+    for name in ("stacks-1", "stacks-2"):
+        meta, stacks = read(call / name)
+        each = meta["wall_s"] / meta["samples"]
+        runs = children(stacks, "train.py:_run")
+        print(f"  {name}: {meta['samples']} samples over {meta['wall_s']:.1f} s; the main thread in the run, by the "
+              f"frame it called: " + ", ".join(f"{k} {n * each:.2f} s" for k, n in runs.most_common(5)))
+        main = inclusive(stacks, "train.py:_run")["MainThread"]
+        kinds = {label: 0 for label, _ in KINDS}
+        for stack, n in stacks:
+            if stack[0] == "MainThread" and "train.py:_run" in stack:
+                label = next((lab for lab, frame in KINDS if any(frame in f for f in stack)), None)
+                if label:
+                    kinds[label] += n
+        print(f"    of its {main['(all)'] * each:.2f} s: " + ", ".join(f"{k} {n * each:.2f} s" for k, n in kinds.items()))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 #   bash bench/gpu_dec01g.sh startup  one H200; carry .devbundle-lite and .carry/data: where a fresh process's start-up
 #                                     goes on a warm compile cache. One run fills the caches, then two plain fresh
 #                                     `python -m trainer` runs and two under bench/sample_stacks.py (every thread's
-#                                     stack every 5 ms), the record's settings, 262,144 tokens each (call 3)
+#                                     stack every 5 ms), the record's settings, 262,144 tokens each (call 3; call 4
+#                                     again with the samples' times, to split the start-up from the rest)
 source "$(dirname "$0")/gpu_common.sh"
 same_mode() {  # same_mode [--deterministic]: bench/warm_workers.py same-answer into $P, its verdict printed, then
   # $OUT/<name of $P>.tar.gz rewritten
@@ -46,7 +47,8 @@ startup)  # carry .devbundle-lite and .carry/data
   for r in fill plain-1 sampled-1 plain-2 sampled-2; do
     python -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], round(r['startup_s'], 2), r['startup_phases'], r['compile_cache'])" $P/$r/result.json $r
   done
-  python bench/sample_stacks.py --report $P/stacks-2 --under "train.py:_run" --top 40 | head -60
+  until=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['clock_started_at'] - json.load(open(sys.argv[2]))['started_at'])" $P/sampled-2/result.json $P/stacks-2/meta.json)
+  python bench/sample_stacks.py --report $P/stacks-2 --under "train.py:_run" --until $until --top 30 | grep -A40 "^MainThread"
   echo "done at $(elapsed) s" ;;
 *) echo "usage: $0 verify|same|startup"; exit 2 ;;
 esac
