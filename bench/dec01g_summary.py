@@ -8,9 +8,11 @@
   default mode, on one machine.
 - ``call2-verify``: the trainer with ``runtime.deterministic`` (10ab69e, off by default) against the one before
   (f17f8ae) at b4, alternated twice; its answer over 6,086,656 tokens against the saved reference run.
-- ``call3-startup``: where a fresh process's start-up goes on a warm compile cache: one run to fill the caches,
-  then plain fresh runs and runs under ``bench/sample_stacks.py``, alternated (262,144 tokens each). The sampled
-  stacks (``stacks-*/stacks.txt.gz``) cover the whole process, training and the last evaluation included.
+- ``call3-startup``, ``call4-startup``: where a fresh process's start-up goes on a warm compile cache: one run to
+  fill the caches, then plain fresh runs and runs under ``bench/sample_stacks.py``, alternated (262,144 tokens each).
+  Call 3's sampled stacks (``stacks-*/stacks.txt.gz``) cover the whole process, training and the last evaluation
+  included; call 4 also kept when each sample was taken (``timeline.txt.gz``), so its split ends at the first
+  clocked step.
 """
 
 from __future__ import annotations
@@ -45,28 +47,42 @@ def main() -> None:
     print("\n== call 2: the trainer with runtime.deterministic (10ab69e) against f17f8ae at b4, alternated; its answer")
     speed(root / "call2-verify", {"new": "10ab69e, runtime.deterministic", "old": "f17f8ae"})
 
-    call = root / "call3-startup"
-    print("\n== call 3: a fresh process's start-up on a warm compile cache (the record's settings, 262,144 tokens)")
+    for n, call in ((3, root / "call3-startup"), (4, root / "call4-startup")):
+        print(f"\n== call {n}: a fresh process's start-up on a warm compile cache (the record's settings, 262,144 "
+              f"tokens)")
+        startup(call)
+
+
+def startup(call: Path) -> None:
+    """The start-up of each run, then where the sampled runs' main thread spent its time: all of the process in
+    call 3; in call 4, which kept when each sample was taken, the start-up only (to its first clocked step)."""
     for name in ("fill", "plain-1", "sampled-1", "plain-2", "sampled-2"):
         r = json.loads((call / name / "result.json").read_text())
         phases = ", ".join(f"{k} {v:.2f}" for k, v in r["startup_phases"].items() if v)
         cache = ", ".join(f"{k} {v}" for k, v in r["compile_cache"].items())
         print(f"    {name}: {r['startup_s']:.2f} s ({phases}; {cache})")
-    for name in ("stacks-1", "stacks-2"):
-        meta, stacks = read(call / name)
+    for i in (1, 2):
+        folder = call / f"stacks-{i}"
+        meta = json.loads((folder / "meta.json").read_text())
+        until = None
+        if "started_at" in meta:
+            until = json.loads((call / f"sampled-{i}" / "result.json").read_text())["clock_started_at"] - meta["started_at"]
+        meta, stacks = read(folder, until)
         each = meta["wall_s"] / meta["samples"]
+        span = f"its first {until:.2f} s, to the first clocked step" if until else f"all {meta['wall_s']:.1f} s"
         runs = children(stacks, "train.py:_run")
-        print(f"  {name}: {meta['samples']} samples over {meta['wall_s']:.1f} s; the main thread in the run, by the "
-              f"frame it called: " + ", ".join(f"{k} {n * each:.2f} s" for k, n in runs.most_common(5)))
-        main = inclusive(stacks, "train.py:_run")["MainThread"]
+        print(f"  sampled-{i}, {span}: the main thread in the run, by the frame it called: "
+              + ", ".join(f"{k} {n * each:.2f} s" for k, n in runs.most_common(5)))
+        main = inclusive(stacks, None)["MainThread"]
         kinds = {label: 0 for label, _ in KINDS}
         for stack, n in stacks:
             if stack[0] == "MainThread" and "train.py:_run" in stack:
                 label = next((lab for lab, frame in KINDS if any(frame in f for f in stack)), None)
                 if label:
                     kinds[label] += n
-        print(f"    of its {main['(all)'] * each:.2f} s: " + ", ".join(f"{k} {n * each:.2f} s" for k, n in kinds.items()))
-
+        print(f"    of the main thread's {main['(all)'] * each:.2f} s, before the run "
+              f"{(main['(all)'] - main['train.py:_run']) * each:.2f} s; in it: "
+              + ", ".join(f"{k} {n * each:.2f} s" for k, n in kinds.items()))
 
 if __name__ == "__main__":
     main()
