@@ -4,11 +4,11 @@
 #   bash bench/gpu_dec01g.sh verify   one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive
 #                                     f17f8ae trainer chores`: the trainer before runtime.deterministic): b4 speed of
 #                                     the working tree and f17f8ae alternated twice, then the working tree's answer
-#                                     against the saved reference run (speed_and_answer) (call 1)
+#                                     against the saved reference run (speed_and_answer) (call 2)
 #   bash bench/gpu_dec01g.sh same     one H200; carry .devbundle-lite and .carry/data: bench/warm_workers.py
 #                                     same-answer with runtime.deterministic (the record's settings after two other
 #                                     trials in one worker against two fresh processes, every run deterministic),
-#                                     then the same in the default mode if there is time, on the same machine (call 2)
+#                                     then the same in the default mode if there is time, on the same machine (call 1)
 #   bash bench/gpu_dec01g.sh startup  one H200; carry .devbundle-lite and .carry/data: where a fresh process's start-up
 #                                     goes on a warm compile cache. One run fills the caches, then two plain fresh
 #                                     `python -m trainer` runs and two under bench/sample_stacks.py (every thread's

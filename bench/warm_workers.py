@@ -69,7 +69,8 @@ def same_answer(args) -> dict:
     noise = [abs(x - y) for x, y in zip(c, b)]
     val_w, val_f = warm.val_history[-1], fresh["val_history"][-1]
     out = {
-        "track": args.track, "deterministic": args.deterministic, "steps_compared": len(diffs), "max_step_loss_diff": max(diffs),
+        "track": args.track, "deterministic": args.deterministic, "steps_compared": len(diffs),
+        "max_step_loss_diff": max(diffs),
         "mean_step_loss_diff": sum(diffs) / len(diffs), "val_tokens": val_w["tokens"],
         "val_loss_warm": val_w["val_loss"], "val_loss_fresh": val_f["val_loss"],
         "val_diff": abs(val_w["val_loss"] - val_f["val_loss"]),
@@ -81,7 +82,8 @@ def same_answer(args) -> dict:
         "step_losses_warm": a, "step_losses_fresh": b,
     }
     out["pass"] = out["max_step_loss_diff"] <= 0.01 and out["val_diff"] <= 0.01
-    print(f"same answer ({warm.device}{', deterministic' if args.deterministic else ''}): max |step loss diff| over {len(diffs)} steps {out['max_step_loss_diff']:.4f}"
+    mode = ", deterministic" if args.deterministic else ""
+    print(f"same answer ({warm.device}{mode}): max |step loss diff| over {len(diffs)} steps {out['max_step_loss_diff']:.4f}"
           f" (mean {out['mean_step_loss_diff']:.4f}); val at {val_w['tokens']:,} tokens {val_w['val_loss']:.4f} vs "
           f"{val_f['val_loss']:.4f}; {'PASS' if out['pass'] else 'FAIL'}; two fresh processes differ by up to "
           f"{max(noise):.4f} (mean {out['fresh_vs_fresh_mean_step_loss_diff']:.4f}), val by {out['fresh_vs_fresh_val_diff']:.4f}")
@@ -154,6 +156,8 @@ def main() -> None:
     p.add_argument("--deterministic", action="store_true",
                    help="same-answer: every run with runtime.deterministic (writes same-answer-deterministic.json)")
     args = p.parse_args()
+    if args.deterministic and args.what != "same-answer":
+        p.error("--deterministic is for same-answer only")
     fn = {"same-answer": same_answer, "memory": memory, "startup": startup}[args.what]
     result = fn(args)
     out = Path(args.out)
