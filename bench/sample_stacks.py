@@ -120,6 +120,12 @@ def read(folder: Path, until: float | None = None) -> tuple[dict, list[tuple[lis
     return meta, [(stacks[i][0], n) for i, n in sorted(early.items())]
 
 
+def _from(frames: list[str], under: str) -> list[str] | None:
+    """``frames`` from the first that matches ``under`` on (outermost first), or None where none matches."""
+    at = next((i for i, f in enumerate(frames) if under in f), None)
+    return None if at is None else frames[at:]
+
+
 def inclusive(stacks: list[tuple[list[str], int]], under: str | None) -> dict[str, collections.Counter]:
     """Per thread: samples in which each function is on the stack (once per sample), counting only the part of
     the stack below the first frame matching ``under`` when given (and only those samples)."""
@@ -127,10 +133,9 @@ def inclusive(stacks: list[tuple[list[str], int]], under: str | None) -> dict[st
     for stack, n in stacks:
         thread, frames = stack[0], stack[1:]
         if under is not None:
-            at = next((i for i, f in enumerate(frames) if under in f), None)
-            if at is None:
+            frames = _from(frames, under)
+            if frames is None:
                 continue
-            frames = frames[at:]
         for name in set(frames):
             per_thread[thread][name] += n
         per_thread[thread]["(all)"] += n
@@ -144,11 +149,10 @@ def children(stacks: list[tuple[list[str], int]], under: str, thread: str = "Mai
     for stack, n in stacks:
         if stack[0] != thread:
             continue
-        frames = stack[1:]
-        at = next((i for i, f in enumerate(frames) if under in f), None)
-        if at is None:
+        frames = _from(stack[1:], under)
+        if frames is None:
             continue
-        below = [f for f in frames[at + 1:] if not f.startswith(WRAPPERS)]
+        below = [f for f in frames[1:] if not f.startswith(WRAPPERS)]
         out[below[0] if below else "(itself)"] += n
     return out
 
@@ -179,7 +183,7 @@ def main() -> None:
         at = argv.index("--")
         argv, rest = argv[:at], argv[at + 1:]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, help="record: the folder for stacks.txt and meta.json")
+    p.add_argument("--out", type=Path, help="record: the folder for stacks.txt, timeline.txt and meta.json")
     p.add_argument("--interval", type=float, default=0.005, help="record: seconds between samples (0.005)")
     p.add_argument("--report", type=Path, help="print a recorded folder's inclusive times")
     p.add_argument("--under", default=None, help="report: only below the first frame matching this")
@@ -187,6 +191,10 @@ def main() -> None:
     p.add_argument("--until", type=float, default=None, help="report: only the first UNTIL seconds")
     args = p.parse_args(argv)
     if args.report:
+        if not (args.report / "meta.json").exists():
+            p.error(f"{args.report} holds no recording (no meta.json)")
+        if args.until is not None and not any((args.report / n).exists() for n in ("timeline.txt", "timeline.txt.gz")):
+            p.error(f"{args.report} has no timeline.txt (recorded before samples kept their times): leave out --until")
         report(args.report, args.under, args.top, args.until)
     elif args.out:
         if not rest or rest == ["-m"]:

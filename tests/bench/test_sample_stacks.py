@@ -74,3 +74,13 @@ def test_nothing_to_run_is_one_clear_line(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith("error: nothing to run: give -m "
                                                                                "MODULE [ARGS] or SCRIPT [ARGS] after --")
+
+
+def test_a_report_of_nothing_recorded_is_one_clear_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "sample_stacks.py"), "--report", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith("holds no recording (no meta.json)")
+    (tmp_path / "meta.json").write_text("{}")
+    proc = subprocess.run([sys.executable, str(BENCH / "sample_stacks.py"), "--report", str(tmp_path), "--until", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "has no timeline.txt" in proc.stderr
