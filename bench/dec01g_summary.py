@@ -80,9 +80,10 @@ def startup(call: Path) -> None:
                 label = next((lab for lab, frame in KINDS if any(frame in f for f in stack)), None)
                 if label:
                     kinds[label] += n
-        print(f"    of the main thread's {main['(all)'] * each:.2f} s, before the run "
+        print(f"    of the main thread's {main['(all)'] * each:.2f} s, outside the run "
               f"{(main['(all)'] - main['train.py:_run']) * each:.2f} s; in it: "
               + ", ".join(f"{k} {n * each:.2f} s" for k, n in kinds.items()))
+
 
 if __name__ == "__main__":
     main()
