@@ -2,13 +2,16 @@
 
     python bench/fp8_run.py on --quiet --track speedrun-4.5 --set compile=false ...    # FP8
     python bench/fp8_run.py off --quiet --track speedrun-4.5 --set compile=false ...   # the same process, bf16
+    python bench/fp8_run.py fwd-dgrad --quiet --track speedrun-4.5 ...                 # FP8 but the weight gradient
 
 The first argument turns FP8 on or off; the rest are ``python -m trainer``'s. With FP8 on, every
 ``torch.nn.functional.linear`` (the blocks' q/k, v, o, gate, up and down projections; the tied head is a plain
 matmul and stays bf16) runs through ``torch._scaled_mm``: the input and the weight in e4m3, the output's gradient
 in e5m2, one scale per tensor from its largest magnitude, the forward with fast accumulation, as
 ``bench/fp8_gemm.py`` timed them. The casts are eager PyTorch, so an FP8 run is slow; it measures the answer, not
-the speed. Run both arms with ``compile=false`` so that they differ only in the matmuls.
+the speed. Run both arms with ``compile=false`` so that they differ only in the matmuls. ``fwd-dgrad`` keeps the
+weight gradient in bf16 from the bf16 input: no operand is then cast in its transposed layout, the casts that
+cost most in the compiled trainer (the activations and output gradients, column-major).
 """
 
 from __future__ import annotations
@@ -45,30 +48,35 @@ def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: 
 
 
 class FP8Linear(torch.autograd.Function):
-    """y = x @ w.t() with the three matmuls of forward and backward in FP8. ``mm`` is the matmul of FP8 operands
-    (``scaled_mm``; a test passes one that dequantises and multiplies, to check the layouts and scales on a CPU)."""
+    """y = x @ w.t() with the matmuls of forward and backward in FP8, the weight gradient too where ``wgrad_fp8``
+    (else in bf16, from the input kept in bf16). ``mm`` is the matmul of FP8 operands (``scaled_mm``; a test passes
+    one that dequantises and multiplies, to check the layouts and scales on a CPU)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, mm: Callable) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, mm: Callable, wgrad_fp8: bool = True) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1])
         qx, sx = quantize(x2, E4M3)
         qw, sw = quantize(w, E4M3)
-        ctx.save_for_backward(qx, sx, qw, sw)
-        ctx.mm, ctx.x_shape, ctx.x_dtype, ctx.w_dtype = mm, x.shape, x.dtype, w.dtype
+        ctx.save_for_backward(*((qx, sx) if wgrad_fp8 else (x2, sx)), qw, sw)
+        ctx.mm, ctx.wgrad_fp8, ctx.x_shape, ctx.x_dtype, ctx.w_dtype = mm, wgrad_fp8, x.shape, x.dtype, w.dtype
         y = mm(qx, qw.t(), sx, sw, True)  # [M, in] @ [in, out]: qw is [out, in] row-major, so qw.t() column-major
         return y.view(*x.shape[:-1], w.shape[0])
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
-        qx, sx, qw, sw = ctx.saved_tensors
+        x_saved, sx, qw, sw = ctx.saved_tensors
         mm = ctx.mm
-        qdy, sdy = quantize(dy.reshape(-1, dy.shape[-1]), E5M2)
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        qdy, sdy = quantize(dy2, E5M2)
         dx = mm(qdy, qw.t().contiguous().t(), sdy, sw, False)  # [M, out] @ [out, in]
-        dw = mm(qdy.t().contiguous(), qx.t().contiguous().t(), sdy, sx, False)  # [out, M] @ [M, in]
-        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None
+        if ctx.wgrad_fp8:  # [out, M] @ [M, in]
+            dw = mm(qdy.t().contiguous(), x_saved.t().contiguous().t(), sdy, sx, False)
+        else:
+            dw = dy2.to(torch.bfloat16).t() @ x_saved
+        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None, None
 
 
-def fp8_linear(mm: Callable = scaled_mm) -> Callable:
+def fp8_linear(mm: Callable = scaled_mm, wgrad_fp8: bool = True) -> Callable:
     """A drop-in for ``F.linear`` that takes bias-free 2-D weights whose sides are multiples of 16 (FP8 matmuls need
     them) to ``FP8Linear``, and leaves anything else to the original."""
     original = F.linear
@@ -78,23 +86,26 @@ def fp8_linear(mm: Callable = scaled_mm) -> Callable:
         if bias is not None or weight.dim() != 2 or any(n % 16 for n in (*weight.shape, rows)):
             return original(x, weight, bias)
         with torch.autocast(x.device.type, enabled=False):
-            return FP8Linear.apply(x.to(torch.bfloat16), weight.to(torch.bfloat16), mm)
+            return FP8Linear.apply(x.to(torch.bfloat16), weight.to(torch.bfloat16), mm, wgrad_fp8)
 
     return linear
 
 
+ARMS = {"on": "on", "off": "off", "fwd-dgrad": "on, the weight gradient in bf16"}
+
+
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("on", "off"):
-        sys.exit("usage: python bench/fp8_run.py on|off [python -m trainer's arguments]")
-    on = sys.argv[1] == "on"
-    if on:
+    if len(sys.argv) < 2 or sys.argv[1] not in ARMS:
+        sys.exit(f"usage: python bench/fp8_run.py {'|'.join(ARMS)} [python -m trainer's arguments]")
+    arm = sys.argv[1]
+    if arm != "off":
         require_fp8_gpu()
         # from this file imported under its own name: runpy makes the trainer __main__, and dynamo's guards look
         # up the globals of the code they trace by module name
         import fp8_run
 
-        torch.nn.functional.linear = fp8_run.fp8_linear()
-    print(f"FP8 matmuls in the blocks: {'on' if on else 'off'}", flush=True)
+        torch.nn.functional.linear = fp8_run.fp8_linear(wgrad_fp8=arm == "on")
+    print(f"FP8 matmuls in the blocks: {ARMS[arm]}", flush=True)
     sys.argv = ["trainer", *sys.argv[2:]]
     runpy.run_module("trainer", run_name="__main__", alter_sys=True)
 

@@ -1,7 +1,7 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh,
 # bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh), sourced
 # at their top: the call's clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs,
-# a b32 pair), kernel-table, same-answer and default-search steps.
+# a b32 pair), kernel-table, same-answer, default-search and FP8-arm steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -118,4 +118,10 @@ search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for
   echo "$start $(date +%s.%N)" > $P/$name-window.txt
   grep -v "^\[\|WARNING\|INFO\|^(" $P/search-$name.log | tail -8
   tar czf $OUT/$(basename $P).tar.gz --exclude=ray --exclude='*.pt' -C /tmp $(basename $P) runs
+}
+fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd-dgrad) on the record's track with
+  # SETTINGS into $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed
+  local arm=$1 limit=$2; shift 2
+  timeout $limit python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm "$@" > $P/$arm.log 2>&1
+  echo "exit $?"
 }

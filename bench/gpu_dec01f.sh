@@ -23,12 +23,6 @@
 #                                     for 25 steps, with the blocks' matmuls in FP8 (the casts as inductor compiles
 #                                     them), then in bf16 (bench/fp8_run.py on, off), each within LIMIT s (150) (calls 5 and 6)
 source "$(dirname "$0")/gpu_common.sh"
-fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off) on the record's track with SETTINGS into
-  # $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed
-  local arm=$1 limit=$2; shift 2
-  timeout $limit python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm "$@" > $P/$arm.log 2>&1
-  echo "exit $?"
-}
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
   begin verify old

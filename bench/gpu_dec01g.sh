@@ -14,6 +14,10 @@
 #                                     `python -m trainer` runs and two under bench/sample_stacks.py (every thread's
 #                                     stack every 5 ms), the record's settings, 262,144 tokens each (call 3; call 4
 #                                     again with the samples' times, to split the start-up from the rest)
+#   bash bench/gpu_dec01g.sh fp8fd    one H200; carry .devbundle-lite and .carry/data: the trainer compiled at b64 for
+#                                     25 steps with the blocks' forward and input-gradient matmuls in FP8 and their
+#                                     weight gradients in bf16, then all in bf16 (bench/fp8_run.py fwd-dgrad, off),
+#                                     each within LIMIT s (150) (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 same_mode() {  # same_mode [--deterministic]: bench/warm_workers.py same-answer into $P, its verdict printed, then
   # $OUT/<name of $P>.tar.gz rewritten
@@ -50,5 +54,15 @@ startup)  # carry .devbundle-lite and .carry/data
   until=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['clock_started_at'] - json.load(open(sys.argv[2]))['started_at'])" $P/sampled-2/result.json $P/stacks-2/meta.json)
   python bench/sample_stacks.py --report $P/stacks-2 --under "train.py:_run" --until $until --top 30 | grep -A40 "^MainThread"
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 verify|same|startup"; exit 2 ;;
+fp8fd)  # carry .devbundle-lite and .carry/data
+  begin fp8fd
+  for arm in fwd-dgrad off; do
+    echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
+    fp8_arm $arm ${LIMIT:-150} --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never \
+      --set eval_every_tokens=1000000000
+    grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
+    tar czf $OUT/fp8fd.tar.gz --exclude='*.pt' -C /tmp fp8fd
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 verify|same|startup|fp8fd"; exit 2 ;;
 esac
