@@ -13,6 +13,8 @@
   Call 3's sampled stacks (``stacks-*/stacks.txt.gz``) cover the whole process, training and the last evaluation
   included; call 4 also kept when each sample was taken (``timeline.txt.gz``), so its split ends at the first
   clocked step.
+- ``call5-fp8fd``: the trainer compiled at b64 for 25 steps with the blocks' forward and input-gradient matmuls in
+  FP8 and their weight gradients in bf16 (``bench/fp8_run.py fwd-dgrad``), then all in bf16, on one machine.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def main() -> None:
         print(f"\n== call {n}: a fresh process's start-up on a warm compile cache (the record's settings, 262,144 "
               f"tokens)")
         startup(call)
+
+    print("\n== call 5: compiled, b64, 25 steps: FP8 forward and input gradient, weight gradient bf16; then all bf16")
+    for arm, label in (("fwd-dgrad", "FP8 fwd-dgrad"), ("off", "bf16")):
+        r = json.loads((root / "call5-fp8fd" / arm / "result.json").read_text())
+        print(f"    {label}: {r['tokens_per_s']:,.0f} tokens/s, peak memory {r['peak_memory_bytes'] / 2**30:.1f} GiB, "
+              f"warm-up {r['warmup_s']:.0f} s, train loss at step {r['steps']} {r['final_train_loss']:.4f}")
 
 
 def startup(call: Path) -> None:

@@ -67,7 +67,8 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "default: FAIL", "differs by up to 0.0307 (mean 0.0053)", "two fresh processes: up to 0.0412",
       "(median 260,648)", "(median 259,228)", "val 4.9646 against the saved 4.9785", "in 23.37 s on the clock",
       "plain-2: 8.90 s", "plain-1: 8.48 s", "its first 9.08 s, to the first clocked step",
-      "dynamo tracing Python code 2.28 s", "threading.py:join 1.79 s"]),
+      "dynamo tracing Python code 2.28 s", "threading.py:join 1.79 s",
+      "FP8 fwd-dgrad: 328,091 tokens/s", "bf16: 352,627 tokens/s"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
