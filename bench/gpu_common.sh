@@ -125,3 +125,14 @@ fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd
   timeout $limit python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm "$@" > $P/$arm.log 2>&1
   echo "exit $?"
 }
+fp8_speed_arms() {  # fp8_speed_arms ARM...: each fp8_arm compiled at b64 for 25 steps within LIMIT s (150), its
+  # speed, memory and warm-up printed, then $OUT/<name of $P>.tar.gz rewritten
+  local arm name; name=$(basename $P)
+  for arm in "$@"; do
+    echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
+    fp8_arm $arm ${LIMIT:-150} --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never \
+      --set eval_every_tokens=1000000000
+    grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
+    tar czf $OUT/$name.tar.gz --exclude='*.pt' -C /tmp $name
+  done
+}

@@ -80,13 +80,7 @@ PY
   echo "done at $(elapsed) s" ;;
 fp8speed)  # carry .devbundle-lite and .carry/data
   begin fp8speed
-  for arm in on off; do
-    echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
-    fp8_arm $arm ${LIMIT:-150} --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never \
-      --set eval_every_tokens=1000000000
-    grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
-    tar czf $OUT/fp8speed.tar.gz --exclude='*.pt' -C /tmp fp8speed
-  done
+  fp8_speed_arms on off
   echo "done at $(elapsed) s" ;;
 *) echo "usage: $0 verify|fp8|final|fp8answer|fp8speed"; exit 2 ;;
 esac

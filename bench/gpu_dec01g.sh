@@ -56,13 +56,7 @@ startup)  # carry .devbundle-lite and .carry/data
   echo "done at $(elapsed) s" ;;
 fp8fd)  # carry .devbundle-lite and .carry/data
   begin fp8fd
-  for arm in fwd-dgrad off; do
-    echo "== FP8 $arm, compiled, b64, from $(elapsed) s"
-    fp8_arm $arm ${LIMIT:-150} --set micro_batch_size=64 --set max_tokens=3276800 --set stop_rule=never \
-      --set eval_every_tokens=1000000000
-    grep -v Warning $P/$arm.log | grep -E "Error|\"tokens_per_s\"|\"peak_memory_bytes\"|\"warmup_s\"" | head -6
-    tar czf $OUT/fp8fd.tar.gz --exclude='*.pt' -C /tmp fp8fd
-  done
+  fp8_speed_arms fwd-dgrad off
   echo "done at $(elapsed) s" ;;
 *) echo "usage: $0 verify|same|startup|fp8fd"; exit 2 ;;
 esac
