@@ -197,6 +197,9 @@ def test_deterministic_holds_for_the_run_only_and_gets_a_shape_of_its_own(cache_
     assert torch.are_deterministic_algorithms_enabled()
     reports.close()  # ASHA's stop
     assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="injected fault"):
+        train(_small(cache_dir, TRIALS[0], deterministic=True, fault="raise@2"), bench=Workbench())
+    assert not torch.are_deterministic_algorithms_enabled()
     default = train(_small(cache_dir, TRIALS[0], report_every_tokens=4 * 4 * 64), bench=bench)
     assert not default.warm_start and len(bench.shapes) == 2
     _same(_losses(default.history), _losses(clean[0].history), rel=1e-6)
