@@ -13,7 +13,8 @@ of them runs once per seed (``--seeds N``: seeds ``--first-seed`` .. +N-1), each
 (one CPU without a GPU) in a warm worker that keeps its compiled model from run to run (:mod:`search.pairs`): a
 grid over (configuration, seed), no searcher, no scheduler, so nothing is stopped early. Runs use
 ``stop_rule=all`` (they go on until all three crossing rules have crossed) capped by the track's ``max_tokens``.
-The grid is ordered seed by seed (control first) so that drift of the machine during the session hits the control and the candidates alike.
+The grid is ordered seed by seed (control first) so that drift of the machine during the session hits the control
+and the candidates alike.
 
 Configurations (:mod:`search.trials`). A candidate = the track, the search's fixed ``set`` (without ``stop_rule``
 and ``max_tokens``: a promotion is a full run), the trial's ``param_*`` values that name a setting, then
