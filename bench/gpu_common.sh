@@ -1,7 +1,8 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh,
-# bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh), sourced
-# at their top: the call's clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs,
-# a b32 pair), kernel-table, same-answer, default-search and FP8-arm steps.
+# bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh,
+# bench/gpu_dec01h.sh), sourced at their top: the call's clock, $OUT, and the set-up, old- and mid-tree, GPU info,
+# speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with attention backends chosen), kernel-table,
+# same-answer, default-search and FP8-arm steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -118,6 +119,24 @@ search_arm() {  # search_arm NAME DIR: the default search of the tree in DIR for
   echo "$start $(date +%s.%N)" > $P/$name-window.txt
   grep -v "^\[\|WARNING\|INFO\|^(" $P/search-$name.log | tail -8
   tar czf $OUT/$(basename $P).tar.gz --exclude=ray --exclude='*.pt' -C /tmp $(basename $P) runs
+}
+batch_arm() {  # batch_arm ARM [ARGS...]: bench/trainer_speed.py at b$BATCH (default 32; 20 steps, no second run at
+  # b4) with ARGS into $P/speed-ARM, within LIMIT s (600); its exit status, its rows and the attention kernels
+  # bench/sdpa_run.py names printed after "ARM: ", then save_pruned
+  local arm=$1 b=${BATCH:-32}; shift
+  timeout ${LIMIT:-600} python bench/trainer_speed.py --out $P/speed-$arm --batches $b --steps 20 --no-warm-run "$@" \
+    > $P/speed-$arm.log 2>&1
+  echo "$arm: exit $?"
+  grep -hE "^attention|^flash backend|^b$b-" $P/speed-$arm.log $P/speed-$arm/b$b-cold.log 2>/dev/null | tr -s ' ' |
+    sed "s/^/$arm: /"
+  save_pruned
+}
+sdpa_arm() {  # sdpa_arm ARM BACKENDS: batch_arm ARM through bench/sdpa_run.py BACKENDS, on compile and token caches of
+  # its own (inductor picks the attention backend when it traces, so no graph cached with another may be replayed)
+  local arm=$1 backends=$2
+  (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$arm BLUEBERRY_CACHE=/tmp/bbcache-$arm
+   mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
+   batch_arm $arm --sdpa-off $backends)
 }
 fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd-dgrad) on the record's track with
   # SETTINGS into $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed

@@ -30,16 +30,6 @@
 #                                     memory (20 trials in one worker: memory reserved after the 2nd and the 20th)
 #                                     (call 5)
 source "$(dirname "$0")/gpu_common.sh"
-b32_arm() {  # b32_arm ARM [ARGS...]: bench/trainer_speed.py at b32 (20 steps, no second run at b4) with ARGS into
-  # $P/speed-ARM, within LIMIT s (600); its exit status, its rows and the attention kernels bench/sdpa_run.py names
-  # printed after "ARM: ", then save_pruned
-  local arm=$1; shift
-  timeout ${LIMIT:-600} python bench/trainer_speed.py --out $P/speed-$arm --batches 32 --steps 20 --no-warm-run "$@" \
-    > $P/speed-$arm.log 2>&1
-  echo "$arm: exit $?"
-  grep -hE '^attention|^b32-' $P/speed-$arm.log $P/speed-$arm/b32-cold.log 2>/dev/null | tr -s ' ' | sed "s/^/$arm: /"
-  save_pruned
-}
 case "${1:-}" in
 oldpath)  # carry .devbundle-search, .carry/data-small and .carry/old
   P=/tmp/oldpath; REPO=$PWD; mkdir -p $P /tmp/runs
@@ -59,19 +49,16 @@ oldpath)  # carry .devbundle-search, .carry/data-small and .carry/old
   echo "done at $(elapsed) s" ;;
 autotune32)  # carry .devbundle-lite and .carry/data
   begin autotune32
-  b32_arm default
+  batch_arm default
   echo "== GEMM autotuning from $(elapsed) s"
-  TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1 LIMIT=$(( 560 - $(elapsed) )) b32_arm autotune
+  TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1 LIMIT=$(( 560 - $(elapsed) )) batch_arm autotune
   echo "done at $(elapsed) s" ;;
 sdpa32)  # carry .devbundle-lite and .carry/data
   begin sdpa32
-  b32_arm default
+  batch_arm default
   for off in cudnn cudnn,flash; do
     echo "== $off off from $(elapsed) s"
-    name=${off/,/-}-off
-    (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$name BLUEBERRY_CACHE=/tmp/bbcache-$name
-     mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
-     b32_arm $name --sdpa-off $off)
+    sdpa_arm ${off/,/-}-off $off
   done
   echo "done at $(elapsed) s" ;;
 gcstart)  # carry .devbundle-lite, .carry/data and .carry/mid

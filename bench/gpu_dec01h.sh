@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Device calls of Dec 1, eighth session (issue 19: FlashAttention-4's Hopper kernels against cuDNN's attention).
+# Set-up steps from bench/gpu_common.sh. FA4 and its CuTe-DSL compiler are ~65 MB compressed (bench/fa4_bundle.sh),
+# more than one call carries beside the repo, so they travel in two parts, in two calls on one warm machine:
+#   bash bench/gpu_dec01h.sh part1   one H200; carry .fa4bundle/part-aa: the part kept in /tmp/fa4parts for the next
+#                                    call (the machine stays this session's for 30 s after a call); what the GPU
+#                                    image's torch offers for FA4 (call 1)
+#   bash bench/gpu_dec01h.sh fa4     the same machine, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite and
+#                                    .carry/data: FA4 unpacked and imported; bench/fa4_attention.py (the model's
+#                                    attention alone at b4, b32 and b64: cuDNN, FlashAttention-2, FA4, each checked
+#                                    against cuDNN and float32); then the trainer at b32, cuDNN then FA4 (bench/sdpa_run.py
+#                                    cudnn,fa4, on caches of its own), and the same at b64 while time is left (call 2)
+source "$(dirname "$0")/gpu_common.sh"
+case "${1:-}" in
+part1)  # carry .fa4bundle/part-aa
+  mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
+  python3 -c "import torch, torch.nn.attention as a; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'impls', a.list_flash_attention_impls(), 'capability', torch.cuda.get_device_capability())"
+  grep -n "compute capability\|not supported on SM" "$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')/nn/attention/_fa4.py"
+  python3 -m pip list 2>/dev/null | grep -i -E "^(cuda|einops|protobuf|typing)"
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+  echo "done at $(elapsed) s" ;;
+fa4)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine of part1
+  [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
+  mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
+  begin fa4
+  export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
+  export FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED=1 FLASH_ATTENTION_CUTE_DSL_CACHE_DIR=/tmp/fa4cache
+  echo "FA4 unpacked at $(elapsed) s"
+  python -c "import cutlass, flash_attn.cute; print('cutlass', cutlass.__version__, 'flash_attn.cute imported')" \
+    2>&1 | tail -3
+  echo "== attention alone from $(elapsed) s"
+  timeout 240 python bench/fa4_attention.py --out $P/attention > $P/attention.log 2>&1; echo "exit $?"
+  grep -v -i warn $P/attention.log | tail -14 | cut -c1-400
+  save_pruned
+  for b in 32 64; do
+    [ $(elapsed) -lt 430 ] || break
+    echo "== trainer at b$b from $(elapsed) s"
+    BATCH=$b LIMIT=$(( 560 - $(elapsed) )) batch_arm cudnn-b$b
+    BATCH=$b LIMIT=$(( 575 - $(elapsed) )) sdpa_arm fa4-b$b cudnn,fa4
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 part1|fa4"; exit 2 ;;
+esac
