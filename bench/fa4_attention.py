@@ -1,7 +1,8 @@
 """The model's attention alone, forward and backward, on each backend one H200 offers (issue 19): PyTorch's cuDNN
 (the trainer's default), FlashAttention-2 (PyTorch's flash backend) and FlashAttention-4 (``flash_attn.cute``, the
 ``flash-attn-4`` package: CuTe-DSL kernels compiled at first use, with Hopper forward and backward kernels), which
-PyTorch's registry puts behind the same flash backend (``torch.nn.attention.activate_flash_attention_impl("FA4")``).
+PyTorch's registry puts behind the same flash backend (``torch.nn.attention.activate_flash_attention_impl``, through
+``fa4_shim``).
 
     python bench/fa4_attention.py --out DIR [--batches 4 32 64]     # DIR/attention.json and attention.txt
 
@@ -93,7 +94,8 @@ def run_all(q, k, v, dy) -> list[torch.Tensor]:
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     """Largest |a - b| over the largest |b|."""
-    return float((a.float() - b.float()).abs().max() / b.float().abs().max())
+    a, b = a.detach().float(), b.detach().float()
+    return float((a - b).abs().max() / b.abs().max())
 
 
 def eager_ms(fn, reps: int = 20) -> float:
@@ -132,11 +134,10 @@ def activate_fa4() -> str:
     if major not in (9, 10):
         return f"FA4 needs compute capability 9.x or 10.x; this GPU is {major}.x"
     try:
-        import flash_attn.cute  # noqa: F401
-        from torch.nn.attention import activate_flash_attention_impl
+        import fa4_shim
     except ImportError as e:
         return f"cannot import FA4: {e}"
-    activate_flash_attention_impl("FA4")
+    fa4_shim.activate()
     return ""
 
 

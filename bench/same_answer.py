@@ -34,9 +34,15 @@ PATHS = {
 }
 
 
-def run_path(out: Path, name: str, track: str, tokens: int, seed: int, extra: list[str]) -> dict[str, Any]:
+def run_path(out: Path, name: str, track: str, tokens: int, seed: int, extra: list[str],
+             sdpa_off: str = "") -> dict[str, Any]:
+    """One path's run in a fresh process; ``sdpa_off`` runs the fast path through ``bench/sdpa_run.py`` with those
+    attention backends off (``cudnn,fa4``: FlashAttention-4)."""
     run_dir = out / name
-    cmd = [sys.executable, "-m", "trainer", "--quiet", "--track", track, "--out", str(run_dir),
+    launch = ["-m", "trainer"]
+    if sdpa_off and name == "fast":
+        launch = [str(Path(__file__).with_name("sdpa_run.py")), sdpa_off]
+    cmd = [sys.executable, *launch, "--quiet", "--track", track, "--out", str(run_dir),
            "--set", f"max_tokens={tokens}", "--set", "stop_rule=never", "--set", f"seed={seed}",
            "--set", "eval_every_tokens=1000000000", *PATHS[name], *extra]
     t0 = time.time()
@@ -98,6 +104,8 @@ def main() -> None:
                     help="a saved reference run directory (with result.json): compare with it, run only the fast path")
     ap.add_argument("--against", type=Path, default=None,
                     help="a saved fast run directory: report the final validation loss's change from it")
+    ap.add_argument("--sdpa-off", default="",
+                    help="attention backends off for the fast path (bench/sdpa_run.py), e.g. cudnn or cudnn,fa4")
     ap.add_argument("--parallel", action="store_true",
                     help="run both paths at once on one device (losses unchanged; their speeds then not comparable)")
     args = ap.parse_args()
@@ -105,16 +113,18 @@ def main() -> None:
     extra = [x for s in args.extra for x in ("--set", s)]
     if args.reference_from is not None:
         saved = saved_run(args.reference_from, args.track, args.seed)
-        runs = {"fast": run_path(args.out, "fast", args.track, args.tokens, args.seed, extra), "reference": saved}
+        runs = {"fast": run_path(args.out, "fast", args.track, args.tokens, args.seed, extra, args.sdpa_off),
+                "reference": saved}
     elif args.parallel:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(len(PATHS)) as pool:
-            futures = {name: pool.submit(run_path, args.out, name, args.track, args.tokens, args.seed, extra)
-                       for name in PATHS}
+            futures = {name: pool.submit(run_path, args.out, name, args.track, args.tokens, args.seed, extra,
+                                         args.sdpa_off) for name in PATHS}
             runs = {name: f.result() for name, f in futures.items()}
     else:
-        runs = {name: run_path(args.out, name, args.track, args.tokens, args.seed, extra) for name in PATHS}
+        runs = {name: run_path(args.out, name, args.track, args.tokens, args.seed, extra, args.sdpa_off)
+                for name in PATHS}
     summary = compare(runs["fast"]["history"], runs["reference"]["history"], args.marks, args.window,
                       args.tolerance)
     summary.update({

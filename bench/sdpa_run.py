@@ -5,10 +5,10 @@
 
 The first argument names the backends to turn off (comma-separated: cudnn, flash, mem_efficient, math), and ``fa4``
 puts FlashAttention-4 (the ``flash-attn-4`` package, ``flash_attn.cute``) behind the flash backend through
-PyTorch's registry (``torch.nn.attention.activate_flash_attention_impl``); the rest are ``python -m trainer``'s. Before the run it prints the attention kernels one call of the model's shape (bf16,
-8 heads of 64, 2,048 positions, causal) launches, so the log says which backend ran. Inductor picks the backend
-when it traces: give this process compile and token caches of its own (TORCHINDUCTOR_CACHE_DIR, BLUEBERRY_CACHE),
-so that no graph cached with another backend can be replayed.
+PyTorch's registry (``bench/fa4_shim.py``); the rest are ``python -m trainer``'s. Before the run it prints the
+attention kernels one call of the model's shape (bf16, 8 heads of 64, 2,048 positions, causal) launches, so the log
+says which backend ran. Inductor picks the backend when it traces: give this process compile and token caches of
+its own (TORCHINDUCTOR_CACHE_DIR, BLUEBERRY_CACHE), so that no graph cached with another backend can be replayed.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ def main() -> None:
         getattr(torch.backends.cuda, f"enable_{name}_sdp")(False)
     if "fa4" in names:
         try:
-            import flash_attn.cute  # noqa: F401 - PyTorch's registry imports it again by name
+            import fa4_shim
         except ImportError as e:
             sys.exit(f"error: fa4 needs the flash-attn-4 package (bench/fa4_bundle.sh): {e}")
         os.environ.setdefault("FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED", "1")  # its compiled kernels kept on disk
-        torch.nn.attention.activate_flash_attention_impl("FA4")
+        fa4_shim.activate()
         print("flash backend: FlashAttention-4", flush=True)
     kernels = attention_kernels() if torch.cuda.is_available() else "(no GPU)"
     print(f"attention backends off: {', '.join(off)}; kernels: {kernels}", flush=True)

@@ -39,3 +39,19 @@ def test_a_saved_run_is_read_only_for_its_own_track_and_seed(tmp_path):
         same_answer.saved_run(tmp_path, "speedrun-4.5", 1)
     with pytest.raises(SystemExit, match="no result.json"):
         same_answer.saved_run(tmp_path / "missing", "speedrun-4.5", 0)
+
+
+def test_the_fast_path_runs_through_sdpa_run_with_the_backends_named(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    proc = subprocess.run([sys.executable, "bench/same_answer.py", "--out", str(tmp_path), "--track", "tiny-speedrun",
+                           "--marks", "8192", "--tokens", "8192", "--window", "2", "--sdpa-off", "cudnn"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    fast, ref = ((tmp_path / f"{n}.log").read_text().splitlines()[0] for n in ("fast", "reference"))
+    assert "bench/sdpa_run.py cudnn --quiet" in fast and "-m trainer" not in fast
+    assert " -m trainer --quiet" in ref and "sdpa_run" not in ref
+    assert json.loads((tmp_path / "summary.json").read_text())["runs"]["fast"]["tokens"] >= 8192
