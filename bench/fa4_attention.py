@@ -1,8 +1,7 @@
 """The model's attention alone, forward and backward, on each backend one H200 offers (issue 19): PyTorch's cuDNN
 (the trainer's default), FlashAttention-2 (PyTorch's flash backend) and FlashAttention-4 (``flash_attn.cute``, the
 ``flash-attn-4`` package: CuTe-DSL kernels compiled at first use, with Hopper forward and backward kernels), which
-PyTorch's registry puts behind the same flash backend (``torch.nn.attention.activate_flash_attention_impl``, through
-``fa4_shim``).
+PyTorch's registry puts behind the same flash backend (``trainer/fa4.py``, as ``runtime.attention = "fa4"`` does).
 
     python bench/fa4_attention.py --out DIR [--batches 4 32 64]     # DIR/attention.json and attention.txt
 
@@ -14,17 +13,16 @@ T x T square): the forward 2 matmuls, the backward 5.
 
 Each arm's output and gradients are compared with cuDNN's on the same inputs (largest difference over the largest
 magnitude), and at B = 1 every arm with a float32 reference; bf16 attention differs from it by ~1e-2 of the
-largest value. FA4 is activated last: PyTorch cannot switch the flash backend back to FlashAttention-2 in the
-same process. Without the package, or on a GPU that is not Hopper or Blackwell, the FA4 arm records why it did
-not run and the others still do.
+largest value. FA4 is activated after the other arms have run, and only for its own. Without the package, or on a
+GPU that is not Hopper or Blackwell, the FA4 arm records why it did not run and the others still do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,9 @@ import torch.nn.functional as F
 from fp8_gemm import gpu_ms
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from trainer.config import make_config
+from trainer import fa4
+from trainer.config import ConfigError, make_config
+from trainer.data import cache_root
 
 ARMS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash2": SDPBackend.FLASH_ATTENTION, "fa4": SDPBackend.FLASH_ATTENTION}
 
@@ -128,16 +128,14 @@ def kernel_names(q, k, v, dy) -> list[str]:
     return sorted({e.key[:100] for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA})
 
 
-def activate_fa4() -> str:
-    """Routes the flash backend to FlashAttention-4; "" when it did, else why not."""
-    major, _ = torch.cuda.get_device_capability()
-    if major not in (9, 10):
-        return f"FA4 needs compute capability 9.x or 10.x; this GPU is {major}.x"
+def activate_fa4(stack: contextlib.ExitStack) -> str:
+    """Routes the flash backend to FlashAttention-4 until ``stack`` closes (``trainer.fa4``, as the trainer's
+    ``runtime.attention = "fa4"`` does); "" when it did, else why not."""
     try:
-        import fa4_shim
-    except ImportError as e:
-        return f"cannot import FA4: {e}"
-    fa4_shim.activate()
+        fa4.check(torch.device("cuda"), cache_root(make_config("speedrun-4.5").data) / "fa4")
+    except ConfigError as e:
+        return str(e)
+    stack.enter_context(fa4.active())
     return ""
 
 
@@ -210,13 +208,13 @@ def main() -> None:
         sys.exit("error: bench/fa4_attention.py needs a CUDA GPU")
     if "cudnn" not in args.arms:
         sys.exit("error: --arms must include cudnn: the other arms are compared with it")
-    os.environ.setdefault("FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED", "1")
     hq, hk, d, t = shapes()
     report = {"shape": f"{hq} query heads, {hk} key/value heads of {d}, {t} positions, bf16",
               "gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "arms": []}
     expected: dict[int, list[torch.Tensor]] = {}
+    stack = contextlib.ExitStack()
     for arm in sorted(args.arms, key=list(ARMS).index):
-        why = activate_fa4() if arm == "fa4" else ""
+        why = activate_fa4(stack) if arm == "fa4" else ""
         if why:
             report["arms"].append({"arm": arm, "skipped": why})
         else:
@@ -225,6 +223,7 @@ def main() -> None:
             except Exception as e:  # noqa: BLE001 - one arm's failure is a result; the others still run
                 report["arms"].append({"arm": arm, "skipped": f"{type(e).__name__}: {str(e)[:400]}"})
         print(text(report).splitlines()[-1], flush=True)
+    stack.close()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "attention.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "attention.txt").write_text(text(report))

@@ -8,13 +8,26 @@
 #   bash bench/gpu_dec01h.sh fa4     the same machine, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite and
 #                                    .carry/data: FA4 unpacked and imported; bench/fa4_attention.py (the model's
 #                                    attention alone at b4, b32 and b64: cuDNN, FlashAttention-2, FA4, each checked
-#                                    against cuDNN and float32); then the trainer at b64, cuDNN then FA4 (bench/sdpa_run.py
-#                                    cudnn,fa4, on caches of its own), the same at b32, and the record's 6,086,656
-#                                    tokens with FA4 against the saved reference run (bench/same_answer.py
-#                                    --sdpa-off cudnn,fa4), while time is left (call 2 failed at FA4's first call:
-#                                    torch 2.11's registration unpacks two values where FA4 returns five; call 4
-#                                    with bench/fa4_shim.py)
+#                                    against cuDNN and float32); then the trainer at b64, cuDNN then FA4
+#                                    (runtime.attention=fa4, on caches of its own), the same at b32, and the record's
+#                                    6,086,656 tokens with FA4 against the saved reference run, while time is left.
+#                                    Calls 2 (at 9958c67) and 4 (at 71c09b6, after part1 again as call 3) ran FA4
+#                                    through bench/sdpa_run.py cudnn,fa4 and same_answer.py --sdpa-off cudnn,fa4
+#                                    instead. Call 2 failed at FA4's first call: torch 2.11's registration unpacks two
+#                                    of the five values FA4's forward returns. Call 4 went through bench/fa4_shim.py,
+#                                    the adapter now in trainer/fa4.py
+#   bash bench/gpu_dec01h.sh verify  the machine of a part1 call, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite,
+#                                    .carry/data and .carry/old (`git archive 55df2c5 trainer chores`: the trainer
+#                                    before runtime.attention): b4 speed of the working tree and 55df2c5 alternated
+#                                    twice and the working tree's answer (speed_and_answer); then with
+#                                    runtime.attention=fa4: the answer; b32 and b64 with sdpa then fa4 while time is left (call 6,
+#                                    after part1 as call 5)
 source "$(dirname "$0")/gpu_common.sh"
+fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
+  [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
+  mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
+  export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
+}
 case "${1:-}" in
 part1)  # carry .fa4bundle/part-aa
   mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
@@ -25,10 +38,8 @@ part1)  # carry .fa4bundle/part-aa
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
   echo "done at $(elapsed) s" ;;
 fa4)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine of part1
-  [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
-  mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
   begin fa4
-  export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
+  fa4_unpack
   export FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED=1 FLASH_ATTENTION_CUTE_DSL_CACHE_DIR=/tmp/fa4cache
   echo "FA4 unpacked at $(elapsed) s"
   python -c "import cutlass, flash_attn.cute; print('cutlass', cutlass.__version__, 'flash_attn.cute imported')" \
@@ -41,15 +52,35 @@ fa4)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine o
     [ $(elapsed) -lt 400 ] || break
     echo "== trainer at b$b from $(elapsed) s"
     BATCH=$b LIMIT=$(( 540 - $(elapsed) )) batch_arm cudnn-b$b
-    BATCH=$b LIMIT=$(( 560 - $(elapsed) )) sdpa_arm fa4-b$b cudnn,fa4
+    (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-fa4 BLUEBERRY_CACHE=/tmp/bbcache-fa4
+     mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
+     BATCH=$b LIMIT=$(( 560 - $(elapsed) )) batch_arm fa4-b$b --set attention=fa4)
   done
   if [ $(elapsed) -lt 450 ]; then
     echo "== the answer with FA4 from $(elapsed) s"
-    timeout $(( 585 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --sdpa-off cudnn,fa4 \
+    timeout $(( 585 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --set attention=fa4 \
       --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
       > $P/same-fa4.log 2>&1; echo "exit $?"; tail -6 $P/same-fa4.log
     rm -rf $P/same-fa4/fast; tar czf $OUT/fa4.tar.gz -C /tmp fa4
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 part1|fa4"; exit 2 ;;
+verify)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
+  begin verify old
+  fa4_unpack
+  speed_and_answer
+  if [ $(elapsed) -lt 420 ]; then
+    echo "== the answer with attention=fa4 from $(elapsed) s"
+    timeout $(( 590 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --set attention=fa4 \
+      --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
+      > $P/same-fa4.log 2>&1; echo "exit $?"; tail -6 $P/same-fa4.log
+    rm -rf $P/same-fa4/fast; tar czf $OUT/verify.tar.gz -C /tmp verify
+  fi
+  for b in 32 64; do
+    [ $(elapsed) -lt 460 ] || break
+    echo "== b$b, attention=sdpa then fa4, from $(elapsed) s"
+    BATCH=$b LIMIT=$(( 540 - $(elapsed) )) batch_arm sdpa-b$b
+    BATCH=$b LIMIT=$(( 590 - $(elapsed) )) batch_arm fa4-b$b --set attention=fa4
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 part1|fa4|verify"; exit 2 ;;
 esac

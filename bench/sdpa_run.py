@@ -1,26 +1,22 @@
 """``python -m trainer`` with some of PyTorch's attention backends turned off, to time the others in the trainer.
 
     python bench/sdpa_run.py cudnn --quiet --track speedrun-4.5 ...      # what is left: flash, then efficient
-    python bench/sdpa_run.py cudnn,fa4 --quiet ...                       # flash, run by FlashAttention-4
 
-The first argument names the backends to turn off (comma-separated: cudnn, flash, mem_efficient, math), and ``fa4``
-puts FlashAttention-4 (the ``flash-attn-4`` package, ``flash_attn.cute``) behind the flash backend through
-PyTorch's registry (``bench/fa4_shim.py``); the rest are ``python -m trainer``'s. Before the run it prints the
-attention kernels one call of the model's shape (bf16, 8 heads of 64, 2,048 positions, causal) launches, so the log
-says which backend ran. Inductor picks the backend when it traces: give this process compile and token caches of
-its own (TORCHINDUCTOR_CACHE_DIR, BLUEBERRY_CACHE), so that no graph cached with another backend can be replayed.
+The first argument names the backends to turn off (comma-separated: cudnn, flash, mem_efficient, math); the rest are
+``python -m trainer``'s. Before the run it prints the attention kernels one call of the model's shape (bf16,
+8 heads of 64, 2,048 positions, causal) launches, so the log says which backend ran. Inductor picks the backend
+when it traces: give this process compile and token caches of its own (TORCHINDUCTOR_CACHE_DIR, BLUEBERRY_CACHE),
+so that no graph cached with another backend can be replayed.
 """
 
 from __future__ import annotations
 
-import os
 import runpy
 import sys
 
 import torch
 
 BACKENDS = ("cudnn", "flash", "mem_efficient", "math")
-IMPLS = ("fa4",)
 
 
 def attention_kernels() -> list[str]:
@@ -35,21 +31,12 @@ def attention_kernels() -> list[str]:
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python bench/sdpa_run.py BACKEND[,BACKEND...] [python -m trainer's arguments]")
-    names = [b for b in sys.argv[1].split(",") if b]
-    unknown = [b for b in names if b not in BACKENDS + IMPLS]
+    off = [b for b in sys.argv[1].split(",") if b]
+    unknown = [b for b in off if b not in BACKENDS]
     if unknown:
-        sys.exit(f"error: unknown attention backend {', '.join(unknown)}; allowed: {', '.join(BACKENDS + IMPLS)}")
-    off = [b for b in names if b in BACKENDS]
+        sys.exit(f"error: unknown attention backend {', '.join(unknown)}; allowed: {', '.join(BACKENDS)}")
     for name in off:
         getattr(torch.backends.cuda, f"enable_{name}_sdp")(False)
-    if "fa4" in names:
-        try:
-            import fa4_shim
-        except ImportError as e:
-            sys.exit(f"error: fa4 needs the flash-attn-4 package (bench/fa4_bundle.sh): {e}")
-        os.environ.setdefault("FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED", "1")  # its compiled kernels kept on disk
-        fa4_shim.activate()
-        print("flash backend: FlashAttention-4", flush=True)
     kernels = attention_kernels() if torch.cuda.is_available() else "(no GPU)"
     print(f"attention backends off: {', '.join(off)}; kernels: {kernels}", flush=True)
     sys.argv = ["trainer", *sys.argv[2:]]

@@ -32,6 +32,7 @@ STOP_RULES = (*CROSSING_RULES, "all", "never")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "bf16", "fp32")
 FAULTS = ("nan", "raise", "oom")
+ATTENTIONS = ("sdpa", "fa4")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -311,6 +312,10 @@ class Runtime:
     # the same losses bit for bit on one machine, for checks that want no run-to-run noise. Slower on CUDA: the
     # attention leaves cuDNN, whose backward is not deterministic, for flash attention
     deterministic: bool = False
+    # the attention's kernels on the fast path: sdpa (PyTorch's SDPA, which picks cuDNN's on Hopper) or fa4
+    # (FlashAttention-4, the flash-attn-4 package, on Hopper and Blackwell GPUs: 2% faster at b32 and b64 on an H200,
+    # bench/results/dec01h; trainer/fa4.py)
+    attention: str = "sdpa"
     # positions per chunk of the output-head loss (trainer/loss.py); 0: the plain loss; None: chunk only
     # micro-batches of more than 32,768 positions, whose fp32 logits would otherwise not fit
     loss_chunk: int | None = None
@@ -328,6 +333,11 @@ class Runtime:
             _check(kind in FAULTS and at.isdigit() and int(at) >= 1,
                    f"fault must be KIND@STEP with KIND one of {', '.join(FAULTS)} and STEP >= 1; got {self.fault!r}")
         _one_of("dtype", self.dtype, DTYPES)
+        _one_of("attention", self.attention, ATTENTIONS)
+        _check(not (self.attention == "fa4" and self.reference),
+               "attention=fa4 is a fast-path kernel; the reference path runs plain attention: set one of them")
+        _check(not (self.attention == "fa4" and self.deterministic is True),
+               "deterministic=true runs with attention=sdpa (its bit-for-bit check used PyTorch's kernels)")
         for name in ("reference", "deterministic"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.stop_rule:

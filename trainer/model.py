@@ -89,6 +89,9 @@ class Attention(nn.Module):
         self.o_proj = Linear(cfg.n_heads * cfg.head_dim, cfg.d_model)
         self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
         self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps)
+        # call PyTorch's flash attention op itself rather than SDPA, which picks cuDNN's kernels on Hopper: the trainer
+        # sets it for runtime.attention=fa4, which puts FlashAttention-4 behind that op (trainer/fa4.py)
+        self.flash_op = False
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, reference: bool = False
                 ) -> torch.Tensor:
@@ -117,8 +120,12 @@ class Attention(nn.Module):
                 q, k = qk.split([self.n_heads, self.n_kv_heads], dim=2)
                 q = rotate_pairs(self.q_norm(q), cos[:, None], sin[:, None])
                 k = rotate_pairs(self.k_norm(k), cos[:, None], sin[:, None])
-            y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v, is_causal=True,
-                                               enable_gqa=True)
+            if self.flash_op:  # the key/value heads stay grouped: the flash kernels take fewer of them than queries
+                y = torch.ops.aten._scaled_dot_product_flash_attention(q.transpose(1, 2), k.transpose(1, 2), v,
+                                                                       is_causal=True)[0]
+            else:
+                y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v, is_causal=True,
+                                                   enable_gqa=True)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 

@@ -409,7 +409,7 @@ def shape_key(config: RunConfig, device: torch.device) -> tuple:
     hp = config.hp
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
     return (config.model, str(device), *_settings(config, device), config.runtime.deterministic,
-            config.runtime.blocks_per_region,
+            config.runtime.attention, config.runtime.blocks_per_region,
             hp.micro_batch_size, hp.seq_len, loss_chunk,
             config.data, config.track.val_tokens)
 
@@ -429,6 +429,21 @@ def deterministic_kernels(on: bool) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@contextlib.contextmanager
+def fa4_kernels(config: RunConfig) -> Iterator[None]:
+    """``runtime.attention = "fa4"``: FlashAttention-4 behind PyTorch's flash attention op while the run lasts
+    (trainer/fa4.py), after checking that it can run here (a ConfigError naming the setting if not)."""
+    if config.runtime.attention != "fa4":
+        yield
+        return
+    from trainer import fa4
+    from trainer.data import cache_root
+
+    fa4.check(resolve_device(config.runtime.device), cache_root(config.data) / "fa4")
+    with fa4.active():
+        yield
 
 
 def _import_compile_stack() -> None:
@@ -520,6 +535,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
             model.working_copies = WorkingCopies(model)
         if fast and dtype == "bf16":
             model.residual_dtype = torch.bfloat16
+        for block in model.blocks:
+            block.attn.flash_op = fast and config.runtime.attention == "fa4"
     val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
     eval_batch = hp.micro_batch_size
     val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
@@ -629,7 +646,7 @@ class TrainingRun:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         lock = DeviceLock(self.config.runtime.device_lock)
         try:
-            with deterministic_kernels(self.config.runtime.deterministic):
+            with deterministic_kernels(self.config.runtime.deterministic), fa4_kernels(self.config):
                 yield from self._run(lock)
         except (GeneratorExit, ConfigError):
             raise  # stopped at a report (between steps), or refused before touching the device: state is clean
