@@ -439,11 +439,21 @@ def fa4_kernels(config: RunConfig) -> Iterator[None]:
         yield
         return
     from trainer import fa4
+
+    check_fa4(config)
+    with fa4.active():
+        yield
+
+
+def check_fa4(config: RunConfig) -> None:
+    """For ``runtime.attention = "fa4"``: a ConfigError naming the setting unless FlashAttention-4 can run on this
+    run's device (``trainer.fa4.check``); nothing for other runs. The search checks it before it starts Ray."""
+    if config.runtime.attention != "fa4":
+        return
+    from trainer import fa4
     from trainer.data import cache_root
 
     fa4.check(resolve_device(config.runtime.device), cache_root(config.data) / "fa4")
-    with fa4.active():
-        yield
 
 
 def _import_compile_stack() -> None:

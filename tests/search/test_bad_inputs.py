@@ -66,6 +66,9 @@ RUN_CASES = [
     (["--space", "batch", "--set", "micro_batch_size=4"], "--set micro_batch_size: the space batch searches it"),
     (["--space", "lr_sched", "--set", "hp.schedule=cosine"], "--set hp.schedule: the space lr_sched searches it"),
     (["--space", "grad_accum:16", "--set", "grad_accum_steps=2"], "the space grad_accum:16 searches it"),
+    (["--set", "attention=fa4", "--set", "device=cpu"], "attention=fa4 needs a CUDA GPU (Hopper or Blackwell); "
+                                                         "this run's device is cpu"),
+    (["--set", "attention=flash3"], "attention must be one of sdpa, fa4; got 'flash3'"),
 ]
 
 
