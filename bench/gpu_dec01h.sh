@@ -28,6 +28,14 @@ fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the
   mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
   export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
 }
+fa4_answer() {  # fa4_answer END: the record's 6,086,656 tokens with runtime.attention=fa4 against the saved reference
+  # run, within END s of the call's start, into $P/same-fa4; its verdict printed, then $OUT/<name of $P>.tar.gz
+  echo "== the answer with attention=fa4 from $(elapsed) s"
+  timeout $(( $1 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --set attention=fa4 \
+    --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
+    > $P/same-fa4.log 2>&1; echo "exit $?"; tail -6 $P/same-fa4.log
+  rm -rf $P/same-fa4/fast; tar czf $OUT/$(basename $P).tar.gz -C /tmp $(basename $P)
+}
 case "${1:-}" in
 part1)  # carry .fa4bundle/part-aa
   mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
@@ -40,7 +48,6 @@ part1)  # carry .fa4bundle/part-aa
 fa4)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine of part1
   begin fa4
   fa4_unpack
-  export FLASH_ATTENTION_CUTE_DSL_CACHE_ENABLED=1 FLASH_ATTENTION_CUTE_DSL_CACHE_DIR=/tmp/fa4cache
   echo "FA4 unpacked at $(elapsed) s"
   python -c "import cutlass, flash_attn.cute; print('cutlass', cutlass.__version__, 'flash_attn.cute imported')" \
     2>&1 | tail -3
@@ -56,25 +63,13 @@ fa4)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine o
      mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
      BATCH=$b LIMIT=$(( 560 - $(elapsed) )) batch_arm fa4-b$b --set attention=fa4)
   done
-  if [ $(elapsed) -lt 450 ]; then
-    echo "== the answer with FA4 from $(elapsed) s"
-    timeout $(( 585 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --set attention=fa4 \
-      --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
-      > $P/same-fa4.log 2>&1; echo "exit $?"; tail -6 $P/same-fa4.log
-    rm -rf $P/same-fa4/fast; tar czf $OUT/fa4.tar.gz -C /tmp fa4
-  fi
+  if [ $(elapsed) -lt 450 ]; then fa4_answer 585; fi
   echo "done at $(elapsed) s" ;;
 verify)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
   begin verify old
   fa4_unpack
   speed_and_answer
-  if [ $(elapsed) -lt 420 ]; then
-    echo "== the answer with attention=fa4 from $(elapsed) s"
-    timeout $(( 590 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --set attention=fa4 \
-      --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
-      > $P/same-fa4.log 2>&1; echo "exit $?"; tail -6 $P/same-fa4.log
-    rm -rf $P/same-fa4/fast; tar czf $OUT/verify.tar.gz -C /tmp verify
-  fi
+  if [ $(elapsed) -lt 420 ]; then fa4_answer 590; fi
   for b in 32 64; do
     [ $(elapsed) -lt 460 ] || break
     echo "== b$b, attention=sdpa then fa4, from $(elapsed) s"
