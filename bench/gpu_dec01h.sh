@@ -22,6 +22,10 @@
 #                                    twice and the working tree's answer (speed_and_answer); then with
 #                                    runtime.attention=fa4: the answer; b32 and b64 with sdpa then fa4 while time is left (call 6,
 #                                    after part1 as call 5)
+#   bash bench/gpu_dec01h.sh recheck the machine of a part1 call, within 30 s; carry as verify: the final trainer (after
+#                                    check_fa4 moved out of fa4_kernels) against 55df2c5 (speed_and_answer), then
+#                                    fresh processes at b4 with runtime.attention=fa4, two by bench/trainer_speed.py
+#                                    (a first process, then one on the caches it left) (call 8, after part1 as call 7)
 source "$(dirname "$0")/gpu_common.sh"
 fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
   [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
@@ -77,5 +81,18 @@ verify)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old
     BATCH=$b LIMIT=$(( 590 - $(elapsed) )) batch_arm fa4-b$b --set attention=fa4
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 part1|fa4|verify"; exit 2 ;;
+recheck)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
+  begin recheck old
+  fa4_unpack
+  speed_and_answer
+  for i in 1 2; do
+    [ $(elapsed) -lt 480 ] || break
+    echo "== b4 with attention=fa4 ($i) from $(elapsed) s"
+    python bench/trainer_speed.py --out $P/speed-fa4-$i --batches 4 --steps 20 --set attention=fa4 \
+      > $P/speed-fa4-$i.log 2>&1  # not speed_tree: its PYTHONPATH would leave FA4 out
+    grep -E '^b4-' $P/speed-fa4-$i.log | tr -s ' ' | sed "s/^/fa4-$i: /"
+    save_pruned
+  done
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 part1|fa4|verify|recheck"; exit 2 ;;
 esac
