@@ -11,6 +11,8 @@ of the ``part1`` call before it, which left the first part of FlashAttention-4's
   record's 6,086,656 tokens with FA4 against the saved reference run.
 - ``call6-verify`` (at 90bbe56): the trainer with ``runtime.attention`` (default ``sdpa``) against 55df2c5 at b4,
   alternated twice, and its answer; then ``runtime.attention=fa4``: its answer, and b32 and b64 with sdpa then fa4.
+- ``call8-recheck`` (at 2100757, the trainer's last change): the same b4 pairs and answer, then four processes at
+  b4 with ``runtime.attention=fa4`` (``bench/trainer_speed.py`` twice: a process, then one on the caches it left).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import json
 import sys
 from pathlib import Path
 
+from dec01c_summary import rates, starts, warm
 from dec01f_summary import speed
+from nov30g_summary import speed_rows
 
 
 def attention(call: Path) -> None:
@@ -89,6 +93,13 @@ def main() -> None:
     answer(call / "same-fa4" / "summary.json")
     print("  b32 and b64, sdpa then fa4")
     arms(call, ["sdpa-b32", "fa4-b32", "sdpa-b64", "fa4-b64"])
+
+    call = root / "call8-recheck"
+    print("\n== call 8: the trainer at 2100757 against 55df2c5 at b4, alternated; its answer")
+    speed(call, {"new": "2100757", "old": "55df2c5"})
+    print("  b4 with runtime.attention=fa4, 20 steps a process")
+    rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-fa4-{i}.log")]
+    print(f"    fa4: steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
 
 
 if __name__ == "__main__":
