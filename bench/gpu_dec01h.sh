@@ -26,6 +26,8 @@
 #                                    check_fa4 moved out of fa4_kernels) against 55df2c5 (speed_and_answer), then
 #                                    fresh processes at b4 with runtime.attention=fa4, two by bench/trainer_speed.py
 #                                    (a first process, then one on the caches it left) (call 8, after part1 as call 7)
+#   bash bench/gpu_dec01h.sh pairs   one H200; carry .devbundle-lite, .carry/data and .carry/old: b4 of the working tree
+#                                    and 55df2c5 alternated twice (b4_pairs), a third look at calls 6 and 8 (call 9)
 source "$(dirname "$0")/gpu_common.sh"
 fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
   [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
@@ -94,5 +96,10 @@ recheck)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/ol
     save_pruned
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 part1|fa4|verify|recheck"; exit 2 ;;
+pairs)  # carry .devbundle-lite, .carry/data and .carry/old
+  begin pairs old
+  b4_pairs 2
+  save_pruned
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 part1|fa4|verify|recheck|pairs"; exit 2 ;;
 esac
