@@ -13,6 +13,7 @@ of the ``part1`` call before it, which left the first part of FlashAttention-4's
   alternated twice, and its answer; then ``runtime.attention=fa4``: its answer, and b32 and b64 with sdpa then fa4.
 - ``call8-recheck`` (at 2100757, the trainer's last change): the same b4 pairs and answer, then four processes at
   b4 with ``runtime.attention=fa4`` (``bench/trainer_speed.py`` twice: a process, then one on the caches it left).
+- ``call9-pairs`` (at 9648520, the trainer as in call 8): the b4 pairs alone, a third look at calls 6 and 8.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ def main() -> None:
     print("  b4 with runtime.attention=fa4, 20 steps a process")
     rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-fa4-{i}.log")]
     print(f"    fa4: steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
+
+    call = root / "call9-pairs"
+    print("\n== call 9: the trainer as in call 8 (at 9648520) against 55df2c5 at b4, alternated")
+    for tree, label in (("new", "9648520"), ("old", "55df2c5")):
+        rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
+        print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
 
 
 if __name__ == "__main__":
