@@ -1,5 +1,6 @@
 """Checks shared by search.run, search.promote and search.transfer, made before Ray starts or anything is
-written: Ray's resource flags, --storage, run names, and a lock per run directory. No ray import here.
+written: Ray's resource flags, --storage, run names, the runs' device settings, and a lock per run directory. No ray
+import here.
 """
 
 from __future__ import annotations
@@ -7,12 +8,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from trainer import checks
-from trainer.config import ConfigError
+from trainer.config import ConfigError, RunConfig
 
 # the URI schemes pyarrow's filesystems (Ray Tune's storage) understand
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -33,6 +34,18 @@ def ray_flags(args: argparse.Namespace) -> None:
         if cpus > available:
             where = f"--num-cpus {num_cpus}" if num_cpus is not None else f"this machine's {available} CPUs"
             raise ConfigError(f"--cpus-per-trial {cpus:g} does not fit in {where}: no trial could ever start")
+
+
+def runs_can_start(configs: Iterable[RunConfig], address: str | None) -> None:
+    """Settings that only the runs' device can refuse (``runtime.attention=fa4``: a Hopper or Blackwell GPU and its
+    package), checked here before Ray starts when the runs train on this machine: one clear line, not a failed trial
+    per run. With ``--address`` the cluster's GPUs decide, and a run they refuse is recorded as failed."""
+    if address is not None:
+        return
+    from trainer.train import check_fa4
+
+    for config in configs:
+        check_fa4(config)
 
 
 def storage(flag: str, value: str | None) -> None:

@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
                                                   if f"{j.label}-seed{s}" not in done]}
             print(json.dumps(described, indent=2, default=str))
             return 0
+        from search.checks import runs_can_start  # a device the runs cannot use: refused before Ray starts
+
+        runs_can_start([job.config for job in plan.jobs], args.address)
         forwarded = argv if argv is not None else sys.argv[1:]
         if args.resume is None:
             out_dir = start_promotion(plan, records_dir=Path(args.records), alpha=args.alpha, user=args.user,

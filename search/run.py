@@ -324,10 +324,7 @@ def _validate(args: argparse.Namespace) -> None:
         from spaces import get_space
 
         config = make_config(args.track or "tiny-speedrun", preset_name=args.preset, overrides=overrides)  # values first
-        if args.address is None:  # on this machine's device: what the trials would find at their start
-            from trainer.train import check_fa4
-
-            check_fa4(config)
+        search_checks.runs_can_start([config], args.address)
         space = get_space(args.space)
         searched = set(space.params)
         if searched & {"effective_batch", "grad_accum_steps", "micro_batch_size"}:

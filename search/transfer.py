@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             _print_candidates(candidates, short_metric)
             print("\n".join([describe_estimate(cost), *notes]))
             return 0
+        from search.checks import runs_can_start  # a device the runs cannot use: refused before Ray starts
+
+        runs_can_start([j.config for j in jobs], args.address)
         print(f"transfer of {len(candidates)} candidates to {args.track}: {describe_estimate(cost)}",
               *notes, sep="\n", file=sys.stderr, flush=True)
         out = _out_dir(args)

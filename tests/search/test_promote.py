@@ -277,6 +277,13 @@ def _main_error(capsys, argv: list[str], needle: str) -> None:
     assert lines[0].startswith("error: ") and needle in lines[0], captured.err
 
 
+def test_runs_this_machine_cannot_start_are_refused_before_anything_is_written(tmp_path, capsys):
+    run = make_search_run(tmp_path)
+    _main_error(capsys, [str(run), "--records", str(tmp_path / "records"), *QUICK, "--set", "attention=fa4",
+                         "--set", "device=cpu"], "attention=fa4 needs a CUDA GPU (Hopper or Blackwell)")
+    assert not list(run.glob("promote-*")) and not (tmp_path / "records").exists()
+
+
 def _copy_promotion(out: Path, to: Path) -> tuple[Path, Path]:
     """A copy of the promotion ``out`` (and of its search run's tables) under ``to``, writing its records to
     ``to/records``: (the copy's directory, its records directory)."""

@@ -256,6 +256,16 @@ def test_dry_run(tmp_path):
     assert "baseline" in p.stdout and not (tmp_path / "runs").exists()
 
 
+def test_runs_this_machine_cannot_start_are_refused_before_anything_is_written(tmp_path, capsys):
+    write_record(tmp_path, "base", {}, status="baseline")
+    write_record(tmp_path, "a", {"muon_lr": 0.03})
+    code = transfer_main([str(tmp_path), "--track", LONG, "--short-track", SHORT, "--runs-dir", str(tmp_path / "runs"),
+                          "--set", "attention=fa4", "--set", "device=cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: attention=fa4 needs a CUDA GPU (Hopper or Blackwell)"), err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_command_repeats_what_defines_the_candidates():
     args = _parser().parse_args(["recs", "--budget-tokens", "1024", "--max-combine", "1", "--seeds", "2",
                                  "--max-candidates", "5", "--include-not-significant",
