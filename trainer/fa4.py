@@ -5,13 +5,14 @@ PyTorch routes its flash backend (``aten::_scaled_dot_product_flash_attention`` 
 a registry (``torch.nn.attention.activate_flash_attention_impl``); the model then calls that op directly
 (``trainer.model.Attention``), so compiled graphs name it and never depend on which backend SDPA would pick.
 
-On an H200 at the model's shapes (bench/results/dec01h/call4-fa4): the attention's forward and backward 9-14%
-faster than cuDNN's (the backward 318 against 278 TFLOP/s at b32), the trainer 2.2% faster at b32 and 2.0% at b64,
-and the record's 6,086,656 tokens within the same-answer check's tolerance of the reference path.
+On an H200 at the model's shapes (bench/results/dec01h-summary.txt): the attention's forward and backward took 9-14%
+less time than cuDNN's (the backward 318 against 278 TFLOP/s at b32; call 4), the trainer ran 2.2% faster at b32
+and 2.5% at b64, and the record's 6,086,656 tokens stayed within the same-answer check's tolerance of the reference
+path (call 6).
 
 PyTorch 2.11's registration unpacks two values from FA4's forward, which returns five (flash-attn-4 4.0.0b36); the
 two functions below are the interface it expects, and ``active`` registers FA4 through them. FA4 keeps its compiled
-kernels on disk beside the token cache (``<cache>/fa4``), so a fresh process loads them rather than compiling.
+kernels on disk beside the token cache (``<cache>/fa4``) for later processes.
 """
 
 from __future__ import annotations
@@ -72,6 +73,6 @@ def active() -> Iterator[None]:
     try:
         yield
     finally:
-        restore = getattr(attention, "restore_flash_attention_impl", None)  # torch >= 2.11's registry has it
+        restore = getattr(attention, "restore_flash_attention_impl", None)  # a registry without it keeps FA4 on
         if restore is not None:
             restore()
