@@ -35,12 +35,14 @@ fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the
   export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
 }
 fa4_answer() {  # fa4_answer END: the record's 6,086,656 tokens with runtime.attention=fa4 against the saved reference
-  # run, within END s of the call's start, into $P/same-fa4; its verdict printed, then $OUT/<name of $P>.tar.gz
+  # run, within END s of the call's start, into $P/same-fa4; its verdict printed, then $OUT/<name of $P>.tar.gz with
+  # the run's result.json only (each step's clock, to see where a long run's speed goes; calls 4 and 6 kept none)
   echo "== the answer with attention=fa4 from $(elapsed) s"
   timeout $(( $1 - $(elapsed) )) python bench/same_answer.py --out $P/same-fa4 --set attention=fa4 \
     --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
     > $P/same-fa4.log 2>&1; echo "exit $?"; tail -6 $P/same-fa4.log
-  rm -rf $P/same-fa4/fast; tar czf $OUT/$(basename $P).tar.gz -C /tmp $(basename $P)
+  find $P/same-fa4/fast -type f ! -name result.json -delete 2>/dev/null
+  tar czf $OUT/$(basename $P).tar.gz -C /tmp $(basename $P)
 }
 case "${1:-}" in
 part1)  # carry .fa4bundle/part-aa
