@@ -127,7 +127,7 @@ batch_arm() {  # batch_arm ARM [ARGS...]: bench/trainer_speed.py at b$BATCH (def
   timeout ${LIMIT:-600} python bench/trainer_speed.py --out $P/speed-$arm --batches $b --steps 20 --no-warm-run "$@" \
     > $P/speed-$arm.log 2>&1
   echo "$arm: exit $?"
-  grep -hE "^attention|^flash backend|^b$b-" $P/speed-$arm.log $P/speed-$arm/b$b-cold.log 2>/dev/null | tr -s ' ' |
+  grep -hE "^attention|^b$b-" $P/speed-$arm.log $P/speed-$arm/b$b-cold.log 2>/dev/null | tr -s ' ' |
     sed "s/^/$arm: /"
   save_pruned
 }

@@ -37,7 +37,7 @@ PATHS = {
 def run_path(out: Path, name: str, track: str, tokens: int, seed: int, extra: list[str],
              sdpa_off: str = "") -> dict[str, Any]:
     """One path's run in a fresh process; ``sdpa_off`` runs the fast path through ``bench/sdpa_run.py`` with those
-    attention backends off (``cudnn,fa4``: FlashAttention-4)."""
+    attention backends off (``cudnn``: FlashAttention-2's kernels)."""
     run_dir = out / name
     launch = ["-m", "trainer"]
     if sdpa_off and name == "fast":
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--against", type=Path, default=None,
                     help="a saved fast run directory: report the final validation loss's change from it")
     ap.add_argument("--sdpa-off", default="",
-                    help="attention backends off for the fast path (bench/sdpa_run.py), e.g. cudnn or cudnn,fa4")
+                    help="attention backends off for the fast path (bench/sdpa_run.py), e.g. cudnn")
     ap.add_argument("--parallel", action="store_true",
                     help="run both paths at once on one device (losses unchanged; their speeds then not comparable)")
     args = ap.parse_args()
