@@ -26,7 +26,7 @@ import torch
 
 from trainer.config import ConfigError
 
-INSTALL = "pip install -e '.[fa4]' (add nvidia-cutlass-dsl[cu13] for a CUDA 13 build of torch)"
+INSTALL = "pip install -e '.[fa4]' (and nvidia-cutlass-dsl[cu13] with a CUDA 13 build of torch)"
 
 
 def _flash_attn_fwd(*args, **kwargs):
