@@ -37,19 +37,30 @@ from same_answer import compare
 from search.summary import trials_finished
 
 
-def speed(call: Path, labels: dict[str, str] | None = None) -> None:
-    """The b4 pairs of ``speed_and_answer`` (bench/gpu_common.sh) with ``labels`` naming the two trees, then the
-    working tree's answer."""
-    labels = labels or {"new": "db9f805, Shape.optimizers", "old": "ab37952"}
+def pairs(call: Path, labels: dict[str, str]) -> None:
+    """The b4 runs of ``b4_pairs`` (bench/gpu_common.sh: ``speed-TREE-1.log`` and ``-2.log``) of each tree in
+    ``labels``: steady tokens/s, and the start-up of the processes on a warm cache."""
     for tree, label in labels.items():
         rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
         print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
-    s = json.loads((call / "same" / "summary.json").read_text())
+
+
+def answer(path: Path, rate: bool = False) -> None:
+    """A ``bench/same_answer.py`` summary against the saved reference run; ``rate`` adds the fast run's tokens/s."""
+    s = json.loads(path.read_text())
     fast, change = s["runs"]["fast"], s["val_loss_change"]
     worst = max(s["marks"], key=lambda m: abs(m["diff"]))
     print(f"    answer: {'PASS' if s['pass'] else 'FAIL'} (tolerance {s['tolerance']}; largest step-loss difference "
           f"{worst['diff']:+.4f} at {worst['mark']:,}); val {change['now']:.4f} against the saved {change['before']:.4f} "
-          f"({change['diff']:+.4f}); {fast['tokens']:,} tokens in {fast['clock_s']:.2f} s on the clock")
+          f"({change['diff']:+.4f}); {fast['tokens']:,} tokens in {fast['clock_s']:.2f} s on the clock"
+          + (f", {fast['tokens_per_s']:,.0f} tokens/s" if rate else ""))
+
+
+def speed(call: Path, labels: dict[str, str] | None = None) -> None:
+    """The b4 pairs of ``speed_and_answer`` (bench/gpu_common.sh) with ``labels`` naming the two trees, then the
+    working tree's answer."""
+    pairs(call, labels or {"new": "db9f805, Shape.optimizers", "old": "ab37952"})
+    answer(call / "same" / "summary.json")
 
 
 def table(phases: Path) -> None:

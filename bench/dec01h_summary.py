@@ -22,9 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from dec01c_summary import rates, starts, warm
-from dec01f_summary import speed
-from nov30g_summary import speed_rows
+from dec01f_summary import answer, pairs, speed
 
 
 def attention(call: Path) -> None:
@@ -60,17 +58,6 @@ def arms(call: Path, names: list[str]) -> None:
                   f"MFU {r['steady_mfu']:.1%}, peak {r['peak_memory_gib']:.1f} GiB")
 
 
-def answer(path: Path) -> None:
-    """A ``bench/same_answer.py`` summary against the saved reference run."""
-    s = json.loads(path.read_text())
-    fast, change = s["runs"]["fast"], s["val_loss_change"]
-    worst = max(s["marks"], key=lambda m: abs(m["diff"]))
-    print(f"    answer: {'PASS' if s['pass'] else 'FAIL'} (tolerance {s['tolerance']}; largest step-loss difference "
-          f"{worst['diff']:+.4f} at {worst['mark']:,}); val {change['now']:.4f} against the saved {change['before']:.4f} "
-          f"({change['diff']:+.4f}); {fast['tokens']:,} tokens in {fast['clock_s']:.2f} s on the clock, "
-          f"{fast['tokens_per_s']:,.0f} tokens/s")
-
-
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results") / "dec01h"
     print("== call 2 (9958c67): the attention alone (8 query heads, 4 key/value heads of 64, 2,048 positions, causal, "
@@ -84,14 +71,14 @@ def main() -> None:
     print("  the trainer, cuDNN's attention, then FA4 through bench/sdpa_run.py cudnn,fa4 (caches of its own)")
     arms(root / "call4-fa4", ["cudnn-b64", "fa4-b64", "cudnn-b32", "fa4-b32"])
     print("  the record's 6,086,656 tokens at b4 with FA4 (same_answer.py --sdpa-off cudnn,fa4)")
-    answer(root / "call4-fa4" / "same-fa4" / "summary.json")
+    answer(root / "call4-fa4" / "same-fa4" / "summary.json", rate=True)
 
     call = root / "call6-verify"
     print("\n== call 6: the trainer with runtime.attention (90bbe56, default sdpa) against 55df2c5 at b4, alternated; "
           "its answer")
     speed(call, {"new": "90bbe56, runtime.attention=sdpa", "old": "55df2c5"})
     print("  runtime.attention=fa4: the record's 6,086,656 tokens at b4")
-    answer(call / "same-fa4" / "summary.json")
+    answer(call / "same-fa4" / "summary.json", rate=True)
     print("  b32 and b64, sdpa then fa4")
     arms(call, ["sdpa-b32", "fa4-b32", "sdpa-b64", "fa4-b64"])
 
@@ -99,14 +86,11 @@ def main() -> None:
     print("\n== call 8: the trainer at 2100757 against 55df2c5 at b4, alternated; its answer")
     speed(call, {"new": "2100757", "old": "55df2c5"})
     print("  b4 with runtime.attention=fa4, 20 steps a process")
-    rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-fa4-{i}.log")]
-    print(f"    fa4: steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
+    pairs(call, {"fa4": "runtime.attention=fa4"})
 
     call = root / "call9-pairs"
     print("\n== call 9: the trainer as in call 8 (at 9648520) against 55df2c5 at b4, alternated")
-    for tree, label in (("new", "9648520"), ("old", "55df2c5")):
-        rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
-        print(f"    {tree} ({label}): steady tokens/s {rates(rows)}; processes on a warm cache {starts(warm(rows))}")
+    pairs(call, {"new": "9648520", "old": "55df2c5"})
 
 
 if __name__ == "__main__":
