@@ -3,6 +3,8 @@
     python bench/fp8_run.py on --quiet --track speedrun-4.5 --set compile=false ...    # FP8
     python bench/fp8_run.py off --quiet --track speedrun-4.5 --set compile=false ...   # the same process, bf16
     python bench/fp8_run.py fwd-dgrad --quiet --track speedrun-4.5 ...                 # FP8 but the weight gradient
+    python bench/fp8_run.py fixed --quiet --track speedrun-4.5 ...                     # FP8, fixed scales
+    python bench/fp8_run.py fixed-head --quiet --track speedrun-4.5 ...                # and the head's matmuls
 
 The first argument turns FP8 on or off; the rest are ``python -m trainer``'s. With FP8 on, every
 ``torch.nn.functional.linear`` (the blocks' q/k, v, o, gate, up and down projections; the tied head is a plain
@@ -12,6 +14,15 @@ in e5m2, one scale per tensor from its largest magnitude, the forward with fast 
 the speed. Run both arms with ``compile=false`` so that they differ only in the matmuls. ``fwd-dgrad`` keeps the
 weight gradient in bf16 from the bf16 input: no operand is then cast in its transposed layout, the casts that
 cost most in the compiled trainer (the activations and output gradients, column-major).
+
+``fixed`` is a speed bound, not a recipe: the inputs and the output gradients are cast with fixed scales
+(``FIXED_SCALES``) instead of their largest magnitudes, so each cast is a multiply, a clamp and a conversion that
+inductor can fuse into the kernel that makes the tensor, with no reduction over the tensor before it. A real
+recipe would take each scale from the step before (delayed scaling), which adds that reduction back, off the
+cast's path. The weights, 1M elements at most, keep their own amax. ``fixed-head`` also runs the chunked loss's
+three matmuls (micro-batches above 32k positions) in FP8: the logits' gradient, which is (softmax - onehot) / N,
+cast with the fixed scale ``HEAD_GRAD_SCALE`` (right for N near 2^17, micro-batch 64), and the chunks rounded up to
+a multiple of 16 rows, as FP8 matmuls need.
 """
 
 from __future__ import annotations
@@ -41,6 +52,22 @@ def quantize(x: torch.Tensor, fp8: torch.dtype) -> tuple[torch.Tensor, torch.Ten
     return (x.float() * (top / amax)).clamp(-top, top).to(fp8), amax / top
 
 
+# the fixed arm's scales, the fp32 numbers torch._scaled_mm multiplies back: inputs (RMS-normed activations and
+# the SiLU product, of order 1) as they are in e4m3 (up to 448), output gradients (of order 1e-6 to 1e-4: the
+# loss is a mean over the batch's positions) times 2^20 in e5m2 (up to 57,344)
+FIXED_SCALES = (1.0, 2.0 ** -20)  # (inputs, output gradients)
+
+
+HEAD_GRAD_SCALE = 2.0 ** -17
+
+
+def quantize_fixed(x: torch.Tensor, fp8: torch.dtype, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x / scale`` in ``fp8``, clamped to the format's range, and ``scale`` as the 0-d fp32 tensor that undoes it."""
+    top = torch.finfo(fp8).max
+    q = (x.float() * (1.0 / scale)).clamp(-top, top).to(fp8)
+    return q, torch.full((), scale, dtype=torch.float32, device=x.device)
+
+
 def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, fast: bool
               ) -> torch.Tensor:
     """(a x scale_a) @ (b x scale_b) in bf16, ``a`` row-major and ``b`` column-major (Hopper's FP8 layout)."""
@@ -53,12 +80,14 @@ class FP8Linear(torch.autograd.Function):
     one that dequantises and multiplies, to check the layouts and scales on a CPU)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, mm: Callable, wgrad_fp8: bool = True) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, mm: Callable, wgrad_fp8: bool = True,
+                fixed: tuple[float, float] | None = None) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1])
-        qx, sx = quantize(x2, E4M3)
+        qx, sx = quantize_fixed(x2, E4M3, fixed[0]) if fixed else quantize(x2, E4M3)
         qw, sw = quantize(w, E4M3)
         ctx.save_for_backward(*((qx, sx) if wgrad_fp8 else (x2, sx)), qw, sw)
         ctx.mm, ctx.wgrad_fp8, ctx.x_shape, ctx.x_dtype, ctx.w_dtype = mm, wgrad_fp8, x.shape, x.dtype, w.dtype
+        ctx.fixed = fixed
         y = mm(qx, qw.t(), sx, sw, True)  # [M, in] @ [in, out]: qw is [out, in] row-major, so qw.t() column-major
         return y.view(*x.shape[:-1], w.shape[0])
 
@@ -67,18 +96,19 @@ class FP8Linear(torch.autograd.Function):
         x_saved, sx, qw, sw = ctx.saved_tensors
         mm = ctx.mm
         dy2 = dy.reshape(-1, dy.shape[-1])
-        qdy, sdy = quantize(dy2, E5M2)
+        qdy, sdy = quantize_fixed(dy2, E5M2, ctx.fixed[1]) if ctx.fixed else quantize(dy2, E5M2)
         dx = mm(qdy, qw.t().contiguous().t(), sdy, sw, False)  # [M, out] @ [out, in]
         if ctx.wgrad_fp8:  # [out, M] @ [M, in]
             dw = mm(qdy.t().contiguous(), x_saved.t().contiguous().t(), sdy, sx, False)
         else:
             dw = dy2.to(torch.bfloat16).t() @ x_saved
-        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None, None
+        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw.to(ctx.w_dtype), None, None, None
 
 
-def fp8_linear(mm: Callable = scaled_mm, wgrad_fp8: bool = True) -> Callable:
+def fp8_linear(mm: Callable = scaled_mm, wgrad_fp8: bool = True, fixed: tuple[float, float] | None = None) -> Callable:
     """A drop-in for ``F.linear`` that takes bias-free 2-D weights whose sides are multiples of 16 (FP8 matmuls need
-    them) to ``FP8Linear``, and leaves anything else to the original."""
+    them) to ``FP8Linear`` (``fixed``: the inputs' and output gradients' scales, as ``FIXED_SCALES``, else each
+    tensor's own), and leaves anything else to the original."""
     original = F.linear
 
     def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -86,12 +116,37 @@ def fp8_linear(mm: Callable = scaled_mm, wgrad_fp8: bool = True) -> Callable:
         if bias is not None or weight.dim() != 2 or any(n % 16 for n in (*weight.shape, rows)):
             return original(x, weight, bias)
         with torch.autocast(x.device.type, enabled=False):
-            return FP8Linear.apply(x.to(torch.bfloat16), weight.to(torch.bfloat16), mm, wgrad_fp8)
+            return FP8Linear.apply(x.to(torch.bfloat16), weight.to(torch.bfloat16), mm, wgrad_fp8, fixed)
 
     return linear
 
 
-ARMS = {"on": "on", "off": "off", "fwd-dgrad": "on, the weight gradient in bf16"}
+def fp8_chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``trainer.loss._chunk_loss_and_grads`` with its three matmuls in FP8 (fixed scales for h and the logits'
+    gradient; CUDA only: the loss is the trainer's Triton kernel)."""
+    from trainer import kernels
+
+    qh, sh = quantize_fixed(h, E4M3, FIXED_SCALES[0])
+    qw, sw = quantize(weight, E4M3)
+    logits = scaled_mm(qh, qw.t(), sh, sw, True)
+    loss_sum, grad_logits = kernels.cross_entropy_sum_and_grad(logits, targets, scale)
+    qg, sg = quantize_fixed(grad_logits, E5M2, HEAD_GRAD_SCALE)
+    grad_h = scaled_mm(qg, qw.t().contiguous().t(), sg, sw, False)
+    grad_w = torch._scaled_mm(qg.t().contiguous(), qh.t().contiguous().t(), scale_a=sg, scale_b=sh,
+                              out_dtype=torch.float32)
+    return loss_sum, grad_h, grad_w
+
+
+def chunk_of_16(n: int, at_most: int) -> int:
+    """``trainer.loss.even_chunk`` rounded up to a multiple of 16 rows."""
+    even = -(-n // -(-n // at_most))
+    return -(-even // 16) * 16
+
+
+ARMS = {"on": "on", "off": "off", "fwd-dgrad": "on, the weight gradient in bf16",
+        "fixed": "on, the inputs and output gradients with fixed scales",
+        "fixed-head": "on, fixed scales, the chunked loss's matmuls too"}
 
 
 def main() -> None:
@@ -104,7 +159,13 @@ def main() -> None:
         # up the globals of the code they trace by module name
         import fp8_run
 
-        torch.nn.functional.linear = fp8_run.fp8_linear(wgrad_fp8=arm == "on")
+        fixed = fp8_run.FIXED_SCALES if arm.startswith("fixed") else None
+        if arm == "fixed-head":
+            import trainer.loss
+
+            trainer.loss._chunk_loss_and_grads = fp8_run.fp8_chunk_loss_and_grads
+            trainer.loss.even_chunk = fp8_run.chunk_of_16
+        torch.nn.functional.linear = fp8_run.fp8_linear(wgrad_fp8=arm != "fwd-dgrad", fixed=fixed)
     print(f"FP8 matmuls in the blocks: {ARMS[arm]}", flush=True)
     sys.argv = ["trainer", *sys.argv[2:]]
     runpy.run_module("trainer", run_name="__main__", alter_sys=True)
