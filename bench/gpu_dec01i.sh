@@ -6,6 +6,11 @@
 #                                    chunked loss's matmuls too (bench/fp8_run.py off, fixed, fixed-head); then at b4
 #                                    for 60 steps in bf16 and with fixed (the b4 loss is not chunked), each within
 #                                    LIMIT s (150) (call 1)
+#   bash bench/gpu_dec01i.sh fp8     one H200; carry .devbundle-lite and .carry/data: runtime.fp8 in the trainer. b64
+#                                    and b32 speed in bf16 then with fp8=true (batch_arm, 20 steps); the record's
+#                                    6,086,656 tokens at b4 with fp8=true against the saved reference run; then b64
+#                                    to 12,189,696 tokens, seed 0, in bf16 and with fp8=true, their losses compared
+#                                    as bench/same_answer.py compares (big_answer) (call 2)
 source "$(dirname "$0")/gpu_common.sh"
 fp8_run_as() {  # fp8_run_as NAME ARM SETTINGS...: bench/fp8_run.py ARM on the record's track with SETTINGS into
   # $P/NAME within LIMIT s (150); its exit status, speed (whole clock, and from step 5 on), memory, warm-up and last
@@ -30,6 +35,33 @@ print(f"  {r['tokens_per_s']:,.0f} tokens/s on the clock, {steady:,.0f} from ste
 PY
   tar czf $OUT/$(basename $P).tar.gz --exclude='*.pt' -C /tmp $(basename $P)
 }
+big_answer() {  # big_answer END: b64 to 12,189,696 tokens in bf16 then fp8 (each ends by END s of the call), the
+  # step losses compared at 3M, 6M and 12M tokens and the final val losses, printed
+  local arm set
+  for arm in bf16 fp8; do
+    set=""; [ $arm = fp8 ] && set="--set fp8=true"
+    echo "== b64 answer, $arm, from $(elapsed) s"
+    timeout $(( $1 - $(elapsed) )) python -m trainer --quiet --track speedrun-4.5 --out $P/big-$arm $set \
+      --set micro_batch_size=64 --set max_tokens=12189696 --set stop_rule=never --set seed=0 > $P/big-$arm.log 2>&1
+    echo "exit $?"
+    find $P/big-$arm -type f ! -name result.json -delete 2>/dev/null
+  done
+  python - $P <<'PY'
+import json, sys
+sys.path.insert(0, "bench")
+from same_answer import compare
+try:
+    runs = {arm: json.load(open(f"{sys.argv[1]}/big-{arm}/result.json")) for arm in ("bf16", "fp8")}
+except OSError as e:
+    sys.exit(f"  no result: {e}")
+s = compare(runs["fp8"]["history"], runs["bf16"]["history"], [3_000_000, 6_000_000, 12_000_000], 10, 0.05)
+for m in s["marks"]:
+    print(" ", m)
+print(f"  pass {s['pass']}; val {runs['fp8']['final_val_loss']:.4f} (fp8) against {runs['bf16']['final_val_loss']:.4f}"
+      f" (bf16); tokens/s {runs['fp8']['tokens_per_s']:,.0f} against {runs['bf16']['tokens_per_s']:,.0f}")
+PY
+  tar czf $OUT/$(basename $P).tar.gz -C /tmp $(basename $P)
+}
 case "${1:-}" in
 fixed)  # carry .devbundle-lite and .carry/data
   begin fixed
@@ -40,5 +72,19 @@ fixed)  # carry .devbundle-lite and .carry/data
     fp8_run_as b4-$arm $arm --set micro_batch_size=4 --set max_tokens=491520
   done
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 fixed"; exit 2 ;;
+fp8)  # carry .devbundle-lite and .carry/data
+  begin fp8
+  for b in 64 32; do
+    LIMIT=150 BATCH=$b batch_arm bf16-b$b
+    LIMIT=150 BATCH=$b batch_arm fp8-b$b --set fp8=true
+  done
+  echo "== the answer with fp8=true from $(elapsed) s"
+  timeout 150 python bench/same_answer.py --out $P/same-fp8 --set fp8=true \
+    --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
+    > $P/same-fp8.log 2>&1; echo "exit $?"; tail -6 $P/same-fp8.log
+  find $P/same-fp8/fast -type f ! -name result.json -delete 2>/dev/null
+  tar czf $OUT/fp8.tar.gz -C /tmp fp8
+  big_answer 585
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 fixed|fp8"; exit 2 ;;
 esac

@@ -316,6 +316,10 @@ class Runtime:
     # (FlashAttention-4, the flash-attn-4 package, on Hopper and Blackwell GPUs: 2% faster at b32 and b64 on an H200,
     # bench/results/dec01h; trainer/fa4.py)
     attention: str = "sdpa"
+    # the blocks' matmuls and the chunked loss's in FP8 with fixed scales (trainer/fp8.py), on GPUs of compute
+    # capability 8.9 or newer: for large micro-batches (b64 on an H200: +8.4% tokens/s, bench/results/dec01i); at
+    # the record's b4 it is slower
+    fp8: bool = False
     # positions per chunk of the output-head loss (trainer/loss.py); 0: the plain loss; None: chunk only
     # micro-batches of more than 32,768 positions, whose fp32 logits would otherwise not fit
     loss_chunk: int | None = None
@@ -338,6 +342,12 @@ class Runtime:
                "attention=fa4 is a fast-path kernel; the reference path runs plain attention: set one of them")
         _check(not (self.attention == "fa4" and self.deterministic is True),
                "deterministic=true runs with attention=sdpa (its bit-for-bit check used PyTorch's kernels)")
+        _check(isinstance(self.fp8, bool), f"fp8 must be true or false, got {self.fp8!r}")
+        _check(not (self.fp8 and self.reference),
+               "fp8=true is a fast-path setting; the reference path runs its matmuls in full precision: set one of them")
+        _check(not (self.fp8 and self.deterministic is True),
+               "deterministic=true runs with fp8=false (its bit-for-bit check used bf16 matmuls)")
+        _check(not (self.fp8 and self.dtype == "fp32"), "fp8=true needs dtype bf16 or auto (its matmuls write bf16)")
         for name in ("reference", "deterministic"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.stop_rule:

@@ -16,29 +16,44 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from trainer import kernels
+from trainer import fp8, kernels
+
+
+def _ce_sum_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of the logits and (softmax - onehot) * scale, the gradient in the logits' dtype. On CUDA
+    one Triton kernel gives both (``trainer.kernels``), each block upcast to fp32; the formula below is the same in
+    fp32."""
+    if kernels.ce_usable(logits):
+        return kernels.cross_entropy_sum_and_grad(logits, targets, scale)
+    dtype = logits.dtype
+    logits = logits.float()
+    lse = torch.logsumexp(logits, dim=-1)
+    picked = logits.gather(1, targets[:, None]).squeeze(1)
+    # softmax - onehot, times the mean's 1/N: the gradient of the loss with respect to the logits
+    grad = torch.exp(logits - lse[:, None])
+    grad = grad.scatter_add(1, targets[:, None], torch.full_like(picked[:, None], -1.0))
+    return (lse - picked).sum(), (grad * scale).to(dtype)
 
 
 def _chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For one chunk: summed loss, d(scale * loss)/dh and d(scale * loss)/dweight (fp32); ``scale`` is a 0-d
-    fp32 tensor. On CUDA the logits stay in h's dtype and one Triton kernel gives the loss and their gradient
-    (``trainer.kernels``); the formula below is the same in fp32."""
+    fp32 tensor. The logits stay in h's dtype."""
     logits = h @ weight.t()
-    if kernels.ce_usable(logits):
-        loss_sum, grad_logits = kernels.cross_entropy_sum_and_grad(logits, targets, scale)  # in h's dtype
-    else:
-        logits = logits.float()
-        lse = torch.logsumexp(logits, dim=-1)
-        picked = logits.gather(1, targets[:, None]).squeeze(1)
-        loss_sum = (lse - picked).sum()
-        # softmax - onehot, times the mean's 1/N: the gradient of the loss with respect to the logits
-        grad_logits = torch.exp(logits - lse[:, None])
-        grad_logits = grad_logits.scatter_add(1, targets[:, None], torch.full_like(picked[:, None], -1.0))
-        grad_logits = (grad_logits * scale).to(h.dtype)
+    loss_sum, grad_logits = _ce_sum_and_grad(logits, targets, scale)
     grad_h = grad_logits @ weight
     grad_w = (grad_logits.t() @ h).float()
     return loss_sum, grad_h, grad_w
+
+
+def _chunk_loss_and_grads_fp8(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``_chunk_loss_and_grads`` with its matmuls in FP8 (``runtime.fp8``, trainer/fp8.py) where the chunk's rows
+    are a multiple of 16, as FP8 matmuls need."""
+    if not fp8.fits(h.shape[0], weight):
+        return _chunk_loss_and_grads(h, weight, targets, scale)
+    return fp8.chunk_loss_and_grads(h, weight, targets, scale, _ce_sum_and_grad)
 
 
 def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -97,14 +112,15 @@ class ChunkedLMLoss:
     """Callable with ``lm_loss``'s signature, ``(h [B, T, d], weight [V, d], targets [B, T]) -> mean loss``.
 
     ``compile`` compiles the per-chunk kernels (one shape for full chunks, one for the remainder), which fuses
-    the fp32 softmax passes over the chunk's logits into a few kernels.
+    the fp32 softmax passes over the chunk's logits into a few kernels. ``fp8`` runs the training chunks' matmuls
+    in FP8 (``runtime.fp8``), the chunks a multiple of 16 rows where the positions allow; evaluation stays bf16.
     """
 
-    def __init__(self, chunk: int, compile: bool = False) -> None:
+    def __init__(self, chunk: int, compile: bool = False, fp8: bool = False) -> None:
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
-        self.chunk = chunk
-        fused, plain = _chunk_loss_and_grads, _chunk_loss
+        self.chunk, self.fp8 = chunk, fp8
+        fused, plain = (_chunk_loss_and_grads_fp8 if fp8 else _chunk_loss_and_grads), _chunk_loss
         if compile:
             fused = torch.compile(fused, dynamic=False)
             plain = torch.compile(plain, dynamic=False)
@@ -114,6 +130,8 @@ class ChunkedLMLoss:
         h = h.reshape(-1, h.shape[-1])
         targets = targets.reshape(-1)
         chunk = even_chunk(h.shape[0], self.chunk)
+        if self.fp8:
+            chunk = -(-chunk // 16) * 16
         # autocast does not reach inside an autograd.Function's kernels the same way in forward and
         # backward, so the matmul precision is fixed here, once, as autocast would have chosen it
         dtype = _matmul_dtype(h)

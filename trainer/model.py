@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer import kernels, stable_keys
+from trainer import fp8, kernels, stable_keys
 from trainer.config import ModelConfig
 from trainer.loss import LOSS_COMPILE_OPTIONS
 
@@ -27,13 +27,21 @@ class Linear(nn.Linear):
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__(d_in, d_out, bias=False)
         self.register_buffer("working", None, persistent=False)
+        self.fp8 = False  # the matmuls in FP8 (runtime.fp8; set by the trainer)
 
     def matrix(self) -> torch.Tensor:
         """The matrix the forward multiplies by: the working copy where there is one, else the weight."""
         return self.weight if self.working is None else self.working
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.matrix())
+        return project(x, self.matrix(), self.fp8)
+
+
+def project(x: torch.Tensor, w: torch.Tensor, in_fp8: bool = False) -> torch.Tensor:
+    """``F.linear(x, w)`` without bias; with ``in_fp8``, its matmuls in FP8 (trainer/fp8.py) where the shapes fit."""
+    if in_fp8 and fp8.fits(x.numel() // x.shape[-1], w):
+        return fp8.linear(x, w)
+    return F.linear(x, w)
 
 
 class RMSNorm(nn.Module):
@@ -92,6 +100,7 @@ class Attention(nn.Module):
         # call PyTorch's flash attention op itself rather than SDPA, which picks cuDNN's kernels on Hopper: the trainer
         # sets it for runtime.attention=fa4, which puts FlashAttention-4 behind that op (trainer/fa4.py)
         self.flash_op = False
+        self.fp8 = False  # the fused q/k projection in FP8, as the Linears (runtime.fp8; set by the trainer)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, reference: bool = False
                 ) -> torch.Tensor:
@@ -111,7 +120,7 @@ class Attention(nn.Module):
             # that [B, T, H, D] layout, no [B, H, T, D] copy of q and k; the attention takes the transposed views as
             # they are (b4 on an H200: 206k -> 212k tokens/s, bench/results/trainer_speed/nov30g-rope). On CUDA one
             # Triton kernel does both for q and k, and its backward writes the fused projection's gradient whole.
-            qk = F.linear(x, torch.cat([self.q_proj.matrix(), self.k_proj.matrix()]))
+            qk = project(x, torch.cat([self.q_proj.matrix(), self.k_proj.matrix()]), self.fp8)
             qk = qk.view(B, T, self.n_heads + self.n_kv_heads, self.head_dim)
             if kernels.usable(qk):
                 q, k = kernels.qk_norm_rope(qk, self.q_norm.weight, self.k_norm.weight, cos, sin, self.q_norm.eps,

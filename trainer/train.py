@@ -44,7 +44,7 @@ from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, Hyper, RunConfig
 from trainer.flops import mfu_fields
 from trainer.loss import ChunkedLMLoss, loss_chunk_for
-from trainer.model import GPT, compile_regions, count_parameters, next_token_loss
+from trainer.model import GPT, Attention, Linear, compile_regions, count_parameters, next_token_loss
 from trainer.optim import (
     WorkingCopies,
     accumulate,
@@ -409,7 +409,7 @@ def shape_key(config: RunConfig, device: torch.device) -> tuple:
     hp = config.hp
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
     return (config.model, str(device), *_settings(config, device), config.runtime.deterministic,
-            config.runtime.attention, config.runtime.blocks_per_region,
+            config.runtime.attention, config.runtime.fp8, config.runtime.blocks_per_region,
             hp.micro_batch_size, hp.seq_len, loss_chunk,
             config.data, config.track.val_tokens)
 
@@ -443,6 +443,26 @@ def fa4_kernels(config: RunConfig) -> Iterator[None]:
     check_fa4(config)
     with fa4.active():
         yield
+
+
+def check_fp8(config: RunConfig) -> None:
+    """For ``runtime.fp8 = true``: a ConfigError naming the setting unless the run's device does FP8 matmuls (CUDA,
+    compute capability 8.9 or newer); nothing for other runs."""
+    if not config.runtime.fp8:
+        return
+    device = resolve_device(config.runtime.device)
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
+        where = (f"{torch.cuda.get_device_name(device)} (compute capability "
+                 f"{'.'.join(map(str, torch.cuda.get_device_capability(device)))})" if device.type == "cuda"
+                 else device.type)
+        raise ConfigError(f"fp8=true needs an NVIDIA GPU of compute capability 8.9 or newer for FP8 matmuls; this "
+                          f"run's device is {where}")
+
+
+def check_device_settings(config: RunConfig) -> None:
+    """The settings only the run's device can refuse (``attention=fa4``, ``fp8=true``), as ConfigErrors."""
+    check_fa4(config)
+    check_fp8(config)
 
 
 def check_fa4(config: RunConfig) -> None:
@@ -545,8 +565,12 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
             model.working_copies = WorkingCopies(model)
         if fast and dtype == "bf16":
             model.residual_dtype = torch.bfloat16
+        in_fp8 = fast and config.runtime.fp8
         for block in model.blocks:
             block.attn.flash_op = fast and config.runtime.attention == "fa4"
+            for module in block.modules():
+                if isinstance(module, Linear | Attention):
+                    module.fp8 = in_fp8
     val = torch.from_numpy(val_windows(val_stream, hp.seq_len, config.track.val_tokens)).to(device)
     eval_batch = hp.micro_batch_size
     val = val[: max(eval_batch, len(val) // eval_batch * eval_batch)]
@@ -554,7 +578,7 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         compile_regions(model, cudagraphs, config.runtime.blocks_per_region)
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
     if loss_chunk and fast:
-        model.lm_loss = ChunkedLMLoss(loss_chunk, compile=do_compile)
+        model.lm_loss = ChunkedLMLoss(loss_chunk, compile=do_compile, fp8=config.runtime.fp8)
 
     def loss_fn(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=not fast)
@@ -656,6 +680,7 @@ class TrainingRun:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         lock = DeviceLock(self.config.runtime.device_lock)
         try:
+            check_fp8(self.config)
             with deterministic_kernels(self.config.runtime.deterministic), fa4_kernels(self.config):
                 yield from self._run(lock)
         except (GeneratorExit, ConfigError):

@@ -1,0 +1,110 @@
+"""runtime.fp8 = true on the CPU (torch._scaled_mm runs there too): the FP8 linear and the FP8 chunked loss against
+their bf16 counterparts, the model with its matmuls in FP8, and the refusals."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainer import fp8
+from trainer.config import PRESETS, ConfigError, make_config
+from trainer.loss import ChunkedLMLoss
+from trainer.model import GPT, Attention, Linear, next_token_loss
+from trainer.train import check_device_settings, shape_key
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def test_the_fp8_linear_gives_the_linear_and_its_gradients():
+    torch.manual_seed(0)
+    rows = 64
+    x = torch.randn(2, rows // 2, 32, requires_grad=True)
+    w = (torch.randn(48, 32) * 0.02).requires_grad_()
+    dy = torch.randn(2, rows // 2, 48) * 0.05 / rows  # the order of a gradient of a mean over the rows
+    y = fp8.linear(x, w)
+    y.backward(dy)
+    x_ref, w_ref = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    y_ref = F.linear(x_ref, w_ref)
+    y_ref.backward(dy)
+    assert y.dtype == torch.bfloat16 and x.grad.dtype == x.dtype and w.grad.dtype == w.dtype
+    # e4m3 keeps 3 mantissa bits and e5m2 2: a few percent, not the 100% of a wrong layout or scale
+    assert rel(y, y_ref) < 0.06
+    assert rel(x.grad, x_ref.grad) < 0.12
+    assert rel(w.grad, w_ref.grad) < 0.12
+
+
+def test_casts_clamp_to_the_formats_range():
+    x = torch.tensor([0.5, -2.0, 1000.0, -1e9])
+    assert fp8.cast(x, fp8.E4M3, 1.0).float().tolist() == [0.5, -2.0, 448.0, -448.0]
+    assert fp8.cast(x, fp8.E5M2, 4.0).float().tolist() == [2.0, -8.0, 4096.0, -57344.0]
+    q, scale = fp8.cast_weight(torch.tensor([[0.01, -0.02]]))
+    assert q.float().abs().max().item() == 448.0 and torch.allclose(q.float() * scale, torch.tensor([[0.01, -0.02]]))
+
+
+def test_shapes_that_do_not_fit_keep_the_bf16_matmul():
+    w = torch.randn(48, 32)
+    assert fp8.fits(64, w) and not fp8.fits(60, w) and not fp8.fits(64, torch.randn(40, 32))
+
+
+def _chunked(in_fp8: bool, n: int):
+    torch.manual_seed(1)
+    h = torch.randn(n, 64, dtype=torch.bfloat16, requires_grad=True)
+    w = (torch.randn(320, 64) * 0.05).requires_grad_()
+    targets = torch.randint(0, 320, (n,))
+    loss = ChunkedLMLoss(48, fp8=in_fp8)(h, w, targets)
+    loss.backward()
+    return loss.detach(), h.grad, w.grad
+
+
+@pytest.mark.parametrize("n", [96, 100])  # 100 rows: chunks of 48, 48 and 4, the last one too short for FP8
+def test_the_fp8_chunked_loss_gives_the_loss_and_its_gradients(n):
+    want = _chunked(False, n)
+    got = _chunked(True, n)
+    assert abs(got[0].item() - want[0].item()) < 0.01 * want[0].item()
+    assert rel(got[1], want[1]) < 0.12 and rel(got[2], want[2]) < 0.12
+    assert got[2].dtype == torch.float32
+
+
+def _model_loss_and_grads(in_fp8: bool):
+    torch.manual_seed(0)
+    model = GPT(PRESETS["tiny"])
+    for module in model.modules():
+        if isinstance(module, Linear | Attention):
+            module.fp8 = in_fp8
+    window = torch.randint(0, PRESETS["tiny"].vocab_size, (2, 16))  # 32 rows a matmul: a multiple of 16
+    loss = next_token_loss(model, window)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+# the CPU model is fp32 and the FP8 matmuls write bf16, so the QK-norm sees bf16 with fp32 weights (on a GPU autocast
+# makes both bf16)
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
+def test_the_model_in_fp8_trains_as_in_full_precision(monkeypatch):
+    calls = []
+    linear = fp8.linear
+    monkeypatch.setattr(fp8, "linear", lambda x, w: calls.append(tuple(w.shape)) or linear(x, w))
+    want_loss, want_grads = _model_loss_and_grads(False)
+    assert calls == []
+    loss, grads = _model_loss_and_grads(True)
+    cfg = PRESETS["tiny"]
+    assert len(calls) == 6 * cfg.n_layers  # v, q and k stacked, o, gate, up, down
+    assert abs(loss.item() - want_loss.item()) < 0.01 * want_loss.item()
+    for name, g in want_grads.items():
+        if name.endswith("proj.weight"):
+            assert rel(grads[name], g) < 0.15, name
+
+
+def test_fp8_is_refused_where_it_cannot_run():
+    with pytest.raises(ConfigError, match="fp8=true is a fast-path setting"):
+        make_config(overrides={"fp8": True, "reference": True})
+    with pytest.raises(ConfigError, match="deterministic=true runs with fp8=false"):
+        make_config(overrides={"fp8": True, "deterministic": True})
+    with pytest.raises(ConfigError, match="fp8=true needs dtype bf16 or auto"):
+        make_config(overrides={"fp8": True, "dtype": "fp32"})
+    config = make_config(overrides={"fp8": True})
+    with pytest.raises(ConfigError, match=r"^fp8=true needs an NVIDIA GPU of compute capability 8.9 or newer for FP8 "
+                                          r"matmuls; this run's device is cpu$"):
+        check_device_settings(config)
+    assert shape_key(config, torch.device("cpu")) != shape_key(make_config(), torch.device("cpu"))

@@ -1,0 +1,112 @@
+"""``runtime.fp8 = true``: the blocks' matmuls, and the chunked loss's, in FP8 (``torch._scaled_mm``) for large
+micro-batches on Hopper-class GPUs (compute capability 8.9 or newer).
+
+Each linear y = x @ w.t() runs its three matmuls in FP8: the forward and the input gradient with e4m3 inputs and
+weights, the gradients in e5m2 (wider range, fewer mantissa bits), one scale per tensor, products accumulated in
+fp32 and written in bf16. Hopper's FP8 matmul takes its first operand row-major and its second column-major, so the
+weight gradient needs the output gradient and the input transposed; those copies are made in FP8, half the bytes of
+bf16.
+
+The scales of the activations and of the gradients are fixed, not measured. Measuring them (the tensor's largest
+magnitude before the cast) is a reduction over the whole tensor that the cast must wait for; compiled, those
+reductions and casts cost more than FP8 saved (b64 on an H200: -4.0% against bf16,
+``bench/results/dec01f-summary.txt``). With fixed scales a cast is a multiply, a clamp and a conversion, which
+inductor fuses into the kernel that makes the tensor (b64: +6.8% for the blocks, +8.4% with the loss's matmuls,
+``bench/results/dec01i``). The fixed scales follow from what the tensors are:
+
+- the inputs are RMS-normalised activations, their attention-weighted values and the SiLU product: of order one,
+  so they are cast as they are (e4m3 holds magnitudes from 2^-9 to 448; larger ones are clamped);
+- the loss is a mean over the micro-batch's positions, so every gradient carries a factor 1/N for N positions;
+  the blocks' output gradients are cast times N x 2^10 (``GRAD_BIAS``), which puts the residual stream's typical
+  gradient (about 0.05 / N at initialisation) near 50, and e5m2 keeps magnitudes from 2^-16 to 57,344;
+- the logits' gradient is (softmax - onehot) / N, at most 1/N; times N x 2^8 (``LOGIT_GRAD_BIAS``) the typical
+  probability 1/49,152 is 5e-3, in e5m2's normal range.
+
+The weights (1M elements at most) are cast with their own largest magnitude, measured at each forward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+GRAD_BIAS = 2.0 ** 10  # the blocks' output gradients are cast times N x GRAD_BIAS
+LOGIT_GRAD_BIAS = 2.0 ** 8  # the logits' gradient times N x LOGIT_GRAD_BIAS
+
+
+def cast(x: torch.Tensor, fp8: torch.dtype, times: float | torch.Tensor) -> torch.Tensor:
+    """``x * times`` in ``fp8``, clamped to the format's range (a pointwise op: no reduction before it)."""
+    top = torch.finfo(fp8).max
+    return (x.float() * times).clamp(-top, top).to(fp8)
+
+
+def cast_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weight in e4m3 scaled so that its largest magnitude is e4m3's largest, and the fp32 scale that undoes
+    it."""
+    top = torch.finfo(E4M3).max
+    amax = w.detach().abs().amax().float().clamp(min=1e-12)
+    return (w.float() * (top / amax)).clamp(-top, top).to(E4M3), amax / top
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, out_dtype: torch.dtype,
+        fast: bool = False) -> torch.Tensor:
+    """(a x scale_a) @ (b x scale_b): ``a`` row-major, ``b`` column-major, fp32 scales."""
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype, use_fast_accum=fast)
+
+
+def _one(device: torch.device) -> torch.Tensor:
+    return torch.ones((), dtype=torch.float32, device=device)
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, x.shape[-1])
+        qx = cast(x2, E4M3, 1.0)
+        qw, sw = cast_weight(w)
+        ctx.save_for_backward(qx, qw, sw)
+        ctx.x_shape, ctx.x_dtype, ctx.w_dtype = x.shape, x.dtype, w.dtype
+        # qw is [out, in] row-major, so qw.t() is [in, out] column-major; the forward accumulates fast, as is usual
+        y = _mm(qx, qw.t(), _one(x.device), sw, torch.bfloat16, fast=True)
+        return y.view(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        qx, qw, sw = ctx.saved_tensors
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        times = dy2.shape[0] * GRAD_BIAS
+        qdy = cast(dy2, E5M2, times)
+        sdy = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
+        dx = _mm(qdy, qw.t().contiguous().t(), sdy, sw, torch.bfloat16)  # [M, out] @ [out, in]
+        dw = _mm(qdy.t().contiguous(), qx.t().contiguous().t(), sdy, _one(dy.device), ctx.w_dtype)  # [out, M] @ [M, in]
+        return dx.view(ctx.x_shape).to(ctx.x_dtype), dw
+
+
+def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x, w)`` (no bias) with its matmuls in FP8, output bf16. Every side must be a multiple of 16
+    (``fits``)."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _Linear.apply(x.to(torch.bfloat16), w.to(torch.bfloat16) if w.dtype != torch.bfloat16 else w)
+
+
+def fits(rows: int, w: torch.Tensor) -> bool:
+    """Whether FP8 matmuls take these shapes: the rows of x and both sides of w multiples of 16."""
+    return rows % 16 == 0 and w.shape[0] % 16 == 0 and w.shape[1] % 16 == 0
+
+
+def chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
+                         cross_entropy) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``trainer.loss``'s per-chunk loss and gradients with the three matmuls in FP8: the summed loss, the hidden
+    states' gradient (h's dtype) and the head weight's (fp32). ``scale`` is the 0-d fp32 1/N the gradients carry;
+    ``cross_entropy(logits, targets, scale) -> (loss sum, gradient of the logits)`` is the loss kernel."""
+    qh = cast(h, E4M3, 1.0)
+    qw, sw = cast_weight(weight)
+    one = _one(h.device)
+    logits = _mm(qh, qw.t(), one, sw, torch.bfloat16, fast=True)
+    loss_sum, grad_logits = cross_entropy(logits, targets, scale)
+    times = LOGIT_GRAD_BIAS / scale
+    qg = cast(grad_logits, E5M2, times)
+    sg = 1.0 / times
+    grad_h = _mm(qg, qw.t().contiguous().t(), sg, sw, h.dtype)
+    grad_w = _mm(qg.t().contiguous(), qh.t().contiguous().t(), sg, one, torch.float32)
+    return loss_sum, grad_h, grad_w
