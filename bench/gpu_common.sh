@@ -2,7 +2,7 @@
 # bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh,
 # bench/gpu_dec01h.sh, bench/gpu_dec01i.sh), sourced at their top: the call's clock, $OUT, and the set-up, old- and
 # mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with attention backends
-# chosen), kernel-table, same-answer, default-search and FP8-arm steps.
+# chosen), kernel-table, same-answer, default-search, FA4-unpack and FP8-arm steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -137,6 +137,11 @@ sdpa_arm() {  # sdpa_arm ARM BACKENDS: batch_arm ARM through bench/sdpa_run.py B
   (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$arm BLUEBERRY_CACHE=/tmp/bbcache-$arm
    mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
    batch_arm $arm --sdpa-off $backends)
+}
+fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
+  [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
+  mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
+  export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
 }
 fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd-dgrad) on the record's track with
   # SETTINGS into $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed

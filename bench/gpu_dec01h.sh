@@ -29,11 +29,6 @@
 #   bash bench/gpu_dec01h.sh pairs   one H200; carry .devbundle-lite, .carry/data and .carry/old: b4 of the working tree
 #                                    and 55df2c5 alternated twice (b4_pairs), a third look at calls 6 and 8 (call 9)
 source "$(dirname "$0")/gpu_common.sh"
-fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
-  [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
-  mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
-  export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
-}
 fa4_answer() {  # fa4_answer END: the record's 6,086,656 tokens with runtime.attention=fa4 against the saved reference
   # run, within END s of the call's start, into $P/same-fa4; its verdict printed, then $OUT/<name of $P>.tar.gz with
   # the run's result.json only (each step's clock, to see where a long run's speed goes; calls 4 and 6 kept none)

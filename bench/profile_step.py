@@ -15,6 +15,7 @@ them in "other").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer import fa4
 from trainer.config import Runtime, make_config
 from trainer.optim import clip_coefficient, gradients, step_scaled
 from trainer.train import Shape, build_shape, shape_key
@@ -98,7 +100,8 @@ def build(args: argparse.Namespace, device: torch.device) -> tuple[Shape, list]:
     and settings, built by ``trainer.train.build_shape`` as a run builds them."""
     config = make_config("speedrun-4.5", overrides={
         "micro_batch_size": args.batch, "compile": True, "cudagraphs": args.cudagraphs, "dtype": "bf16",
-        "working_copies": args.working_copies, "blocks_per_region": args.blocks_per_region})
+        "working_copies": args.working_copies, "blocks_per_region": args.blocks_per_region, "fp8": args.fp8,
+        "attention": args.attention})
     torch.manual_seed(0)
     val = np.zeros(config.track.val_tokens, dtype=np.uint16)  # the validation windows are not used here
     shape = build_shape(config, device, val, shape_key(config, device))
@@ -117,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
                     help="the residual stream in fp32, as the trainer ran it before Dec 1, fourth session")
     ap.add_argument("--cudagraphs", action="store_true", help="replay the blocks as CUDA graphs, as the trainer does")
     ap.add_argument("--blocks-per-region", type=int, default=Runtime().blocks_per_region)
+    ap.add_argument("--fp8", action="store_true", help="runtime.fp8: the matmuls in FP8")
+    ap.add_argument("--attention", default=Runtime().attention, help="runtime.attention (sdpa or fa4)")
     return ap
 
 
@@ -124,6 +129,11 @@ def main() -> None:
     args = parser().parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda")
+    with fa4.active() if args.attention == "fa4" else contextlib.nullcontext():  # as a run does (fa4_kernels)
+        run(args, dev)
+
+
+def run(args: argparse.Namespace, dev: torch.device) -> None:
     shape, opts = build(args, dev)
     x = torch.randint(0, shape.model.cfg.vocab_size, (args.batch, 2048), device=dev)
 
