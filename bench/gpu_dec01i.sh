@@ -13,12 +13,12 @@
 #                                    as bench/same_answer.py compares (big_answer) (call 2)
 #   bash bench/gpu_dec01i.sh part1   one H200; carry .fa4bundle/part-aa: the part kept in /tmp/fa4parts for the next
 #                                    call, as bench/gpu_dec01h.sh part1 (call 3)
-#   bash bench/gpu_dec01i.sh final   the machine of part1, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite,
-#                                    .carry/data and .carry/old (`git archive 5fd7861 trainer chores`, the session's
-#                                    start): b64 with fp8=true and attention=fa4; b4 speed of the working tree and
-#                                    5fd7861 alternated twice and the working tree's answer (speed_and_answer); the
-#                                    b64 kernel table with fp8=true; b96 with fp8=true and attention=fa4, while time is
-#                                    left (call 4)
+#   bash bench/gpu_dec01i.sh final   the machine of part1, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite and
+#                                    .carry/data: b64 with fp8=true and attention=fa4; the b64 kernel table with
+#                                    fp8=true; b96 with fp8=true and attention=fa4, while time is left (call 4)
+#   bash bench/gpu_dec01i.sh verify  one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive 5fd7861
+#                                    trainer chores`, the session's start): b4 speed of the working tree and 5fd7861
+#                                    alternated twice and the working tree's answer (speed_and_answer) (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 fp8_run_as() {  # fp8_run_as NAME ARM SETTINGS...: bench/fp8_run.py ARM on the record's track with SETTINGS into
   # $P/NAME within LIMIT s (150); its exit status, speed (whole clock, and from step 5 on), memory, warm-up and last
@@ -99,10 +99,9 @@ part1)  # carry .fa4bundle/part-aa
   nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
   echo "done at $(elapsed) s" ;;
 final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
-  begin final old
+  begin final
   fa4_unpack
   LIMIT=150 BATCH=64 batch_arm fa4-fp8-b64 --set fp8=true --set attention=fa4
-  speed_and_answer
   if [ $(elapsed) -lt 440 ]; then
     echo "== b64 table with fp8=true from $(elapsed) s"
     timeout 100 python bench/profile_step.py --batch 64 --cudagraphs --fp8 --out $P/profile-fp8-b64 \
@@ -115,5 +114,9 @@ final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old;
     LIMIT=$(( 585 - $(elapsed) )) BATCH=96 batch_arm fa4-fp8-b96 --set fp8=true --set attention=fa4
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 fixed|fp8|part1|final"; exit 2 ;;
+verify)  # carry .devbundle-lite, .carry/data and .carry/old
+  begin verify old
+  speed_and_answer
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 fixed|fp8|part1|final|verify"; exit 2 ;;
 esac
