@@ -190,9 +190,10 @@ def _check_ce(logits: torch.Tensor, targets: torch.Tensor) -> None:
                          f"{tuple(targets.shape)}")
 
 
-def _ce_forward(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Per-row loss and logsumexp (fp32 [N]), and with ``scale`` the gradient (softmax - onehot) * scale."""
+def _ce_forward(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor | None,
+                grad_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-row loss and logsumexp (fp32 [N]), and with ``scale`` the gradient (softmax - onehot) * scale, in
+    ``grad_dtype`` (default the logits')."""
     _check_ce(logits, targets)
     from trainer import triton_ce
 
@@ -200,7 +201,7 @@ def _ce_forward(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
     targets = targets.contiguous()
     loss = torch.empty(N, device=logits.device, dtype=torch.float32)
     lse = torch.empty_like(loss)
-    grad = None if scale is None else torch.empty_like(logits, memory_format=torch.contiguous_format)
+    grad = None if scale is None else torch.empty(logits.shape, dtype=grad_dtype or logits.dtype, device=logits.device)
     if N:
         triton_ce.ce_fwd[(N,)](logits, targets, loss, lse, loss if grad is None else grad,
                                loss if scale is None else scale, V, logits.stride(0), V,
@@ -288,6 +289,23 @@ def cross_entropy_sum_and_grad(logits: torch.Tensor, targets: torch.Tensor, scal
 def _(logits, targets, scale):
     return (logits.new_empty((), dtype=torch.float32),
             torch.empty_like(logits, memory_format=torch.contiguous_format))
+
+
+@torch.library.custom_op("blueberry::cross_entropy_sum_and_grad_fp8", mutates_args=())
+def cross_entropy_sum_and_grad_fp8(logits: torch.Tensor, targets: torch.Tensor, times: torch.Tensor
+                                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cross_entropy_sum_and_grad`` with the gradient (softmax - onehot) * times written in e5m2 by the same
+    kernel, for ``runtime.fp8``'s FP8 head (trainer/fp8.py): no bf16 gradient written and read again for its cast.
+    ``times`` (a 0-d fp32 tensor) must keep |times| within e5m2's range (57,344): the gradient is not clamped."""
+    _check_scale(times, logits)
+    loss, _, grad = _ce_forward(logits, targets, times, torch.float8_e5m2)
+    return loss.sum(), grad
+
+
+@cross_entropy_sum_and_grad_fp8.register_fake
+def _(logits, targets, times):
+    return (logits.new_empty((), dtype=torch.float32),
+            torch.empty(logits.shape, dtype=torch.float8_e5m2, device=logits.device))
 
 
 @torch.library.custom_op("blueberry::cross_entropy_sum", mutates_args=())

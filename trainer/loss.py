@@ -36,6 +36,16 @@ def _ce_sum_and_grad(logits: torch.Tensor, targets: torch.Tensor, scale: torch.T
     return (lse - picked).sum(), (grad * scale).to(dtype)
 
 
+def _ce_sum_and_grad_fp8(logits: torch.Tensor, targets: torch.Tensor, times: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_ce_sum_and_grad`` with the gradient (softmax - onehot) * times in e5m2 (``runtime.fp8``'s head): on CUDA
+    written so by the Triton kernel itself."""
+    if kernels.ce_usable(logits):
+        return kernels.cross_entropy_sum_and_grad_fp8(logits, targets, times)
+    loss_sum, grad = _ce_sum_and_grad(logits.float(), targets, times)
+    return loss_sum, fp8.cast(grad, fp8.E5M2, 1.0)
+
+
 def _chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For one chunk: summed loss, d(scale * loss)/dh and d(scale * loss)/dweight (fp32); ``scale`` is a 0-d
@@ -53,7 +63,7 @@ def _chunk_loss_and_grads_fp8(h: torch.Tensor, weight: torch.Tensor, targets: to
     are a multiple of 16, as FP8 matmuls need."""
     if not fp8.fits(h.shape[0], weight):
         return _chunk_loss_and_grads(h, weight, targets, scale)
-    return fp8.chunk_loss_and_grads(h, weight, targets, scale, _ce_sum_and_grad)
+    return fp8.chunk_loss_and_grads(h, weight, targets, scale, _ce_sum_and_grad_fp8)
 
 
 def _chunk_loss(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -199,6 +199,20 @@ def test_cross_entropy_matches_the_formula():
                         "grad": rel(grad, want), "grad_rows": max(rel(grad[i], want[i]) for i in range(N))}
             assert max(errs_sum["sum"], errs_sum["sum_only"]) < tol_loss, (dtype, errs_sum)
             assert max(errs_sum["grad"], errs_sum["grad_rows"]) < tol_grad, (dtype, errs_sum)
+
+            # runtime.fp8's op: the same kernel with the gradient times a given factor stored in e5m2. The interpreter
+            # emulates the fp32 -> e5m2 conversion, not as the GPU rounds (1.94 comes out as 1.0, fp32 subnormals as
+            # e5m2's smallest steps), so here each element in e5m2's normal range (from 2^-14) must be within a
+            # factor of 2 of its value, below it small; the GPU's conversion is checked by bench/same_answer.py runs
+            loss8, grad8 = kernels.cross_entropy_sum_and_grad_fp8(xd, t, torch.tensor(256.0))
+            want8 = xr.grad * (256.0 * N / 2.5)
+            assert grad8.dtype == torch.float8_e5m2 and grad8.is_contiguous() and grad8.shape == xd.shape
+            assert rel(loss8, rows_ref.sum()) < tol_loss
+            normal = want8.abs() >= 2.0 ** -14
+            assert normal.sum() > N and want8.abs().max() > 200  # the check covers the range, up to 256 - 256 / N
+            ratio = grad8.float()[normal] / want8[normal]
+            assert ((ratio >= 0.5) & (ratio <= 2.0)).all(), dtype
+            assert (grad8.float().abs() <= 2.0 ** -14)[~normal].all(), dtype
             print(dtype, errs, errs_sum)
         print("ok")
     """)
@@ -218,6 +232,7 @@ def test_cross_entropy_ops_pass_opcheck_and_compile_as_opaque_calls():
         lse = torch.logsumexp(xd, -1)
         torch.library.opcheck(kernels.cross_entropy_grad, (xd, t, lse, torch.tensor(0.3)), test_utils=utils)
         torch.library.opcheck(kernels.cross_entropy_sum_and_grad, (xd, t, torch.tensor(0.3)), test_utils=utils)
+        torch.library.opcheck(kernels.cross_entropy_sum_and_grad_fp8, (xd, t, torch.tensor(256.0)), test_utils=utils)
         torch.library.opcheck(kernels.cross_entropy_sum, (xd, t), test_utils=utils)
 
         # the model's loss head compiled as the trainer compiles it: the ops stay single calls in the forward and
