@@ -79,6 +79,13 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "sdpa-b32: steady 338,412", "fa4-b32: steady 345,703", "sdpa-b64: steady 344,972", "fa4-b64: steady 353,706",
       "(median 259,748)", "(median 261,749)", "val 4.9687 against the saved 4.9785", "(median 271,765)",
       "processes on a warm cache 11.8, 13.1, 10.5 s", "(median 259,609)", "(median 259,277)"]),
+    ("dec01i_summary.py", "bench/results", "bench/results/dec01i-summary.txt",
+     ["b64-fixed: 371,340 tokens/s", "b64-fixed-head: 377,284 tokens/s", "b4-fixed: 256,215 tokens/s",
+      "bf16-b64: steady 343,782", "fp8-b64: steady 369,332", "bf16-b32: steady 337,258", "fp8-b32: steady 362,187",
+      "val 4.9774 against the saved 4.9785", "val 5.4399 against 5.4316 (+0.0083)",
+      "fa4-fp8-b64: steady 383,418", "call 4 (9c71eab)", "fused by inductor (Triton) 103.9", "(median 261,811)", "(median 261,861)",
+      "val 4.9718 against the saved 4.9785", "fa4-fp8-b64: steady 392,039", "fa4-fp8-b96: steady 397,163",
+      "fp8-b64: steady 383,157", "val 5.4448 against 5.4316 (+0.0132)", "fa4-fp8-b128: steady 398,243"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
