@@ -317,8 +317,8 @@ class Runtime:
     # bench/results/dec01h; trainer/fa4.py)
     attention: str = "sdpa"
     # the blocks' matmuls and the chunked loss's in FP8 with fixed scales (trainer/fp8.py), on GPUs of compute
-    # capability 8.9 or newer: for large micro-batches (b64 on an H200: +8.4% tokens/s, bench/results/dec01i); at
-    # the record's b4 it is slower
+    # capability 8.9 or newer: for large micro-batches (on an H200 +7.4% tokens/s at b32 and b64 against bf16 in one
+    # call, bench/results/dec01i-summary.txt); at the record's b4 it is not faster
     fp8: bool = False
     # positions per chunk of the output-head loss (trainer/loss.py); 0: the plain loss; None: chunk only
     # micro-batches of more than 32,768 positions, whose fp32 logits would otherwise not fit
