@@ -69,6 +69,9 @@ RUN_CASES = [
     (["--set", "attention=fa4", "--set", "device=cpu"], "attention=fa4 needs a CUDA GPU (Hopper or Blackwell); "
                                                          "this run's device is cpu"),
     (["--set", "attention=flash3"], "attention must be one of sdpa, fa4; got 'flash3'"),
+    (["--set", "fp8=true", "--set", "device=cpu"], "fp8=true needs an NVIDIA GPU of compute capability 8.9 or newer "
+                                                   "for FP8 matmuls; this run's device is cpu"),
+    (["--set", "fp8=true", "--set", "reference=true"], "fp8=true is a fast-path setting"),
 ]
 
 

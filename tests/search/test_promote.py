@@ -281,6 +281,8 @@ def test_runs_this_machine_cannot_start_are_refused_before_anything_is_written(t
     run = make_search_run(tmp_path)
     _main_error(capsys, [str(run), "--records", str(tmp_path / "records"), *QUICK, "--set", "attention=fa4",
                          "--set", "device=cpu"], "attention=fa4 needs a CUDA GPU (Hopper or Blackwell)")
+    _main_error(capsys, [str(run), "--records", str(tmp_path / "records"), *QUICK, "--set", "fp8=true",
+                         "--set", "device=cpu"], "fp8=true needs an NVIDIA GPU of compute capability 8.9 or newer")
     assert not list(run.glob("promote-*")) and not (tmp_path / "records").exists()
 
 
