@@ -38,8 +38,9 @@ def ray_flags(args: argparse.Namespace) -> None:
 
 def runs_can_start(configs: Iterable[RunConfig], address: str | None) -> None:
     """Settings that only the runs' device can refuse (``runtime.attention=fa4``: a Hopper or Blackwell GPU and its
-    package; ``runtime.fp8=true``: a GPU that does FP8 matmuls), checked here before Ray starts when the runs train on this machine: one clear line, not a failed trial
-    per run. With ``--address`` the cluster's GPUs decide, and a run they refuse is recorded as failed."""
+    package; ``runtime.fp8=true``: a GPU that does FP8 matmuls), checked here before Ray starts when the runs train
+    on this machine: one clear line, not a failed trial per run. With ``--address`` the cluster's GPUs decide, and
+    a run they refuse is recorded as failed."""
     if address is not None:
         return
     from trainer.train import check_device_settings

@@ -344,7 +344,8 @@ class Runtime:
                "deterministic=true runs with attention=sdpa (its bit-for-bit check used PyTorch's kernels)")
         _check(isinstance(self.fp8, bool), f"fp8 must be true or false, got {self.fp8!r}")
         _check(not (self.fp8 and self.reference),
-               "fp8=true is a fast-path setting; the reference path runs its matmuls in full precision: set one of them")
+               "fp8=true is a fast-path setting; the reference path runs its matmuls in full precision: "
+               "set one of them")
         _check(not (self.fp8 and self.deterministic is True),
                "deterministic=true runs with fp8=false (its bit-for-bit check used bf16 matmuls)")
         _check(not (self.fp8 and self.dtype == "fp32"), "fp8=true needs dtype bf16 or auto (its matmuls write bf16)")

@@ -25,6 +25,8 @@ gradient in e5m2 itself (call 7). The fixed scales follow from what the tensors 
   5e-3, in e5m2's normal range (from 6e-5), and the matmuls take the 1/N back with the scale.
 
 The weights (1M elements at most) are cast with their own largest magnitude, measured at each forward.
+
+Evaluation runs the blocks as training does, in FP8; the loss of an evaluation (no gradient) takes its logits in bf16.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``F.linear(x, w)`` (no bias) with its matmuls in FP8, output bf16. Every side must be a multiple of 16
     (``fits``)."""
     with torch.autocast(x.device.type, enabled=False):
-        return _Linear.apply(x.to(torch.bfloat16), w.to(torch.bfloat16) if w.dtype != torch.bfloat16 else w)
+        return _Linear.apply(x.to(torch.bfloat16), w.to(torch.bfloat16))
 
 
 def fits(rows: int, w: torch.Tensor) -> bool:

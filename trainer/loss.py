@@ -123,7 +123,8 @@ class ChunkedLMLoss:
 
     ``compile`` compiles the per-chunk kernels (one shape for full chunks, one for the remainder), which fuses
     the fp32 softmax passes over the chunk's logits into a few kernels. ``fp8`` runs the training chunks' matmuls
-    in FP8 (``runtime.fp8``), the chunks a multiple of 16 rows where the positions allow; evaluation stays bf16.
+    in FP8 (``runtime.fp8``), the chunks a multiple of 16 rows where the positions allow; the loss without gradient
+    (evaluation) stays bf16.
     """
 
     def __init__(self, chunk: int, compile: bool = False, fp8: bool = False) -> None:
