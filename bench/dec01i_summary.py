@@ -31,16 +31,21 @@ from dec01h_summary import arms
 from same_answer import compare
 
 
+def run_line(result: Path) -> str:
+    """One trainer run's ``result.json`` in a line: tokens/s from the fifth step on and over the whole clock, peak
+    memory, the last train loss (``gpu_dec01i.sh``'s ``fp8_run_as`` prints it after each run)."""
+    r = json.loads(result.read_text())
+    h = r["history"]
+    a, b = h[4], h[-1]
+    steady = (b["tokens"] - a["tokens"]) / (b["clock_s"] - a["clock_s"])
+    return (f"{steady:,.0f} tokens/s from step {a['step']} to {b['step']} ({r['tokens_per_s']:,.0f} over the clock), "
+            f"peak {r['peak_memory_bytes'] / 2**30:.1f} GiB, train loss at step {b['step']} {b['train_loss']:.4f}")
+
+
 def fixed(call: Path) -> None:
-    """``gpu_dec01i.sh fixed``'s runs: tokens/s over the clock and from the fifth step, memory, the last loss."""
+    """``gpu_dec01i.sh fixed``'s runs (``run_line``)."""
     for name in ("b64-off", "b64-fixed", "b64-fixed-head", "b4-off", "b4-fixed"):
-        r = json.loads((call / name / "result.json").read_text())
-        h = r["history"]
-        a, b = h[4], h[-1]
-        steady = (b["tokens"] - a["tokens"]) / (b["clock_s"] - a["clock_s"])
-        print(f"    {name}: {steady:,.0f} tokens/s from step {a['step']} to {b['step']} ({r['tokens_per_s']:,.0f} over "
-              f"the clock), peak {r['peak_memory_bytes'] / 2**30:.1f} GiB, train loss at step {b['step']} "
-              f"{b['train_loss']:.4f}")
+        print(f"    {name}: {run_line(call / name / 'result.json')}")
 
 
 def big(fp8_result: Path, bf16_result: Path) -> None:

@@ -27,26 +27,16 @@
 #                                    b488aab)
 source "$(dirname "$0")/gpu_common.sh"
 fp8_run_as() {  # fp8_run_as NAME ARM SETTINGS...: bench/fp8_run.py ARM on the record's track with SETTINGS into
-  # $P/NAME within LIMIT s (150); its exit status, speed (whole clock, and from step 5 on), memory, warm-up and last
-  # train loss printed, then $OUT/<name of $P>.tar.gz rewritten
+  # $P/NAME within LIMIT s (150); its exit status and bench/dec01i_summary.py's line for it (speed from step 5 on
+  # and over the whole clock, memory, the last train loss) printed, then $OUT/<name of $P>.tar.gz rewritten. (Call 1,
+  # at 153c6c5, printed its own such line, with the warm-up too.)
   local name=$1 arm=$2; shift 2
   echo "== $name (bench/fp8_run.py $arm) from $(elapsed) s"
   timeout ${LIMIT:-150} python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$name "$@" \
     --set stop_rule=never --set eval_every_tokens=1000000000 > $P/$name.log 2>&1
   echo "exit $?"
-  python - $P/$name/result.json <<'PY'
-import json, sys
-try:
-    r = json.load(open(sys.argv[1]))
-except OSError as e:
-    sys.exit(f"  no result: {e}")
-h = r["history"]
-a, b = h[4], h[-1]
-steady = (b["tokens"] - a["tokens"]) / (b["clock_s"] - a["clock_s"])
-print(f"  {r['tokens_per_s']:,.0f} tokens/s on the clock, {steady:,.0f} from step {a['step']} to {b['step']}, "
-      f"peak {r['peak_memory_bytes'] / 2**30:.1f} GiB, warm-up {r['warmup_s']:.0f} s, train loss at step "
-      f"{b['step']} {b['train_loss']:.4f}")
-PY
+  python -c "import sys; sys.path.insert(0, 'bench'); from pathlib import Path; from dec01i_summary import run_line
+print('  ' + run_line(Path(sys.argv[1])))" $P/$name/result.json || echo "  no result"
   tar czf $OUT/$(basename $P).tar.gz --exclude='*.pt' -C /tmp $(basename $P)
 }
 big_run() {  # big_run ARM END [SETTINGS...]: b64 to 12,189,696 tokens, seed 0, with SETTINGS into $P/big-ARM (its
