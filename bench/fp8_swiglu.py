@@ -102,10 +102,10 @@ class _SwiGLU(torch.autograd.Function):
         one = torch.ones((), dtype=torch.float32, device=x.device)
         qx = fp8.cast(x2, fp8.E4M3, 1.0)
         (qwg, swg), (qwu, swu), (qwd, swd) = fp8.cast_weight(wg), fp8.cast_weight(wu), fp8.cast_weight(wd)
-        g = fp8._mm(qx, qwg.t(), one, swg, torch.bfloat16, fast=True)
-        u = fp8._mm(qx, qwu.t(), one, swu, torch.bfloat16, fast=True)
+        g = fp8.scaled_mm(qx, qwg.t(), one, swg, torch.bfloat16, fast=True)
+        u = fp8.scaled_mm(qx, qwu.t(), one, swu, torch.bfloat16, fast=True)
         qh = fp8.cast(F.silu(g.float()) * u.float(), fp8.E4M3, 1.0)
-        y = fp8._mm(qh, qwd.t(), one, swd, torch.bfloat16, fast=True)
+        y = fp8.scaled_mm(qh, qwd.t(), one, swd, torch.bfloat16, fast=True)
         ctx.save_for_backward(qx, g, u, qh, qwg, swg, qwu, swu, qwd, swd)
         ctx.x_shape, ctx.x_dtype, ctx.w_dtypes = x.shape, x.dtype, (wg.dtype, wu.dtype, wd.dtype)
         return y.view(*x.shape[:-1], wd.shape[0])
@@ -118,15 +118,15 @@ class _SwiGLU(torch.autograd.Function):
         times = dy2.shape[0] * fp8.GRAD_BIAS
         s = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
         qdy = fp8.cast(dy2, fp8.E5M2, times)
-        dh = fp8._mm(qdy, qwd.t().contiguous().t(), s, swd, torch.bfloat16)
-        dwd = fp8._mm(qdy.t().contiguous(), qh.t().contiguous().t(), s, one, ctx.w_dtypes[2])
+        dh = fp8.scaled_mm(qdy, qwd.t().contiguous().t(), s, swd, torch.bfloat16)
+        dwd = fp8.scaled_mm(qdy.t().contiguous(), qh.t().contiguous().t(), s, one, ctx.w_dtypes[2])
         qdg, qdu, qdgt, qdut = swiglu_grads(g, u, dh, torch.full((), times, dtype=torch.float32, device=dy.device),
                                             fp8.E5M2)
-        dx = (fp8._mm(qdg, qwg.t().contiguous().t(), s, swg, torch.bfloat16)
-              + fp8._mm(qdu, qwu.t().contiguous().t(), s, swu, torch.bfloat16))
+        dx = (fp8.scaled_mm(qdg, qwg.t().contiguous().t(), s, swg, torch.bfloat16)
+              + fp8.scaled_mm(qdu, qwu.t().contiguous().t(), s, swu, torch.bfloat16))
         qx_cols = qx.t().contiguous().t()  # [M, d] column-major: the weight gradients' second operand
-        dwg = fp8._mm(qdgt, qx_cols, s, one, ctx.w_dtypes[0])
-        dwu = fp8._mm(qdut, qx_cols, s, one, ctx.w_dtypes[1])
+        dwg = fp8.scaled_mm(qdgt, qx_cols, s, one, ctx.w_dtypes[0])
+        dwu = fp8.scaled_mm(qdut, qx_cols, s, one, ctx.w_dtypes[1])
         return dx.view(ctx.x_shape).to(ctx.x_dtype), dwg, dwu, dwd
 
 

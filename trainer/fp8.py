@@ -52,8 +52,8 @@ def cast_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (w.float() * (top / amax)).clamp(-top, top).to(E4M3), amax / top
 
 
-def _mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, out_dtype: torch.dtype,
-        fast: bool = False) -> torch.Tensor:
+def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+              out_dtype: torch.dtype, fast: bool = False) -> torch.Tensor:
     """(a x scale_a) @ (b x scale_b): ``a`` row-major, ``b`` column-major, fp32 scales."""
     return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype, use_fast_accum=fast)
 
@@ -71,7 +71,7 @@ class _Linear(torch.autograd.Function):
         ctx.save_for_backward(qx, qw, sw)
         ctx.x_shape, ctx.x_dtype, ctx.w_dtype = x.shape, x.dtype, w.dtype
         # qw is [out, in] row-major, so qw.t() is [in, out] column-major; the forward accumulates fast, as is usual
-        y = _mm(qx, qw.t(), _one(x.device), sw, torch.bfloat16, fast=True)
+        y = scaled_mm(qx, qw.t(), _one(x.device), sw, torch.bfloat16, fast=True)
         return y.view(*x.shape[:-1], w.shape[0])
 
     @staticmethod
@@ -81,8 +81,9 @@ class _Linear(torch.autograd.Function):
         times = dy2.shape[0] * GRAD_BIAS
         qdy = cast(dy2, E5M2, times)
         sdy = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
-        dx = _mm(qdy, qw.t().contiguous().t(), sdy, sw, torch.bfloat16)  # [M, out] @ [out, in]
-        dw = _mm(qdy.t().contiguous(), qx.t().contiguous().t(), sdy, _one(dy.device), ctx.w_dtype)  # [out, M] @ [M, in]
+        dx = scaled_mm(qdy, qw.t().contiguous().t(), sdy, sw, torch.bfloat16)  # [M, out] @ [out, in]
+        # [out, M] @ [M, in]
+        dw = scaled_mm(qdy.t().contiguous(), qx.t().contiguous().t(), sdy, _one(dy.device), ctx.w_dtype)
         return dx.view(ctx.x_shape).to(ctx.x_dtype), dw
 
 
@@ -107,10 +108,10 @@ def chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
     qh = cast(h, E4M3, 1.0)
     qw, sw = cast_weight(weight)
     one = _one(h.device)
-    logits = _mm(qh, qw.t(), one, sw, torch.bfloat16, fast=True)
+    logits = scaled_mm(qh, qw.t(), one, sw, torch.bfloat16, fast=True)
     times = torch.full((), LOGIT_GRAD_BIAS, dtype=torch.float32, device=h.device)
     loss_sum, qg = cross_entropy(logits, targets, times)
     sg = scale / LOGIT_GRAD_BIAS
-    grad_h = _mm(qg, qw.t().contiguous().t(), sg, sw, h.dtype)
-    grad_w = _mm(qg.t().contiguous(), qh.t().contiguous().t(), sg, one, torch.float32)
+    grad_h = scaled_mm(qg, qw.t().contiguous().t(), sg, sw, h.dtype)
+    grad_w = scaled_mm(qg.t().contiguous(), qh.t().contiguous().t(), sg, one, torch.float32)
     return loss_sum, grad_h, grad_w
