@@ -18,9 +18,9 @@ cost most in the compiled trainer (the activations and output gradients, column-
 
 ``fixed`` is a speed bound, not a recipe: the inputs and the output gradients are cast with fixed scales
 (``FIXED_SCALES``) instead of their largest magnitudes, so each cast is a multiply, a clamp and a conversion that
-inductor can fuse into the kernel that makes the tensor, with no reduction over the tensor before it. A real
-recipe would take each scale from the step before (delayed scaling), which adds that reduction back, off the
-cast's path. The weights, 1M elements at most, keep their own amax. ``fixed-head`` also runs the chunked loss's
+inductor can fuse into the kernel that makes the tensor, with no reduction over the tensor before it. Its gradient
+scale suits b64 only. The recipe that came of it is the trainer's ``runtime.fp8`` (``trainer/fp8.py``), whose
+scales follow from what each tensor is. The weights, 1M elements at most, keep their own amax. ``fixed-head`` also runs the chunked loss's
 three matmuls (micro-batches above 32k positions) in FP8: the logits' gradient, which is (softmax - onehot) / N,
 cast with the fixed scale ``HEAD_GRAD_SCALE`` (right for N near 2^17, micro-batch 64), and the chunks rounded up to
 a multiple of 16 rows, as FP8 matmuls need. ``swiglu`` is the trainer's ``runtime.fp8`` (set here) with the MLP as

@@ -143,7 +143,7 @@ fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the
   mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
   export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
 }
-fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd-dgrad) on the record's track with
+fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd-dgrad, ...) on the record's track with
   # SETTINGS into $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed
   local arm=$1 limit=$2; shift 2
   timeout $limit python bench/fp8_run.py $arm --quiet --track speedrun-4.5 --out $P/$arm "$@" > $P/$arm.log 2>&1
