@@ -108,3 +108,12 @@ def test_fp8_is_refused_where_it_cannot_run():
                                           r"matmuls; this run's device is cpu$"):
         check_device_settings(config)
     assert shape_key(config, torch.device("cpu")) != shape_key(make_config(), torch.device("cpu"))
+
+
+def test_a_run_refused_for_fp8_leaves_its_bench_clean():
+    from trainer.train import TrainingRun, Workbench
+
+    bench = Workbench()
+    with pytest.raises(ConfigError, match="fp8=true needs an NVIDIA GPU"):
+        next(iter(TrainingRun(make_config(overrides={"fp8": True, "max_tokens": 2048}), bench)))
+    assert not bench.dirty and bench.runs == 1 and not bench.shapes
