@@ -55,8 +55,8 @@ def quantize(x: torch.Tensor, fp8: torch.dtype) -> tuple[torch.Tensor, torch.Ten
 
 
 # the fixed arm's scales, the fp32 numbers torch._scaled_mm multiplies back: inputs (RMS-normed activations and
-# the SiLU product, of order 1) as they are in e4m3 (up to 448), output gradients (of order 1e-6 to 1e-4: the
-# loss is a mean over the batch's positions) times 2^20 in e5m2 (up to 57,344)
+# the SiLU product, of order 1) as they are in e4m3 (up to 448), output gradients (guessed of order 1e-6 to 1e-4,
+# not measured: the loss is a mean over the batch's positions) times 2^20 in e5m2 (up to 57,344)
 FIXED_SCALES = (1.0, 2.0 ** -20)  # (inputs, output gradients)
 
 
