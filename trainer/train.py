@@ -434,13 +434,12 @@ def deterministic_kernels(on: bool) -> Iterator[None]:
 @contextlib.contextmanager
 def fa4_kernels(config: RunConfig) -> Iterator[None]:
     """``runtime.attention = "fa4"``: FlashAttention-4 behind PyTorch's flash attention op while the run lasts
-    (trainer/fa4.py), after checking that it can run here (a ConfigError naming the setting if not)."""
+    (trainer/fa4.py). The run has checked first that it can run here (``check_device_settings``)."""
     if config.runtime.attention != "fa4":
         yield
         return
     from trainer import fa4
 
-    check_fa4(config)
     with fa4.active():
         yield
 
@@ -460,7 +459,8 @@ def check_fp8(config: RunConfig) -> None:
 
 
 def check_device_settings(config: RunConfig) -> None:
-    """The settings only the run's device can refuse (``attention=fa4``, ``fp8=true``), as ConfigErrors."""
+    """The settings only the run's device can refuse (``attention=fa4``, ``fp8=true``), as ConfigErrors: checked by
+    each run before it starts, and by the search, promote and transfer before Ray starts (``search.checks``)."""
     check_fa4(config)
     check_fp8(config)
 
@@ -578,7 +578,7 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         compile_regions(model, cudagraphs, config.runtime.blocks_per_region)
     loss_chunk = loss_chunk_for(config.runtime.loss_chunk, hp.micro_batch_size * (hp.seq_len - 1))
     if loss_chunk and fast:
-        model.lm_loss = ChunkedLMLoss(loss_chunk, compile=do_compile, fp8=config.runtime.fp8)
+        model.lm_loss = ChunkedLMLoss(loss_chunk, compile=do_compile, fp8=in_fp8)
 
     def loss_fn(window: torch.Tensor) -> torch.Tensor:
         return next_token_loss(model, window, reference=not fast)
@@ -680,7 +680,7 @@ class TrainingRun:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         lock = DeviceLock(self.config.runtime.device_lock)
         try:
-            check_fp8(self.config)
+            check_device_settings(self.config)  # before the device is touched: a ConfigError leaves the bench clean
             with deterministic_kernels(self.config.runtime.deterministic), fa4_kernels(self.config):
                 yield from self._run(lock)
         except (GeneratorExit, ConfigError):
