@@ -18,6 +18,7 @@ formula (the tests check the kernel against it under Triton's interpreter).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 
 import torch
@@ -27,7 +28,10 @@ from trainer import fp8
 
 AVAILABLE = importlib.util.find_spec("triton") is not None
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-BM, BH, WARPS = 128, 64, 4  # tokens and features per program, warps per program (not tuned)
+# tokens and features per program, warps per program, and whether tiles are transposed in fp32 (TILE.trans32);
+# bench/fp8_swiglu_tune.py times the choices on a GPU
+TILE = {"bm": 128, "bh": 64, "warps": 4, "trans32": False}
+TILE.update(json.loads(os.environ.get("BLUEBERRY_SWIGLU_TILE", "{}")))  # a choice of the tune, for a run
 
 if AVAILABLE:
     import triton
@@ -35,9 +39,10 @@ if AVAILABLE:
 
     @triton.jit
     def _swiglu_grads(g_ptr, u_ptr, dh_ptr, times_ptr, dg_ptr, du_ptr, dgt_ptr, dut_ptr, M, H,
-                      BM: tl.constexpr, BH: tl.constexpr, TOP: tl.constexpr):
+                      BM: tl.constexpr, BH: tl.constexpr, TOP: tl.constexpr, TRANS32: tl.constexpr):
         """dg = dh * u * silu'(g) and du = dh * silu(g), times ``times``, clamped to +-TOP, stored in the outputs'
-        dtype row-major ([M, H]) and transposed ([H, M])."""
+        dtype row-major ([M, H]) and transposed ([H, M]); with TRANS32 the tiles are transposed in fp32 and
+        converted again, else transposed in the outputs' dtype."""
         rows = tl.program_id(0) * BM + tl.arange(0, BM)
         cols = tl.program_id(1) * BH + tl.arange(0, BH)
         mask = (rows[:, None] < M) & (cols[None, :] < H)
@@ -47,16 +52,20 @@ if AVAILABLE:
         dh = tl.load(dh_ptr + at, mask=mask, other=0.0).to(tl.float32)
         times = tl.load(times_ptr).to(tl.float32)
         sig = tl.sigmoid(g)
-        dg = dh * u * sig * (1.0 + g * (1.0 - sig)) * times
-        du = dh * g * sig * times
-        dg = tl.minimum(tl.maximum(dg, -TOP), TOP).to(dg_ptr.dtype.element_ty)
-        du = tl.minimum(tl.maximum(du, -TOP), TOP).to(du_ptr.dtype.element_ty)
-        tl.store(dg_ptr + at, dg, mask=mask)
-        tl.store(du_ptr + at, du, mask=mask)
+        dg = tl.minimum(tl.maximum(dh * u * sig * (1.0 + g * (1.0 - sig)) * times, -TOP), TOP)
+        du = tl.minimum(tl.maximum(dh * g * sig * times, -TOP), TOP)
+        qdg = dg.to(dg_ptr.dtype.element_ty)
+        qdu = du.to(du_ptr.dtype.element_ty)
+        tl.store(dg_ptr + at, qdg, mask=mask)
+        tl.store(du_ptr + at, qdu, mask=mask)
         at_t = cols[:, None].to(tl.int64) * M + rows[None, :]
         mask_t = (cols[:, None] < H) & (rows[None, :] < M)
-        tl.store(dgt_ptr + at_t, tl.trans(dg), mask=mask_t)
-        tl.store(dut_ptr + at_t, tl.trans(du), mask=mask_t)
+        if TRANS32:
+            tl.store(dgt_ptr + at_t, tl.trans(dg).to(dgt_ptr.dtype.element_ty), mask=mask_t)
+            tl.store(dut_ptr + at_t, tl.trans(du).to(dut_ptr.dtype.element_ty), mask=mask_t)
+        else:
+            tl.store(dgt_ptr + at_t, tl.trans(qdg), mask=mask_t)
+            tl.store(dut_ptr + at_t, tl.trans(qdu), mask=mask_t)
 
 
 def swiglu_grads_formula(g: torch.Tensor, u: torch.Tensor, dh: torch.Tensor, times: torch.Tensor,
@@ -80,9 +89,10 @@ def swiglu_grads(g: torch.Tensor, u: torch.Tensor, dh: torch.Tensor, times: torc
     M, H = g.shape
     dg, du = (torch.empty(M, H, dtype=out_dtype, device=g.device) for _ in range(2))
     dgt, dut = (torch.empty(H, M, dtype=out_dtype, device=g.device) for _ in range(2))
-    grid = (triton.cdiv(M, BM), triton.cdiv(H, BH))
-    _swiglu_grads[grid](g.contiguous(), u.contiguous(), dh.contiguous(), times, dg, du, dgt, dut, M, H, BM=BM, BH=BH,
-                        TOP=torch.finfo(out_dtype).max, num_warps=WARPS)
+    t = TILE
+    grid = (triton.cdiv(M, t["bm"]), triton.cdiv(H, t["bh"]))
+    _swiglu_grads[grid](g.contiguous(), u.contiguous(), dh.contiguous(), times, dg, du, dgt, dut, M, H, BM=t["bm"],
+                        BH=t["bh"], TOP=torch.finfo(out_dtype).max, TRANS32=t["trans32"], num_warps=t["warps"])
     return dg, du, dgt, dut
 
 

@@ -4,6 +4,10 @@
 #   bash bench/gpu_dec01j.sh swiglu  one H200; carry .devbundle-lite and .carry/data: at b64, 3,276,800 tokens each,
 #                                    runtime.fp8 (bench/fp8_run.py off --set fp8=true) and the swiglu arm alternated,
 #                                    then the b64 kernel table of the swiglu arm, then a second pair while time is left
+#                                    (call 1, at 028d45a: the swiglu arm diverged at step 2, NaN)
+#   bash bench/gpu_dec01j.sh tune    one H200; carry .devbundle-lite and .carry/data: bench/fp8_swiglu_tune.py (the
+#                                    kernel's tiles timed and checked, the MLP eager and compiled against bf16); with
+#                                    the best tile, the swiglu arm and runtime.fp8 at b64 alternated (call 2)
 source "$(dirname "$0")/gpu_common.sh"
 eval "$(sed -n '/^fp8_run_as()/,/^}/p' "$(dirname "$0")/gpu_dec01i.sh")"
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
@@ -31,5 +35,20 @@ swiglu)  # carry .devbundle-lite and .carry/data
     b64 b64-swiglu-2 swiglu
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 swiglu"; exit 2 ;;
+tune)  # carry .devbundle-lite and .carry/data
+  begin tune
+  echo "== bench/fp8_swiglu_tune.py from $(elapsed) s"
+  (cd bench && timeout 200 python fp8_swiglu_tune.py --out $P/tune > $P/tune.log 2>&1); echo "exit $?"
+  grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|best|Error" | head -8
+  tar czf $OUT/tune.tar.gz -C /tmp tune
+  [ -f $P/tune/best.json ] || { echo "no tile passed"; exit 0; }
+  export BLUEBERRY_SWIGLU_TILE=$(cat $P/tune/best.json)
+  b64 b64-swiglu swiglu
+  b64 b64-fp8 off --set fp8=true
+  if [ $(elapsed) -lt 420 ]; then
+    b64 b64-swiglu-2 swiglu
+    b64 b64-fp8-2 off --set fp8=true
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 swiglu|tune"; exit 2 ;;
 esac

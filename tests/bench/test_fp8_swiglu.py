@@ -36,7 +36,8 @@ def test_the_kernel_gives_the_formula_in_both_layouts():
         g, u = (3 * torch.randn(M, H)).bfloat16(), torch.randn(M, H).bfloat16()
         dh = torch.randn(M, H).bfloat16()
         times = torch.tensor(1000.0)
-        for dtype in (torch.float32, torch.float8_e5m2):
+        for dtype, trans32 in ((torch.float32, False), (torch.float8_e5m2, False), (torch.float8_e5m2, True)):
+            s.TILE["trans32"] = trans32  # the tiles transposed in the outputs' dtype, or in fp32 and converted
             got = s.swiglu_grads(g, u, dh, times, dtype)
             want = s.swiglu_grads_formula(g, u, dh, times, dtype)
             assert [t.shape for t in got] == [(M, H), (M, H), (H, M), (H, M)] and all(t.dtype == dtype for t in got)
