@@ -7,9 +7,16 @@
 #                                    (call 1, at 028d45a: the swiglu arm diverged at step 2, NaN)
 #   bash bench/gpu_dec01j.sh tune    one H200; carry .devbundle-lite and .carry/data: bench/fp8_swiglu_tune.py (the
 #                                    kernel's tiles timed and checked, the MLP eager and compiled against bf16); with
-#                                    the best tile, the swiglu arm and runtime.fp8 at b64 alternated (call 2)
+#                                    the best tile, the swiglu arm and runtime.fp8 at b64 alternated (call 2, at
+#                                    23b1d5d: no tile passed, as the MLP check gave NaN with the default tile)
+#   bash bench/gpu_dec01j.sh mlp     one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive 9aa9e68
+#                                    trainer chores`, the session's start): runtime.fp8's MLP as one function
+#                                    (trainer.fp8.mlp): bench/fp8_mlp_tune.py; b64 with fp8=true, the working tree then
+#                                    9aa9e68 (batch speed, 20 steps); b64 to 12,189,696 tokens with fp8=true against
+#                                    the ninth session's bf16 run (call 2 there); the default path at b4, the working
+#                                    tree then 9aa9e68, while time is left (call 3)
 source "$(dirname "$0")/gpu_common.sh"
-eval "$(sed -n '/^fp8_run_as()/,/^}/p' "$(dirname "$0")/gpu_dec01i.sh")"
+for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
   local name=$1 arm=$2; shift 2
   fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=3276800 "$@"
@@ -50,5 +57,26 @@ tune)  # carry .devbundle-lite and .carry/data
     b64 b64-fp8-2 off --set fp8=true
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 swiglu|tune"; exit 2 ;;
+mlp)  # carry .devbundle-lite, .carry/data and .carry/old
+  begin mlp old
+  echo "== bench/fp8_mlp_tune.py from $(elapsed) s"
+  timeout 150 python bench/fp8_mlp_tune.py --out $P/tune > $P/tune.log 2>&1; echo "exit $?"
+  grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|best|in use|Error" | head -8
+  tar czf $OUT/mlp.tar.gz -C /tmp mlp
+  for tree in new old; do
+    dir=$REPO; [ $tree = old ] && dir=$OLD
+    echo "== b64 fp8=true, $tree, from $(elapsed) s"
+    speed_tree $dir $tree-fp8-b64 --batches 64 --steps 20 --no-warm-run --set fp8=true; echo "exit $?"
+    grep -hE "^b64-" $P/speed-$tree-fp8-b64.log | tr -s ' ' | sed "s/^/$tree: /"
+    save_pruned
+  done
+  big_run fp8 $(( $(elapsed) + 130 )) --set fp8=true
+  big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
+  if [ $(elapsed) -lt 440 ]; then
+    echo "== the default path at b4 from $(elapsed) s"
+    b4_arm $REPO new-b4 40
+    b4_arm $OLD old-b4 40
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 swiglu|tune|mlp"; exit 2 ;;
 esac

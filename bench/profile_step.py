@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -123,19 +122,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--blocks-per-region", type=int, default=Runtime().blocks_per_region)
     ap.add_argument("--fp8", action="store_true", help="runtime.fp8: the matmuls in FP8")
     ap.add_argument("--attention", default=Runtime().attention, help="runtime.attention (sdpa or fa4)")
-    ap.add_argument("--swiglu", action="store_true",
-                    help="with --fp8: the MLP as bench/fp8_swiglu.py's one function (fp8_swiglu.install())")
     return ap
 
 
 def main() -> None:
     args = parser().parse_args()
-    if args.swiglu:
-        if not args.fp8:
-            sys.exit("error: --swiglu needs --fp8")
-        import fp8_swiglu  # beside this file, so on sys.path when it runs as a script
-
-        fp8_swiglu.install()
     args.out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda")
     with fa4.active() if args.attention == "fa4" else contextlib.nullcontext():  # as a run does (fa4_kernels)

@@ -1,0 +1,50 @@
+"""The Triton kernel behind ``trainer.kernels.swiglu_fp8_backward`` (imported on its first call, as
+``trainer.triton_qk`` is, so that importing the model does not import Triton).
+
+One program takes a tile of BM rows (tokens) x BH features of the gate and up projections' outputs ``gu`` [M, 2H]
+(g in its first H columns, u in the rest) and of the MLP's hidden gradient dh [M, H], all bf16, and computes in
+fp32: dg = dh * u * silu'(g) and du = dh * silu(g), times ``times`` and clamped to the gradients' dtype's range,
+and h = silu(g) * u clamped to the hidden dtype's range. It stores dg and du twice, row-major into dgu [M, 2H] and
+transposed into dgut [2H, M], and h transposed into ht [H, M]: what the FP8 matmuls of the MLP's backward take
+(trainer/fp8.py). Offsets are int64 (M x 2H passes 2^31 at micro-batch 256). With TRANS32 a tile is transposed in
+fp32 and converted again; without it, in the stored dtype (one conversion; on torch 2.11's Triton some tile shapes
+transposed wrong in FP8, ``bench/results/dec01j/call2-tune``, so ``trainer.kernels`` uses a shape checked there).
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def swiglu_bwd(gu_ptr, dh_ptr, times_ptr, dgu_ptr, dgut_ptr, ht_ptr, M, H, GRAD_TOP: tl.constexpr,
+               H_TOP: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr, TRANS32: tl.constexpr):
+    rows = tl.program_id(0) * BM + tl.arange(0, BM)
+    cols = tl.program_id(1) * BH + tl.arange(0, BH)
+    mask = (rows[:, None] < M) & (cols[None, :] < H)
+    r64 = rows[:, None].to(tl.int64)
+    at_gu = r64 * (2 * H) + cols[None, :]
+    g = tl.load(gu_ptr + at_gu, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(gu_ptr + at_gu + H, mask=mask, other=0.0).to(tl.float32)
+    dh = tl.load(dh_ptr + r64 * H + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    times = tl.load(times_ptr).to(tl.float32)
+    sig = tl.sigmoid(g)
+    silu = g * sig
+    dg = tl.minimum(tl.maximum(dh * u * sig * (1.0 + g * (1.0 - sig)) * times, -GRAD_TOP), GRAD_TOP)
+    du = tl.minimum(tl.maximum(dh * silu * times, -GRAD_TOP), GRAD_TOP)
+    h = tl.minimum(tl.maximum(silu * u, -H_TOP), H_TOP)
+    qdg = dg.to(dgu_ptr.dtype.element_ty)
+    qdu = du.to(dgu_ptr.dtype.element_ty)
+    tl.store(dgu_ptr + at_gu, qdg, mask=mask)
+    tl.store(dgu_ptr + at_gu + H, qdu, mask=mask)
+    c64 = cols[:, None].to(tl.int64)
+    mask_t = (cols[:, None] < H) & (rows[None, :] < M)
+    at_t = c64 * M + rows[None, :]
+    at_tu = (c64 + H) * M + rows[None, :]  # du's rows of dgut, after dg's H
+    if TRANS32:
+        tl.store(dgut_ptr + at_t, tl.trans(dg).to(dgut_ptr.dtype.element_ty), mask=mask_t)
+        tl.store(dgut_ptr + at_tu, tl.trans(du).to(dgut_ptr.dtype.element_ty), mask=mask_t)
+        tl.store(ht_ptr + at_t, tl.trans(h).to(ht_ptr.dtype.element_ty), mask=mask_t)
+    else:
+        tl.store(dgut_ptr + at_t, tl.trans(qdg), mask=mask_t)
+        tl.store(dgut_ptr + at_tu, tl.trans(qdu), mask=mask_t)
+        tl.store(ht_ptr + at_t, tl.trans(h.to(ht_ptr.dtype.element_ty)), mask=mask_t)
