@@ -11,7 +11,8 @@ transposed gradient equals the row-major one transposed, and the share of elemen
 (one step of e5m2 rounding is up to 25%). Then ``trainer.fp8.mlp``, eager and compiled, against the bf16 MLP and
 against three ``trainer.fp8.linear`` calls at M = 8192: relative errors of the output and of every gradient. The
 fastest tile without a NaN, with the transposes equal and under 1% of elements unequal, is written to ``best.json``.
-(Dec 1, tenth session, calls 1 and 2 ran an earlier kernel, ``bench/fp8_swiglu.py`` of commit 028d45a.)
+(Dec 1, tenth session: calls 1 and 2 ran an earlier kernel, ``bench/fp8_swiglu.py`` of commit 028d45a; call 3 this
+one at 633545e, when a tile could also be transposed in FP8.)
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def compare(got, want) -> dict:
     return {"not_finite": bad, "transposes_equal": transposed, "share_unequal": round(differ, 6)}
 
 
-def kernel_table(M: int, H: int) -> list[dict]:
+def kernel_table(M: int, H: int, in_use_only: bool = False) -> list[dict]:
     torch.manual_seed(0)
     gu = torch.cat([torch.randn(M, H, device="cuda") * 2, torch.randn(M, H, device="cuda")], dim=1).bfloat16()
     dh = (torch.randn(M, H, device="cuda") * 1e-6).bfloat16()  # of the order of a gradient of a mean over M rows
@@ -63,9 +64,10 @@ def kernel_table(M: int, H: int) -> list[dict]:
     rows = [{"kernel": "inductor (the formula compiled)", "us": round(timed(lambda: compiled(gu, dh, times, *dtypes)), 1),
              **compare(compiled(gu, dh, times, *dtypes), want)}]
     print(rows[-1], flush=True)
-    for bm, bh, warps, trans32 in itertools.product((32, 64, 128), (64, 128, 256), (4, 8), (False, True)):
-        kernels.MLP_TILE.update(bm=bm, bh=bh, warps=warps, trans32=trans32)
-        row = {"kernel": "swiglu_fp8_backward", "bm": bm, "bh": bh, "warps": warps, "trans32": trans32}
+    tiles = itertools.product((16, 32, 64), (64, 128, 256), (4, 8))
+    for bm, bh, warps in [tuple(kernels.MLP_TILE.values())] if in_use_only else tiles:
+        kernels.MLP_TILE.update(bm=bm, bh=bh, warps=warps)
+        row = {"kernel": "swiglu_fp8_backward", "bm": bm, "bh": bh, "warps": warps}
         try:
             row["us"] = round(timed(lambda: kernels.swiglu_fp8_backward(gu, dh, times)), 1)
             row.update(compare(kernels.swiglu_fp8_backward(gu, dh, times), want))
@@ -115,20 +117,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tokens", type=int, default=131072)
+    ap.add_argument("--in-use-only", action="store_true", help="time only the tile in use (kernels.MLP_TILE)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("error: bench/fp8_mlp_tune.py needs a GPU")
     args.out.mkdir(parents=True, exist_ok=True)
     tile = dict(kernels.MLP_TILE)
-    result = {"tile_in_use": tile, "mlp": mlp_check(), "kernels": kernel_table(args.tokens, 2048),
+    result = {"tile_in_use": tile, "mlp": mlp_check(), "kernels": kernel_table(args.tokens, 2048, args.in_use_only),
               "gpu": torch.cuda.get_device_name()}
     (args.out / "tune.json").write_text(json.dumps(result, indent=1))
     good = [r for r in result["kernels"] if r["kernel"] != "inductor (the formula compiled)" and "us" in r
             and r["not_finite"] == 0 and r["transposes_equal"] and r["share_unequal"] < 0.01]
     if good:
         best = min(good, key=lambda r: r["us"])
-        (args.out / "best.json").write_text(json.dumps({k: best[k] for k in ("bm", "bh", "warps", "trans32")}))
+        (args.out / "best.json").write_text(json.dumps({k: best[k] for k in ("bm", "bh", "warps")}))
         print(f"best tile {json.dumps({k: best[k] for k in tile})}: {best['us']} us", flush=True)
+    kernels.MLP_TILE.update(tile)
     in_use = [r for r in result["kernels"] if all(r.get(k) == v for k, v in tile.items())]
     print(f"tile in use {json.dumps(tile)}: {in_use[0] if in_use else 'not timed'}", flush=True)
 

@@ -14,7 +14,17 @@
 #                                    (trainer.fp8.mlp): bench/fp8_mlp_tune.py; b64 with fp8=true, the working tree then
 #                                    9aa9e68 (batch speed, 20 steps); b64 to 12,189,696 tokens with fp8=true against
 #                                    the ninth session's bf16 run (call 2 there); the default path at b4, the working
-#                                    tree then 9aa9e68, while time is left (call 3)
+#                                    tree then 9aa9e68, while time is left (call 3, at 633545e: the kernel's tile in
+#                                    use transposed wrong in FP8, so the working tree's b64 run diverged)
+#   bash bench/gpu_dec01j.sh part1   one H200; carry .fa4bundle/part-aa: kept in /tmp/fa4parts for the next call
+#                                    (call 4)
+#   bash bench/gpu_dec01j.sh final   the machine of part1, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite,
+#                                    .carry/data and .carry/old (9aa9e68): the MLP check and the tile in use
+#                                    (bench/fp8_mlp_tune.py --in-use-only); b64 with fp8=true and attention=fa4, the
+#                                    working tree then 9aa9e68; b96 with both, the working tree; b64 to 12,189,696
+#                                    tokens with fp8=true against the ninth session's bf16 run; the record's 6,086,656
+#                                    tokens at b4 with fp8=true against the saved reference; b128 while time is left
+#                                    (call 5)
 source "$(dirname "$0")/gpu_common.sh"
 for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
@@ -78,5 +88,36 @@ mlp)  # carry .devbundle-lite, .carry/data and .carry/old
     b4_arm $OLD old-b4 40
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 swiglu|tune|mlp"; exit 2 ;;
+part1)  # carry .fa4bundle/part-aa
+  mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+  echo "done at $(elapsed) s" ;;
+final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
+  begin final old
+  fa4_unpack
+  echo "== bench/fp8_mlp_tune.py --in-use-only from $(elapsed) s"
+  timeout 100 python bench/fp8_mlp_tune.py --in-use-only --out $P/tune > $P/tune.log 2>&1; echo "exit $?"
+  grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|in use|Error" | head -6
+  for tree in new old; do
+    dir=$REPO; [ $tree = old ] && dir=$OLD
+    echo "== b64 fp8=true attention=fa4, $tree, from $(elapsed) s"
+    speed_tree $dir $tree-fa4-fp8-b64 --batches 64 --steps 20 --no-warm-run --set fp8=true --set attention=fa4
+    echo "exit $?"
+    grep -hE "^b64-" $P/speed-$tree-fa4-fp8-b64.log | tr -s ' ' | sed "s/^/$tree: /"
+    save_pruned
+  done
+  LIMIT=130 BATCH=96 batch_arm new-fa4-fp8-b96 --set fp8=true --set attention=fa4
+  big_run fp8 $(( $(elapsed) + 120 )) --set fp8=true
+  big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
+  echo "== the answer with fp8=true from $(elapsed) s"
+  timeout 100 python bench/same_answer.py --out $P/same-fp8 --set fp8=true \
+    --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
+    > $P/same-fp8.log 2>&1; echo "exit $?"; tail -6 $P/same-fp8.log
+  find $P/same-fp8/fast -type f ! -name result.json -delete 2>/dev/null
+  tar czf $OUT/final.tar.gz -C /tmp final
+  if [ $(elapsed) -lt 470 ]; then
+    LIMIT=$(( 585 - $(elapsed) )) BATCH=128 batch_arm new-fa4-fp8-b128 --set fp8=true --set attention=fa4
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 swiglu|tune|mlp|part1|final"; exit 2 ;;
 esac

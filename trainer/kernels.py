@@ -319,9 +319,9 @@ def _(logits, targets):
     return logits.new_empty((), dtype=torch.float32)
 
 
-# the FP8 MLP's backward (trainer/fp8.py's mlp): rows and features per program, warps per program, and whether tiles
-# are transposed in fp32. Checked and timed at b64 on an H200 by bench/fp8_mlp_tune.py (bench/results/dec01j).
-MLP_TILE = {"bm": 64, "bh": 128, "warps": 8, "trans32": False}
+# the FP8 MLP's backward (trainer/fp8.py's mlp): rows and features per program, warps per program. The fastest of
+# 18 at b64 on an H200 (852 us; bench/fp8_mlp_tune.py, bench/results/dec01j/call3-mlp)
+MLP_TILE = {"bm": 32, "bh": 128, "warps": 8}
 
 
 def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
@@ -356,8 +356,7 @@ def _swiglu_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, gr
     if M and H:
         grid = (-(-M // t["bm"]), -(-H // t["bh"]))
         triton_mlp.swiglu_bwd[grid](gu, dh, times, dgu, dgut, ht, M, H, GRAD_TOP=torch.finfo(grad_dtype).max,
-                                    H_TOP=torch.finfo(h_dtype).max, BM=t["bm"], BH=t["bh"], TRANS32=t["trans32"],
-                                    num_warps=t["warps"])
+                                    H_TOP=torch.finfo(h_dtype).max, BM=t["bm"], BH=t["bh"], num_warps=t["warps"])
     return dgu, dgut, ht
 
 

@@ -6,9 +6,12 @@ One program takes a tile of BM rows (tokens) x BH features of the gate and up pr
 fp32: dg = dh * u * silu'(g) and du = dh * silu(g), times ``times`` and clamped to the gradients' dtype's range,
 and h = silu(g) * u clamped to the hidden dtype's range. It stores dg and du twice, row-major into dgu [M, 2H] and
 transposed into dgut [2H, M], and h transposed into ht [H, M]: what the FP8 matmuls of the MLP's backward take
-(trainer/fp8.py). Offsets are int64 (M x 2H passes 2^31 at micro-batch 256). With TRANS32 a tile is transposed in
-fp32 and converted again; without it, in the stored dtype (one conversion; on torch 2.11's Triton some tile shapes
-transposed wrong in FP8, ``bench/results/dec01j/call2-tune``, so ``trainer.kernels`` uses a shape checked there).
+(trainer/fp8.py). Offsets are int64 (M x 2H passes 2^31 at micro-batch 256).
+
+The tiles are transposed in fp32 and converted after. Transposed in FP8 (one conversion fewer) on an H200 with torch
+2.11's Triton, some tile shapes came out wrong, with NaNs: one of 24 in an earlier two-output kernel
+(``bench/results/dec01j/call2-tune``), and in this kernel the shape that had passed there (call 3). In fp32 every
+shape was right, and the fastest was about as fast (852 against 850 us at b64, call 3).
 """
 
 import triton
@@ -17,7 +20,7 @@ import triton.language as tl
 
 @triton.jit
 def swiglu_bwd(gu_ptr, dh_ptr, times_ptr, dgu_ptr, dgut_ptr, ht_ptr, M, H, GRAD_TOP: tl.constexpr,
-               H_TOP: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr, TRANS32: tl.constexpr):
+               H_TOP: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr):
     rows = tl.program_id(0) * BM + tl.arange(0, BM)
     cols = tl.program_id(1) * BH + tl.arange(0, BH)
     mask = (rows[:, None] < M) & (cols[None, :] < H)
@@ -32,19 +35,13 @@ def swiglu_bwd(gu_ptr, dh_ptr, times_ptr, dgu_ptr, dgut_ptr, ht_ptr, M, H, GRAD_
     dg = tl.minimum(tl.maximum(dh * u * sig * (1.0 + g * (1.0 - sig)) * times, -GRAD_TOP), GRAD_TOP)
     du = tl.minimum(tl.maximum(dh * silu * times, -GRAD_TOP), GRAD_TOP)
     h = tl.minimum(tl.maximum(silu * u, -H_TOP), H_TOP)
-    qdg = dg.to(dgu_ptr.dtype.element_ty)
-    qdu = du.to(dgu_ptr.dtype.element_ty)
-    tl.store(dgu_ptr + at_gu, qdg, mask=mask)
-    tl.store(dgu_ptr + at_gu + H, qdu, mask=mask)
+    tl.store(dgu_ptr + at_gu, dg.to(dgu_ptr.dtype.element_ty), mask=mask)
+    tl.store(dgu_ptr + at_gu + H, du.to(dgu_ptr.dtype.element_ty), mask=mask)
     c64 = cols[:, None].to(tl.int64)
     mask_t = (cols[:, None] < H) & (rows[None, :] < M)
     at_t = c64 * M + rows[None, :]
     at_tu = (c64 + H) * M + rows[None, :]  # du's rows of dgut, after dg's H
-    if TRANS32:
-        tl.store(dgut_ptr + at_t, tl.trans(dg).to(dgut_ptr.dtype.element_ty), mask=mask_t)
-        tl.store(dgut_ptr + at_tu, tl.trans(du).to(dgut_ptr.dtype.element_ty), mask=mask_t)
-        tl.store(ht_ptr + at_t, tl.trans(h).to(ht_ptr.dtype.element_ty), mask=mask_t)
-    else:
-        tl.store(dgut_ptr + at_t, tl.trans(qdg), mask=mask_t)
-        tl.store(dgut_ptr + at_tu, tl.trans(qdu), mask=mask_t)
-        tl.store(ht_ptr + at_t, tl.trans(h.to(ht_ptr.dtype.element_ty)), mask=mask_t)
+    # transposed in fp32, then converted: the same conversion as the row-major stores, so the copies are equal
+    tl.store(dgut_ptr + at_t, tl.trans(dg).to(dgut_ptr.dtype.element_ty), mask=mask_t)
+    tl.store(dgut_ptr + at_tu, tl.trans(du).to(dgut_ptr.dtype.element_ty), mask=mask_t)
+    tl.store(ht_ptr + at_t, tl.trans(h).to(ht_ptr.dtype.element_ty), mask=mask_t)
