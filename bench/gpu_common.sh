@@ -37,7 +37,7 @@ begin() {  # begin NAME [old] [mid]: P=/tmp/NAME, the carried trees named (old_t
 }
 speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the trainer of DIR into $P/speed-NAME
   local dir=$1 name=$2; shift 2
-  (cd $dir && PYTHONPATH=/tmp/s/site:$dir python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
+  (cd $dir && PYTHONPATH=/tmp/s/site:$dir${FA4PATH:+:$FA4PATH} python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
     > $P/speed-$name.log 2>&1)
 }
 save_pruned() {  # the speed runs' trainer run folders removed from $P (their results are in summary.json), then
@@ -141,7 +141,8 @@ sdpa_arm() {  # sdpa_arm ARM BACKENDS: batch_arm ARM through bench/sdpa_run.py B
 fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
   [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }
   mkdir -p /tmp/fa4pkg && cat /tmp/fa4parts/part-aa .fa4bundle/part-ab | tar -xJ -C /tmp/fa4pkg || exit 6
-  export PYTHONPATH=$PYTHONPATH:/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages
+  FA4PATH=/tmp/fa4pkg/site:/tmp/fa4pkg/site/nvidia_cutlass_dsl/dsl_packages  # speed_tree adds it too
+  export PYTHONPATH=$PYTHONPATH:$FA4PATH
 }
 fp8_arm() {  # fp8_arm ARM LIMIT SETTINGS...: bench/fp8_run.py ARM (on, off, fwd-dgrad, ...) on the record's track with
   # SETTINGS into $P/ARM and $P/ARM.log, within LIMIT s; its exit status printed

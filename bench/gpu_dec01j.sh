@@ -24,7 +24,14 @@
 #                                    working tree then 9aa9e68; b96 with both, the working tree; b64 to 12,189,696
 #                                    tokens with fp8=true against the ninth session's bf16 run; the record's 6,086,656
 #                                    tokens at b4 with fp8=true against the saved reference; b128 while time is left
-#                                    (call 5)
+#                                    (call 5, at bc99ad9: the tile in use transposed wrong in fp32 this time, so every
+#                                    run of the working tree diverged; speed_tree did not yet put FA4 on the path)
+#   bash bench/gpu_dec01j.sh final2  as final (call 6 part1, call 7 this), the kernel without tl.trans: the tune's 8
+#                                    tiles; the fastest correct one written into this copy's trainer/kernels.py
+#                                    (MLP_TILE, printed; committed after) or nothing more runs; b64 with fp8=true and
+#                                    attention=fa4, the working tree then 9aa9e68; b96 with both, the working tree;
+#                                    b64 to 12,189,696 tokens with fp8=true against the ninth session's bf16 run; the
+#                                    record's tokens at b4 with fp8=true while time is left (call 7)
 source "$(dirname "$0")/gpu_common.sh"
 for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
@@ -119,5 +126,34 @@ final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old;
     LIMIT=$(( 585 - $(elapsed) )) BATCH=128 batch_arm new-fa4-fp8-b128 --set fp8=true --set attention=fa4
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: $0 swiglu|tune|mlp|part1|final"; exit 2 ;;
+final2)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
+  begin final2 old
+  fa4_unpack
+  echo "== bench/fp8_mlp_tune.py from $(elapsed) s"
+  timeout 100 python bench/fp8_mlp_tune.py --out $P/tune > $P/tune.log 2>&1; echo "exit $?"
+  grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|best|in use|Error" | head -8
+  tar czf $OUT/final2.tar.gz -C /tmp final2
+  [ -f $P/tune/best.json ] || { echo "no tile passed"; exit 0; }
+  sed -i "s/^MLP_TILE = .*/MLP_TILE = $(cat $P/tune/best.json)/" trainer/kernels.py; grep -n "^MLP_TILE" trainer/kernels.py
+  for tree in new old; do
+    dir=$REPO; [ $tree = old ] && dir=$OLD
+    echo "== b64 fp8=true attention=fa4, $tree, from $(elapsed) s"
+    speed_tree $dir $tree-fa4-fp8-b64 --batches 64 --steps 20 --no-warm-run --set fp8=true --set attention=fa4
+    echo "exit $?"
+    grep -hE "^b64-" $P/speed-$tree-fa4-fp8-b64.log | tr -s ' ' | sed "s/^/$tree: /"
+    save_pruned
+  done
+  LIMIT=130 BATCH=96 batch_arm new-fa4-fp8-b96 --set fp8=true --set attention=fa4
+  big_run fp8 $(( $(elapsed) + 110 )) --set fp8=true
+  big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
+  if [ $(elapsed) -lt 480 ]; then
+    echo "== the answer with fp8=true from $(elapsed) s"
+    timeout $(( 585 - $(elapsed) )) python bench/same_answer.py --out $P/same-fp8 --set fp8=true \
+      --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
+      > $P/same-fp8.log 2>&1; echo "exit $?"; tail -6 $P/same-fp8.log
+    find $P/same-fp8/fast -type f ! -name result.json -delete 2>/dev/null
+    tar czf $OUT/final2.tar.gz -C /tmp final2
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: $0 swiglu|tune|mlp|part1|final|final2"; exit 2 ;;
 esac

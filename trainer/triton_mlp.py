@@ -8,10 +8,11 @@ and h = silu(g) * u clamped to the hidden dtype's range. It stores dg and du twi
 transposed into dgut [2H, M], and h transposed into ht [H, M]: what the FP8 matmuls of the MLP's backward take
 (trainer/fp8.py). Offsets are int64 (M x 2H passes 2^31 at micro-batch 256).
 
-The tiles are transposed in fp32 and converted after. Transposed in FP8 (one conversion fewer) on an H200 with torch
-2.11's Triton, some tile shapes came out wrong, with NaNs: one of 24 in an earlier two-output kernel
-(``bench/results/dec01j/call2-tune``), and in this kernel the shape that had passed there (call 3). In fp32 every
-shape was right, and the fastest was about as fast (852 against 850 us at b64, call 3).
+The kernel does not call ``tl.trans``. On an H200 with torch 2.11's Triton, tiles transposed by ``tl.trans`` came out
+partly wrong, with NaNs, for some tile shapes and not others: in FP8 one of 24 shapes in an earlier two-output kernel
+(``bench/results/dec01j/call2-tune``) and, in this kernel, the shape that had passed there (call 3); in fp32, the
+shape that had passed in call 3 failed in call 5. The transposed stores here address the row-major tile with the
+transposed tensors' offsets instead, the way inductor's own transposing kernels are written.
 """
 
 import triton
@@ -37,11 +38,11 @@ def swiglu_bwd(gu_ptr, dh_ptr, times_ptr, dgu_ptr, dgut_ptr, ht_ptr, M, H, GRAD_
     h = tl.minimum(tl.maximum(silu * u, -H_TOP), H_TOP)
     tl.store(dgu_ptr + at_gu, dg.to(dgu_ptr.dtype.element_ty), mask=mask)
     tl.store(dgu_ptr + at_gu + H, du.to(dgu_ptr.dtype.element_ty), mask=mask)
-    c64 = cols[:, None].to(tl.int64)
-    mask_t = (cols[:, None] < H) & (rows[None, :] < M)
-    at_t = c64 * M + rows[None, :]
-    at_tu = (c64 + H) * M + rows[None, :]  # du's rows of dgut, after dg's H
-    # transposed in fp32, then converted: the same conversion as the row-major stores, so the copies are equal
-    tl.store(dgut_ptr + at_t, tl.trans(dg).to(dgut_ptr.dtype.element_ty), mask=mask_t)
-    tl.store(dgut_ptr + at_tu, tl.trans(du).to(dgut_ptr.dtype.element_ty), mask=mask_t)
-    tl.store(ht_ptr + at_t, tl.trans(h).to(ht_ptr.dtype.element_ty), mask=mask_t)
+    # the transposed stores index the same [BM, BH] tile by the transposed tensors' offsets (element (r, c) at
+    # c x M + r); Triton lays the values out again for those stores, as for inductor's transposing kernels
+    c64 = cols[None, :].to(tl.int64)
+    at_t = c64 * M + rows[:, None]
+    at_tu = (c64 + H) * M + rows[:, None]  # du's rows of dgut, after dg's H
+    tl.store(dgut_ptr + at_t, dg.to(dgut_ptr.dtype.element_ty), mask=mask)
+    tl.store(dgut_ptr + at_tu, du.to(dgut_ptr.dtype.element_ty), mask=mask)
+    tl.store(ht_ptr + at_t, h.to(ht_ptr.dtype.element_ty), mask=mask)
