@@ -1,18 +1,20 @@
-"""Times and checks ``runtime.fp8``'s MLP backward kernel on a GPU (issue 19): ``trainer.kernels``'
-``swiglu_fp8_backward`` for each tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its
+"""Times and checks ``bench/fp8_mlp.py``'s MLP backward kernel on a GPU (issue 19): ``swiglu_fp8_backward`` for each
+tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its
 PyTorch formula, with inductor's kernel for the same formula; then the FP8 MLP against the bf16 MLP.
 
     python bench/fp8_mlp_tune.py --out $OUT/mlp-tune
 
-For every choice of ``kernels.MLP_TILE`` it prints and saves (``tune.json``): microseconds a call (CUDA events,
+For every choice of ``fp8_mlp.TILE`` it prints and saves (``tune.json``): microseconds a call (CUDA events,
 median of 20 after 3 warm-ups) and the bandwidth that makes (gu and dh read in bf16, 6 bytes an element of h; dgu
 twice and h once written in FP8, 5 bytes), how many output elements are NaN or infinite, whether the
 transposed gradient equals the row-major one transposed, and the share of elements that differ from the formula's
-(one step of e5m2 rounding is up to 25%). Then ``trainer.fp8.mlp``, eager and compiled, against the bf16 MLP and
+(one step of e5m2 rounding is up to 25%). Then ``fp8_mlp.mlp``, eager and compiled, against the bf16 MLP and
 against three ``trainer.fp8.linear`` calls at M = 8192: relative errors of the output and of every gradient. The
 fastest tile without a NaN, with the transposes equal and under 1% of elements unequal, is written to ``best.json``.
-(Dec 1, tenth session: calls 1 and 2 ran an earlier kernel, ``bench/fp8_swiglu.py`` of commit 028d45a; call 3 this
-one at 633545e, when a tile could also be transposed in FP8.)
+(Dec 1, tenth session: calls 1 and 2 ran an earlier kernel, ``bench/fp8_swiglu.py`` of commit 028d45a. Calls 3, 5
+and 7 ran this script when the kernel was in the trainer, ``trainer.fp8_mlp.swiglu_fp8_backward`` with its tile
+``MLP_TILE``, at 633545e (tiles transposed by ``tl.trans``, in FP8 or fp32), bc99ad9 (in fp32 only) and 8cd1c10 (no
+``tl.trans``, as ``bench/fp8_mlp.py`` now).)
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import statistics
 import sys
 from pathlib import Path
 
+import fp8_mlp
 import torch
 import torch.nn.functional as F
 
-from trainer import fp8, kernels
+from trainer import fp8
 
 
 def timed(fn, reps: int = 20) -> float:
@@ -59,18 +62,18 @@ def kernel_table(M: int, H: int, in_use_only: bool = False) -> list[dict]:
     dh = (torch.randn(M, H, device="cuda") * 1e-6).bfloat16()  # of the order of a gradient of a mean over M rows
     times = torch.tensor(M * fp8.GRAD_BIAS, device="cuda")
     dtypes = (fp8.E5M2, fp8.E4M3)
-    want = kernels.swiglu_backward_formula(gu, dh, times, *dtypes)
-    compiled = torch.compile(kernels.swiglu_backward_formula)
+    want = fp8_mlp.swiglu_backward_formula(gu, dh, times, *dtypes)
+    compiled = torch.compile(fp8_mlp.swiglu_backward_formula)
     rows = [{"kernel": "inductor (the formula compiled)", "us": round(timed(lambda: compiled(gu, dh, times, *dtypes)), 1),
              **compare(compiled(gu, dh, times, *dtypes), want)}]
     print(rows[-1], flush=True)
     tiles = itertools.product((32, 64), (64, 128), (4, 8))
-    for bm, bh, warps in [tuple(kernels.MLP_TILE.values())] if in_use_only else tiles:
-        kernels.MLP_TILE.update(bm=bm, bh=bh, warps=warps)
+    for bm, bh, warps in [tuple(fp8_mlp.TILE.values())] if in_use_only else tiles:
+        fp8_mlp.TILE.update(bm=bm, bh=bh, warps=warps)
         row = {"kernel": "swiglu_fp8_backward", "bm": bm, "bh": bh, "warps": warps}
         try:
-            row["us"] = round(timed(lambda: kernels.swiglu_fp8_backward(gu, dh, times)), 1)
-            row.update(compare(kernels.swiglu_fp8_backward(gu, dh, times), want))
+            row["us"] = round(timed(lambda: fp8_mlp.swiglu_fp8_backward(gu, dh, times)), 1)
+            row.update(compare(fp8_mlp.swiglu_fp8_backward(gu, dh, times), want))
         except Exception as e:  # a tile that does not compile (shared memory, registers) is recorded and skipped
             row["error"] = f"{type(e).__name__}: {str(e)[:200]}"
         print(row, flush=True)
@@ -105,7 +108,7 @@ def mlp_check(M: int = 8192, d: int = 512, H: int = 2048) -> list[dict]:
     out = [{"mlp": "three fp8.linear", "finite": all(bool(torch.isfinite(t.float()).all()) for t in linears),
             "against_bf16": rel(linears, bf16)}]
     print(out[-1], flush=True)
-    for name, fn in (("fp8.mlp eager", fp8.mlp), ("fp8.mlp compiled", torch.compile(fp8.mlp))):
+    for name, fn in (("fp8_mlp.mlp eager", fp8_mlp.mlp), ("fp8_mlp.mlp compiled", torch.compile(fp8_mlp.mlp))):
         got = run(fn)
         out.append({"mlp": name, "finite": all(bool(torch.isfinite(t.float()).all()) for t in got),
                     "against_bf16": rel(got, bf16), "against_three_linears": rel(got, linears)})
@@ -117,12 +120,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tokens", type=int, default=131072)
-    ap.add_argument("--in-use-only", action="store_true", help="time only the tile in use (kernels.MLP_TILE)")
+    ap.add_argument("--in-use-only", action="store_true", help="time only the tile in use (fp8_mlp.TILE)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("error: bench/fp8_mlp_tune.py needs a GPU")
     args.out.mkdir(parents=True, exist_ok=True)
-    tile = dict(kernels.MLP_TILE)
+    tile = dict(fp8_mlp.TILE)
     result = {"tile_in_use": tile, "mlp": mlp_check(), "kernels": kernel_table(args.tokens, 2048, args.in_use_only),
               "gpu": torch.cuda.get_device_name()}
     (args.out / "tune.json").write_text(json.dumps(result, indent=1))
@@ -132,7 +135,7 @@ def main() -> None:
         best = min(good, key=lambda r: r["us"])
         (args.out / "best.json").write_text(json.dumps({k: best[k] for k in ("bm", "bh", "warps")}))
         print(f"best tile {json.dumps({k: best[k] for k in tile})}: {best['us']} us", flush=True)
-    kernels.MLP_TILE.update(tile)
+    fp8_mlp.TILE.update(tile)
     in_use = [r for r in result["kernels"] if all(r.get(k) == v for k, v in tile.items())]
     print(f"tile in use {json.dumps(tile)}: {in_use[0] if in_use else 'not timed'}", flush=True)
 

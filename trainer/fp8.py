@@ -36,7 +36,6 @@ tolerance of the reference path; b64 over 12,189,696 tokens within 0.014 of bf16
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 GRAD_BIAS = 2.0 ** 10  # the blocks' output gradients are cast times N x GRAD_BIAS
@@ -97,56 +96,6 @@ def linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     (``fits``)."""
     with torch.autocast(x.device.type, enabled=False):
         return _Linear.apply(x.to(torch.bfloat16), w.to(torch.bfloat16))
-
-
-class _MLP(torch.autograd.Function):
-    """down(silu(x @ wg.t()) * (x @ wu.t())) with its six matmuls in FP8, the gate and up projections as one."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, wg: torch.Tensor, wu: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1])
-        H = wg.shape[0]
-        one = _one(x.device)
-        qx = cast(x2, E4M3, 1.0)
-        qwgu, swgu = cast_weight(torch.cat([wg, wu]))  # [2H, d], one scale for both
-        gu = scaled_mm(qx, qwgu.t(), one, swgu, torch.bfloat16, fast=True)  # [M, 2H]: g then u
-        qh = cast(F.silu(gu[:, :H].float()) * gu[:, H:].float(), E4M3, 1.0)
-        qwd, swd = cast_weight(wd)
-        y = scaled_mm(qh, qwd.t(), one, swd, torch.bfloat16, fast=True)
-        # h is not kept: the backward's kernel makes it again, transposed, from gu
-        ctx.save_for_backward(qx, gu, qwgu, swgu, qwd, swd)
-        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
-        return y.view(*x.shape[:-1], wd.shape[0])
-
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        from trainer import kernels
-
-        qx, gu, qwgu, swgu, qwd, swd = ctx.saved_tensors
-        H = gu.shape[1] // 2
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        times = dy2.shape[0] * GRAD_BIAS
-        qdy = cast(dy2, E5M2, times)
-        sdy = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
-        one = _one(dy.device)
-        dh = scaled_mm(qdy, qwd.t().contiguous().t(), sdy, swd, torch.bfloat16)  # [M, d] @ [d, H]
-        qdgu, qdgut, qht = kernels.swiglu_fp8_backward(
-            gu, dh, torch.full((), times, dtype=torch.float32, device=dy.device))
-        dwd = scaled_mm(qdy.t().contiguous(), qht.t(), sdy, one, torch.bfloat16)  # [d, M] @ [M, H]
-        dx = scaled_mm(qdgu, qwgu.t().contiguous().t(), sdy, swgu, torch.bfloat16)  # [M, 2H] @ [2H, d]
-        dwgu = scaled_mm(qdgut, qx.t().contiguous().t(), sdy, one, torch.bfloat16)  # [2H, M] @ [M, d]
-        return dx.view(ctx.x_shape).to(ctx.x_dtype), dwgu[:H], dwgu[H:], dwd
-
-
-def mlp(x: torch.Tensor, wg: torch.Tensor, wu: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
-    """The SwiGLU MLP ``down(silu(gate(x)) * up(x))`` (bias-free weights [H, d], [H, d], [d, H]) with its matmuls
-    in FP8, output bf16; every side must be a multiple of 16 (``fits``). As three ``linear`` calls it would be
-    nine matmuls and, compiled, one kernel of 968 us a layer at b64 for the SiLU product's backward with its
-    gradients cast in both layouts (``bench/results/dec01i/call7-final2``); here the gate and up projections are one
-    matmul each way, and the backward of the product is one Triton kernel (``kernels.swiglu_fp8_backward``) that
-    also makes h again for the down projection's weight gradient, so the forward keeps no copy of h."""
-    with torch.autocast(x.device.type, enabled=False):
-        return _MLP.apply(x.to(torch.bfloat16), *(w.to(torch.bfloat16) for w in (wg, wu, wd)))
 
 
 def fits(rows: int, w: torch.Tensor) -> bool:

@@ -212,7 +212,7 @@ def _ce_forward(logits: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor
 
 def _check_scale(scale: torch.Tensor, logits: torch.Tensor) -> None:
     if scale.dim() != 0 or scale.dtype != torch.float32 or scale.device != logits.device:
-        raise ValueError(f"the gradient's scale is a 0-d fp32 tensor on the input's device, got {scale.dtype} "
+        raise ValueError(f"the gradient's scale is a 0-d fp32 tensor on the logits' device, got {scale.dtype} "
                          f"{tuple(scale.shape)} on {scale.device}")
 
 
@@ -317,62 +317,3 @@ def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 @cross_entropy_sum.register_fake
 def _(logits, targets):
     return logits.new_empty((), dtype=torch.float32)
-
-
-# the FP8 MLP's backward (trainer/fp8.py's mlp): rows and features per program, warps per program. The fastest of
-# 18 at b64 on an H200 (852 us; bench/fp8_mlp_tune.py, bench/results/dec01j/call3-mlp)
-MLP_TILE = {"bm": 32, "bh": 128, "warps": 8}
-
-
-def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
-                            h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """What ``swiglu_fp8_backward``'s kernel computes, in PyTorch: (dgu, dgu transposed, h transposed)."""
-    H = dh.shape[1]
-    g, u, dh = gu[:, :H].float(), gu[:, H:].float(), dh.float()
-    sig = torch.sigmoid(g)
-    grad_top, h_top = torch.finfo(grad_dtype).max, torch.finfo(h_dtype).max
-    dg = (dh * u * sig * (1 + g * (1 - sig)) * times).clamp(-grad_top, grad_top)
-    du = (dh * g * sig * times).clamp(-grad_top, grad_top)
-    dgu = torch.cat([dg, du], dim=1).to(grad_dtype)
-    h = (g * sig * u).clamp(-h_top, h_top).to(h_dtype)
-    return dgu, dgu.t().contiguous(), h.t().contiguous()
-
-
-def _swiglu_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
-                     h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    M, H = dh.shape
-    if gu.shape != (M, 2 * H) or not (gu.is_contiguous() and dh.is_contiguous()):
-        raise ValueError(f"swiglu_fp8_backward wants contiguous gu [M, 2H] and dh [M, H], got {tuple(gu.shape)} "
-                         f"and {tuple(dh.shape)}")
-    _check_scale(times, gu)
-    if not _triton_runs_on(gu):
-        return swiglu_backward_formula(gu, dh, times, grad_dtype, h_dtype)
-    from trainer import triton_mlp
-
-    dgu = torch.empty(M, 2 * H, dtype=grad_dtype, device=gu.device)
-    dgut = torch.empty(2 * H, M, dtype=grad_dtype, device=gu.device)
-    ht = torch.empty(H, M, dtype=h_dtype, device=gu.device)
-    t = MLP_TILE
-    if M and H:
-        grid = (-(-M // t["bm"]), -(-H // t["bh"]))
-        triton_mlp.swiglu_bwd[grid](gu, dh, times, dgu, dgut, ht, M, H, GRAD_TOP=torch.finfo(grad_dtype).max,
-                                    H_TOP=torch.finfo(h_dtype).max, BM=t["bm"], BH=t["bh"], num_warps=t["warps"])
-    return dgu, dgut, ht
-
-
-@torch.library.custom_op("blueberry::swiglu_fp8_backward", mutates_args=())
-def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The backward of the SwiGLU product h = silu(g) * u for ``runtime.fp8``'s MLP, in one pass: from gu = [g | u]
-    [M, 2H] and dh [M, H] (bf16, contiguous) and the 0-d fp32 ``times``, the gradient [dg | du] * times in e5m2
-    (clamped to its range) row-major [M, 2H] and transposed [2H, M], and h again in e4m3, transposed [H, M] (the
-    down projection's weight gradient takes it; recomputed here rather than kept from the forward)."""
-    return _swiglu_backward(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
-
-
-@swiglu_fp8_backward.register_fake
-def _(gu, dh, times):
-    M, H = dh.shape
-    return (torch.empty(M, 2 * H, dtype=torch.float8_e5m2, device=gu.device),
-            torch.empty(2 * H, M, dtype=torch.float8_e5m2, device=gu.device),
-            torch.empty(H, M, dtype=torch.float8_e4m3fn, device=gu.device))

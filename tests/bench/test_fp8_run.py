@@ -112,7 +112,7 @@ def test_on_needs_an_fp8_gpu_and_off_runs_the_trainer(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: FP8 matmuls need a GPU of compute capability 8.9 or newer"
     proc = subprocess.run([sys.executable, "bench/fp8_run.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "usage: python bench/fp8_run.py on|off|fwd-dgrad|fixed|fixed-head [" in proc.stderr
+    assert proc.returncode == 1 and "usage: python bench/fp8_run.py on|off|fwd-dgrad|fixed|fixed-head|mlp [" in proc.stderr
 
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "bench/fp8_run.py", "off", "--quiet", "--out", str(out),

@@ -86,6 +86,11 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "fa4-fp8-b64: steady 383,418", "call 4 (9c71eab)", "fused by inductor (Triton) 103.9", "(median 261,811)", "(median 261,861)",
       "val 4.9718 against the saved 4.9785", "fa4-fp8-b64: steady 392,039", "fa4-fp8-b96: steady 397,163",
       "fp8-b64: steady 383,157", "val 5.4448 against 5.4316 (+0.0132)", "fa4-fp8-b128: steady 398,243"]),
+    ("dec01j_summary.py", "bench/results", "bench/results/dec01j-summary.txt",
+     ["b64-fp8: 387,935 tokens/s", "b64-swiglu: diverged after 2 steps", "64 x 128, 8 warps: 907.1 us, 201 not finite",
+      "32 x 128, 8 warps: 868.7 us, 1,049,081 not finite", "new-fa4-fp8-b64: steady 398,805",
+      "old-fa4-fp8-b64: steady 387,872", "new-fa4-fp8-b96: steady 404,304", "old-b4: steady 263,115",
+      "b64 to 12,189,696 tokens with fp8=true (SDPA): diverged after 2 steps"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
