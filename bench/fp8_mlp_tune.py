@@ -1,6 +1,5 @@
 """Times and checks ``bench/fp8_mlp.py``'s MLP backward kernel on a GPU (issue 19): ``swiglu_fp8_backward`` for each
-tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its
-PyTorch formula, with inductor's kernel for the same formula; then the FP8 MLP against the bf16 MLP.
+tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its PyTorch formula, with inductor's kernel for the same formula; then the FP8 MLP against the bf16 MLP.
 
     python bench/fp8_mlp_tune.py --out $OUT/mlp-tune
 
@@ -11,9 +10,9 @@ transposed gradient equals the row-major one transposed, and the share of elemen
 (one step of e5m2 rounding is up to 25%). Then ``fp8_mlp.mlp``, eager and compiled, against the bf16 MLP and
 against three ``trainer.fp8.linear`` calls at M = 8192: relative errors of the output and of every gradient. The
 fastest tile without a NaN, with the transposes equal and under 1% of elements unequal, is written to ``best.json``.
-(Dec 1, tenth session: calls 1 and 2 ran an earlier kernel, ``bench/fp8_swiglu.py`` of commit 028d45a. Calls 3, 5
-and 7 ran this script when the kernel was in the trainer, ``trainer.fp8_mlp.swiglu_fp8_backward`` with its tile
-``MLP_TILE``, at 633545e (tiles transposed by ``tl.trans``, in FP8 or fp32), bc99ad9 (in fp32 only) and 8cd1c10 (no
+(Dec 1, tenth session: call 2 ran this script's predecessor, ``bench/fp8_swiglu_tune.py``, on an earlier kernel,
+``bench/fp8_swiglu.py`` of commit 8c108c7. Calls 3, 5 and 7 ran this script when the kernel was in the trainer,
+``trainer.kernels.swiglu_fp8_backward`` with its tile ``MLP_TILE``, at 633545e (tiles transposed by ``tl.trans``, in FP8 or fp32), bc99ad9 (in fp32 only) and 8cd1c10 (no
 ``tl.trans``, as ``bench/fp8_mlp.py`` now).)
 """
 
