@@ -12,8 +12,8 @@ against three ``trainer.fp8.linear`` calls at M = 8192: relative errors of the o
 fastest tile without a NaN, with the transposes equal and under 1% of elements unequal, is written to ``best.json``.
 (Dec 1, tenth session: call 2 ran this script's predecessor, ``bench/fp8_swiglu_tune.py``, on an earlier kernel,
 ``bench/fp8_swiglu.py`` of commit 8c108c7. Calls 3, 5 and 7 ran this script when the kernel was in the trainer,
-``trainer.kernels.swiglu_fp8_backward`` with its tile ``MLP_TILE``, at 633545e (tiles transposed by ``tl.trans``, in FP8 or fp32), bc99ad9 (in fp32 only) and 8cd1c10 (no
-``tl.trans``, as ``bench/fp8_mlp.py`` now).)
+``trainer.kernels.swiglu_fp8_backward`` with its tile ``MLP_TILE``, at 633545e (tiles transposed by ``tl.trans``,
+in FP8 or fp32), bc99ad9 (in fp32 only) and 8cd1c10 (no ``tl.trans``, as ``bench/fp8_mlp.py`` now).)
 """
 
 from __future__ import annotations
