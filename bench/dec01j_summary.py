@@ -42,16 +42,16 @@ def tune(path: Path, every: bool = True) -> None:
         errs = m.get("against_bf16", m.get("rel_err"))
         print(f"    {m['mlp']}: finite {m['finite']}, relative error against bf16 {errs}")
     rows = t["kernels"]
-    good = [r for r in rows if "us" in r and r["not_finite"] == 0 and r["transposes_equal"] and r["share_unequal"] < 0.01
-            and "bm" in r]
+    good = [r for r in rows if "us" in r and "bm" in r and r["not_finite"] == 0 and r["transposes_equal"]
+            and r["share_unequal"] < 0.01]
     if not every:
         rows = [rows[0], *(r for r in rows if r.get("bm") is not None and r is min(good, key=lambda g: g["us"])),
                 *(r for r in rows if r.get("bm") is not None and (r["not_finite"] or not r["transposes_equal"]))]
     for r in rows:
         tile = (f"{r['bm']} x {r['bh']}, {r['warps']} warps" + (", fp32 transpose" if r.get("trans32") else "")
                 if "bm" in r else r["kernel"])
-        print(f"    {tile}: {r['us']:.1f} us, {r['not_finite']:,} not finite, transposes equal {r['transposes_equal']}, "
-              f"{r['share_unequal']:.1%} unequal to the formula")
+        print(f"    {tile}: {r['us']:.1f} us, {r['not_finite']:,} not finite, transposes equal "
+              f"{r['transposes_equal']}, {r['share_unequal']:.1%} unequal to the formula")
 
 
 def main() -> None:
@@ -59,10 +59,12 @@ def main() -> None:
     call = root / "call1-swiglu"
     print("== call 1 (028d45a): runtime.fp8 (fp8) against bench/fp8_swiglu.py's MLP (swiglu) at b64, alternated")
     for name in ("b64-fp8", "b64-swiglu", "b64-fp8-2", "b64-swiglu-2"):
-        r = json.loads((call / name / "result.json").read_text())
-        print(f"    {name}: {run_line(call / name / 'result.json') if r['status'] != 'diverged' else status(call / name / 'result.json')}")
+        result = call / name / "result.json"
+        diverged = json.loads(result.read_text())["status"] == "diverged"
+        print(f"    {name}: {status(result) if diverged else run_line(result)}")
     p = json.loads((call / "profile-swiglu" / "phases-b64.json").read_text())
-    print("    swiglu b64 table (ms a step): " + ", ".join(f"{k} {v:.1f}" for k, v in p["gpu_ms_per_step_by_kind"].items()))
+    kinds = ", ".join(f"{k} {v:.1f}" for k, v in p["gpu_ms_per_step_by_kind"].items())
+    print(f"    swiglu b64 table (ms a step): {kinds}")
 
     print("\n== call 2 (8c108c7): bench/fp8_swiglu.py's kernel at b64 (M = 131,072, H = 2048), each tile")
     tune(root / "call2-tune" / "tune" / "tune.json")

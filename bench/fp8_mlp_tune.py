@@ -1,5 +1,6 @@
 """Times and checks ``bench/fp8_mlp.py``'s MLP backward kernel on a GPU (issue 19): ``swiglu_fp8_backward`` for each
-tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its PyTorch formula, with inductor's kernel for the same formula; then the FP8 MLP against the bf16 MLP.
+tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its PyTorch formula, with inductor's
+kernel for the same formula; then the FP8 MLP against the bf16 MLP.
 
     python bench/fp8_mlp_tune.py --out $OUT/mlp-tune
 
@@ -63,8 +64,8 @@ def kernel_table(M: int, H: int, in_use_only: bool = False) -> list[dict]:
     dtypes = (fp8.E5M2, fp8.E4M3)
     want = fp8_mlp.swiglu_backward_formula(gu, dh, times, *dtypes)
     compiled = torch.compile(fp8_mlp.swiglu_backward_formula)
-    rows = [{"kernel": "inductor (the formula compiled)", "us": round(timed(lambda: compiled(gu, dh, times, *dtypes)), 1),
-             **compare(compiled(gu, dh, times, *dtypes), want)}]
+    us = round(timed(lambda: compiled(gu, dh, times, *dtypes)), 1)
+    rows = [{"kernel": "inductor (the formula compiled)", "us": us, **compare(compiled(gu, dh, times, *dtypes), want)}]
     print(rows[-1], flush=True)
     tiles = itertools.product((32, 64), (64, 128), (4, 8))
     for bm, bh, warps in [tuple(fp8_mlp.TILE.values())] if in_use_only else tiles:
