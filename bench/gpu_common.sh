@@ -1,8 +1,8 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh,
 # bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh,
-# bench/gpu_dec01h.sh, bench/gpu_dec01i.sh), sourced at their top: the call's clock, $OUT, and the set-up, old- and
-# mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with attention backends
-# chosen), kernel-table, same-answer, default-search, FA4-unpack and FP8-arm steps.
+# bench/gpu_dec01h.sh, bench/gpu_dec01i.sh, bench/gpu_dec01j.sh), sourced at their top: the call's clock, $OUT, and
+# the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with attention backends
+# chosen), kernel-table, same-answer (the FP8 one too), default-search, FA4 part-1 and unpack, and FP8-arm steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -37,8 +37,8 @@ begin() {  # begin NAME [old] [mid]: P=/tmp/NAME, the carried trees named (old_t
 }
 speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the trainer of DIR into $P/speed-NAME
   local dir=$1 name=$2; shift 2
-  (cd $dir && PYTHONPATH=/tmp/s/site:$dir${FA4PATH:+:$FA4PATH} python $REPO/bench/trainer_speed.py --out $P/speed-$name "$@" \
-    > $P/speed-$name.log 2>&1)
+  (cd $dir && PYTHONPATH=/tmp/s/site:$dir${FA4PATH:+:$FA4PATH} python $REPO/bench/trainer_speed.py \
+    --out $P/speed-$name "$@" > $P/speed-$name.log 2>&1)
 }
 save_pruned() {  # the speed runs' trainer run folders removed from $P (their results are in summary.json), then
   # $OUT/<name of $P>.tar.gz rewritten
@@ -80,6 +80,16 @@ answer_saved() {  # same_answer, its verdict printed, the fast run's folder remo
   echo "== same answer from $(elapsed) s"
   same_answer; tail -6 $P/same.log
   rm -rf $P/same/fast; tar czf $OUT/$name.tar.gz -C /tmp $name
+}
+fp8_answer() {  # fp8_answer LIMIT: the record's 6,086,656 tokens with fp8=true against the saved reference run into
+  # $P/same-fp8 within LIMIT s, its verdict printed, the fast run's files but result.json removed, then
+  # $OUT/<name of $P>.tar.gz rewritten
+  echo "== the answer with fp8=true from $(elapsed) s"
+  timeout $1 python bench/same_answer.py --out $P/same-fp8 --set fp8=true \
+    --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
+    > $P/same-fp8.log 2>&1; echo "exit $?"; tail -6 $P/same-fp8.log
+  find $P/same-fp8/fast -type f ! -name result.json -delete 2>/dev/null
+  tar czf $OUT/$(basename $P).tar.gz -C /tmp $(basename $P)
 }
 speed_and_answer() {  # b4_pairs 2, then the working tree's answer, saving $OUT/NAME.tar.gz of /tmp/NAME ($P) after each
   echo "== speed from $(elapsed) s"
@@ -137,6 +147,11 @@ sdpa_arm() {  # sdpa_arm ARM BACKENDS: batch_arm ARM through bench/sdpa_run.py B
   (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$arm BLUEBERRY_CACHE=/tmp/bbcache-$arm
    mkdir -p $BLUEBERRY_CACHE && cp -r /tmp/bbcache/tokens $BLUEBERRY_CACHE/ 2>/dev/null
    batch_arm $arm --sdpa-off $backends)
+}
+fa4_part1() {  # the first part of the FA4 bundle (carried .fa4bundle/part-aa) kept in /tmp/fa4parts for the next
+  # call on this machine (fa4_unpack), and the GPU named
+  mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
 }
 fa4_unpack() {  # FA4 from the part the part1 call left in /tmp/fa4parts and the carried one, on PYTHONPATH
   [ -f /tmp/fa4parts/part-aa ] || { echo "no /tmp/fa4parts/part-aa: this is not part1's machine"; exit 6; }

@@ -87,17 +87,11 @@ fp8)  # carry .devbundle-lite and .carry/data
     LIMIT=150 BATCH=$b batch_arm bf16-b$b
     LIMIT=150 BATCH=$b batch_arm fp8-b$b --set fp8=true
   done
-  echo "== the answer with fp8=true from $(elapsed) s"
-  timeout 150 python bench/same_answer.py --out $P/same-fp8 --set fp8=true \
-    --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
-    > $P/same-fp8.log 2>&1; echo "exit $?"; tail -6 $P/same-fp8.log
-  find $P/same-fp8/fast -type f ! -name result.json -delete 2>/dev/null
-  tar czf $OUT/fp8.tar.gz -C /tmp fp8
+  fp8_answer 150
   big_answer 585
   echo "done at $(elapsed) s" ;;
 part1)  # carry .fa4bundle/part-aa
-  mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+  fa4_part1
   echo "done at $(elapsed) s" ;;
 final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
   begin final

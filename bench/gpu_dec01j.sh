@@ -42,6 +42,17 @@ b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (2
   local name=$1 arm=$2; shift 2
   fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=3276800 "$@"
 }
+b64_pair() {  # b64_pair NAME SETTINGS...: bench/trainer_speed.py at b64 (20 steps) with SETTINGS, the working tree then
+  # $OLD, into $P/speed-new-NAME-b64 and $P/speed-old-NAME-b64; each one's exit status and row printed, then save_pruned
+  local name=$1 tree dir; shift
+  for tree in new old; do
+    dir=$REPO; [ $tree = old ] && dir=$OLD
+    echo "== b64 $*, $tree, from $(elapsed) s"
+    speed_tree $dir $tree-$name-b64 --batches 64 --steps 20 --no-warm-run "$@"; echo "exit $?"
+    grep -hE "^b64-" $P/speed-$tree-$name-b64.log | tr -s ' ' | sed "s/^/$tree: /"
+    save_pruned
+  done
+}
 table() {  # table NAME ARGS...: bench/profile_step.py at b64 with CUDA graphs and ARGS into $P/profile-NAME, its
   # kernel kinds printed
   local name=$1; shift
@@ -84,13 +95,7 @@ mlp)  # carry .devbundle-lite, .carry/data and .carry/old
   timeout 150 python bench/fp8_mlp_tune.py --out $P/tune > $P/tune.log 2>&1; echo "exit $?"
   grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|best|in use|Error" | head -8
   tar czf $OUT/mlp.tar.gz -C /tmp mlp
-  for tree in new old; do
-    dir=$REPO; [ $tree = old ] && dir=$OLD
-    echo "== b64 fp8=true, $tree, from $(elapsed) s"
-    speed_tree $dir $tree-fp8-b64 --batches 64 --steps 20 --no-warm-run --set fp8=true; echo "exit $?"
-    grep -hE "^b64-" $P/speed-$tree-fp8-b64.log | tr -s ' ' | sed "s/^/$tree: /"
-    save_pruned
-  done
+  b64_pair fp8 --set fp8=true
   big_run fp8 $(( $(elapsed) + 130 )) --set fp8=true
   big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
   if [ $(elapsed) -lt 440 ]; then
@@ -100,8 +105,7 @@ mlp)  # carry .devbundle-lite, .carry/data and .carry/old
   fi
   echo "done at $(elapsed) s" ;;
 part1)  # carry .fa4bundle/part-aa
-  mkdir -p /tmp/fa4parts && cp .fa4bundle/part-aa /tmp/fa4parts/ && ls -la /tmp/fa4parts || exit 6
-  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+  fa4_part1
   echo "done at $(elapsed) s" ;;
 final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
   begin final old
@@ -109,23 +113,11 @@ final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old;
   echo "== bench/fp8_mlp_tune.py --in-use-only from $(elapsed) s"
   timeout 100 python bench/fp8_mlp_tune.py --in-use-only --out $P/tune > $P/tune.log 2>&1; echo "exit $?"
   grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|in use|Error" | head -6
-  for tree in new old; do
-    dir=$REPO; [ $tree = old ] && dir=$OLD
-    echo "== b64 fp8=true attention=fa4, $tree, from $(elapsed) s"
-    speed_tree $dir $tree-fa4-fp8-b64 --batches 64 --steps 20 --no-warm-run --set fp8=true --set attention=fa4
-    echo "exit $?"
-    grep -hE "^b64-" $P/speed-$tree-fa4-fp8-b64.log | tr -s ' ' | sed "s/^/$tree: /"
-    save_pruned
-  done
+  b64_pair fa4-fp8 --set fp8=true --set attention=fa4
   LIMIT=130 BATCH=96 batch_arm new-fa4-fp8-b96 --set fp8=true --set attention=fa4
   big_run fp8 $(( $(elapsed) + 120 )) --set fp8=true
   big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
-  echo "== the answer with fp8=true from $(elapsed) s"
-  timeout 100 python bench/same_answer.py --out $P/same-fp8 --set fp8=true \
-    --reference-from bench/results/same_answer/reference --against bench/results/same_answer/fast \
-    > $P/same-fp8.log 2>&1; echo "exit $?"; tail -6 $P/same-fp8.log
-  find $P/same-fp8/fast -type f ! -name result.json -delete 2>/dev/null
-  tar czf $OUT/final.tar.gz -C /tmp final
+  fp8_answer 100
   if [ $(elapsed) -lt 470 ]; then
     LIMIT=$(( 585 - $(elapsed) )) BATCH=128 batch_arm new-fa4-fp8-b128 --set fp8=true --set attention=fa4
   fi
@@ -138,15 +130,9 @@ final2)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old
   grep -v Warning $P/tune.log | grep -E "^\{'mlp|inductor|best|in use|Error" | head -8
   tar czf $OUT/final2.tar.gz -C /tmp final2
   [ -f $P/tune/best.json ] || { echo "no tile passed"; exit 0; }
-  sed -i "s/^MLP_TILE = .*/MLP_TILE = $(cat $P/tune/best.json)/" trainer/kernels.py; grep -n "^MLP_TILE" trainer/kernels.py
-  for tree in new old; do
-    dir=$REPO; [ $tree = old ] && dir=$OLD
-    echo "== b64 fp8=true attention=fa4, $tree, from $(elapsed) s"
-    speed_tree $dir $tree-fa4-fp8-b64 --batches 64 --steps 20 --no-warm-run --set fp8=true --set attention=fa4
-    echo "exit $?"
-    grep -hE "^b64-" $P/speed-$tree-fa4-fp8-b64.log | tr -s ' ' | sed "s/^/$tree: /"
-    save_pruned
-  done
+  sed -i "s/^MLP_TILE = .*/MLP_TILE = $(cat $P/tune/best.json)/" trainer/kernels.py
+  grep -n "^MLP_TILE" trainer/kernels.py
+  b64_pair fa4-fp8 --set fp8=true --set attention=fa4
   big_run fp8 $(( $(elapsed) + 110 )) --set fp8=true
   big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
   if [ $(elapsed) -lt 320 ]; then
