@@ -1,8 +1,9 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh,
 # bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh,
 # bench/gpu_dec01h.sh, bench/gpu_dec01i.sh, bench/gpu_dec01j.sh), sourced at their top: the call's clock, $OUT, and
-# the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with attention backends
-# chosen), kernel-table, same-answer (the FP8 one too), default-search, FA4 part-1 and unpack, and FP8-arm steps.
+# the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with
+# attention backends chosen), kernel-table, same-answer (the FP8 one too), default-search, FA4 part-1 and unpack, and
+# FP8-arm steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
