@@ -3,6 +3,7 @@ one-function MLP against the bf16 MLP, and its installation in the model. (On th
 stores came out wrong for some tile shapes, and a trainer run with it diverged: the module's docstring.)"""
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -115,3 +116,34 @@ def test_install_routes_the_models_fp8_mlps(fp8_mlp, monkeypatch):
     loss = model.next_token_loss(net, window)
     loss.backward()
     assert len(calls) == PRESETS["tiny"].n_layers and torch.isfinite(loss)
+
+
+@pytest.mark.slow
+def test_the_trainer_trains_with_it_as_with_three_fp8_linears(tmp_path):
+    """``python -m trainer`` on the CPU (tiny model, 40 steps, the op's PyTorch formula) with ``runtime.fp8`` and its
+    MLPs through ``install()``, against the same run with three FP8 linears: the function's maths, not its kernel.
+    The run's device check is lifted for this, since FP8 runs need a GPU."""
+    runner = textwrap.dedent("""
+        import importlib, json, runpy, sys
+        train = importlib.import_module("trainer.train")
+        train.check_device_settings = lambda config: None  # FP8 on the CPU: the matmuls run, slowly
+        if sys.argv[1] == "mlp":
+            import fp8_mlp
+            fp8_mlp.install()
+        sys.argv = ["trainer", "--quiet", "--out", sys.argv[2], "--set", "fp8=true", "--set", "max_tokens=10240",
+                    "--set", "stop_rule=never", "--set", "seed=0"]
+        runpy.run_module("trainer", run_name="__main__", alter_sys=True)
+    """)
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'bench'}{os.pathsep}{ROOT}", CUDA_VISIBLE_DEVICES="")
+    losses = {}
+    for arm in ("linears", "mlp"):
+        out = tmp_path / arm
+        proc = subprocess.run([sys.executable, "-c", runner, arm, str(out)], cwd=ROOT, capture_output=True,
+                              text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads((out / "result.json").read_text())
+        assert result["status"] == "budget_exhausted" and result["steps"] == 40
+        losses[arm] = [h["train_loss"] for h in result["history"]]
+    diffs = [abs(a - b) for a, b in zip(losses["mlp"], losses["linears"])]
+    assert losses["mlp"][0] == pytest.approx(losses["linears"][0], abs=1e-3)  # the same weights and data
+    assert max(diffs) < 0.05 and losses["mlp"][-1] < losses["mlp"][0] - 1.0  # it trains, as the linears do
