@@ -1,6 +1,6 @@
 """An experiment for ``runtime.fp8`` (issue 19), measured on an H200 and not in the trainer: the SwiGLU MLP as one
-FP8 autograd function, its SiLU product's backward one Triton kernel. Its speed met the 400k goal; its answer did
-not hold, so it stays here (Dec 1, tenth session; ``bench/results/dec01j``).
+FP8 autograd function, its SiLU product's backward one Triton kernel. With FA4 at b96 it passed the issue's 400k
+tokens/s; its answer did not hold, so it stays here (Dec 1, tenth session; ``bench/results/dec01j``).
 
     python bench/fp8_run.py mlp --quiet --track speedrun-4.5 --set micro_batch_size=64 ...   # the trainer with it
 
@@ -20,14 +20,15 @@ What the H200 showed (torch 2.11 and its Triton):
 - Speed, one machine (call 7): with FA4, b64 398.8k tokens/s against 387.9k for the trainer's ``runtime.fp8``
   (+2.8%), b96 404.3k.
 - The kernel's transposed stores came out partly wrong, with NaNs, for some tile shapes, and a shape that passed in
-  one call failed in another: with ``tl.trans`` in FP8 (calls 2 and 3), with ``tl.trans`` in fp32 (call 5), and
-  addressing the row-major tile by the transposed offsets, as here (call 7: 32 x 128 with 8 warps wrong, 64 x 128
-  with 8 warps right).
+  one version of the kernel failed in the next: with ``tl.trans`` in FP8 (calls 2 and 3), with ``tl.trans`` in
+  fp32 (call 5), and addressing the row-major tile by the transposed offsets, as here (call 7: 32 x 128 with 8 warps
+  wrong, 64 x 128 with 8 warps right).
 - With the tile that passed (``TILE``), two FA4 speed runs trained normally for 20 steps (train loss 6.461 at b64
   against 6.460 for the trainer's path), but ``python -m trainer`` at b64 with SDPA diverged at step 2 (NaN), in
   the same call. The cause is not found; this module's kernel is the suspect.
 
-The tests run the kernel under Triton's interpreter against its formula, and the function against the bf16 MLP.
+The tests run the kernel under Triton's interpreter against its formula, the function against the bf16 MLP, and the
+trainer on the CPU with it (the op's formula) against three FP8 linears: there it trains as they do.
 """
 
 from __future__ import annotations
