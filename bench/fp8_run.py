@@ -19,11 +19,11 @@ cost most in the compiled trainer (the activations and output gradients, column-
 ``fixed`` is a speed bound, not a recipe: the inputs and the output gradients are cast with fixed scales
 (``FIXED_SCALES``) instead of their largest magnitudes, so each cast is a multiply, a clamp and a conversion that
 inductor can fuse into the kernel that makes the tensor, with no reduction over the tensor before it. Its gradient
-scale suits b64 only. The recipe that came of it is the trainer's ``runtime.fp8`` (``trainer/fp8.py``), whose
-scales follow from what each tensor is. The weights, 1M elements at most, keep their own amax. ``fixed-head`` also runs the chunked loss's
-three matmuls (micro-batches above 32k positions) in FP8: the logits' gradient, which is (softmax - onehot) / N,
-cast with the fixed scale ``HEAD_GRAD_SCALE`` (right for N near 2^17, micro-batch 64), and the chunks rounded up to
-a multiple of 16 rows, as FP8 matmuls need. ``mlp`` is the trainer's ``runtime.fp8`` (set here) with the MLP as
+scale suits b64 only. The recipe that came of it is the trainer's ``runtime.fp8`` (``trainer/fp8.py``), whose scales
+follow from what each tensor is; the weights keep their own amax. ``fixed-head`` also runs the chunked loss's three
+matmuls (micro-batches above 32k positions) in FP8: the logits' gradient, which is (softmax - onehot) / N, cast with
+the fixed scale ``HEAD_GRAD_SCALE`` (right for N near 2^17, micro-batch 64), and the chunks rounded up to a multiple
+of 16 rows, as FP8 matmuls need. ``mlp`` is the trainer's ``runtime.fp8`` (set here) with the MLP as
 ``bench/fp8_mlp.py``'s one function.
 """
 
@@ -36,7 +36,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+from trainer import fp8 as trainer_fp8
+
+E4M3, E5M2 = trainer_fp8.E4M3, trainer_fp8.E5M2
 
 
 def require_fp8_gpu() -> None:
@@ -65,15 +67,14 @@ HEAD_GRAD_SCALE = 2.0 ** -17
 
 def quantize_fixed(x: torch.Tensor, fp8: torch.dtype, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``x / scale`` in ``fp8``, clamped to the format's range, and ``scale`` as the 0-d fp32 tensor that undoes it."""
-    top = torch.finfo(fp8).max
-    q = (x.float() * (1.0 / scale)).clamp(-top, top).to(fp8)
+    q = trainer_fp8.cast(x, fp8, 1.0 / scale)
     return q, torch.full((), scale, dtype=torch.float32, device=x.device)
 
 
 def scaled_mm(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor, fast: bool
               ) -> torch.Tensor:
     """(a x scale_a) @ (b x scale_b) in bf16, ``a`` row-major and ``b`` column-major (Hopper's FP8 layout)."""
-    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=torch.bfloat16, use_fast_accum=fast)
+    return trainer_fp8.scaled_mm(a, b, scale_a, scale_b, torch.bfloat16, fast)
 
 
 class FP8Linear(torch.autograd.Function):
@@ -135,8 +136,7 @@ def fp8_chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: tor
     loss_sum, grad_logits = kernels.cross_entropy_sum_and_grad(logits, targets, scale)
     qg, sg = quantize_fixed(grad_logits, E5M2, HEAD_GRAD_SCALE)
     grad_h = scaled_mm(qg, qw.t().contiguous().t(), sg, sw, False)
-    grad_w = torch._scaled_mm(qg.t().contiguous(), qh.t().contiguous().t(), scale_a=sg, scale_b=sh,
-                              out_dtype=torch.float32)
+    grad_w = trainer_fp8.scaled_mm(qg.t().contiguous(), qh.t().contiguous().t(), sg, sh, torch.float32)
     return loss_sum, grad_h, grad_w
 
 

@@ -25,7 +25,8 @@ gradient in e5m2 itself (call 7). The fixed scales follow from what the tensors 
   (``LOGIT_GRAD_BIAS``) in e5m2 itself, at most 256 in magnitude, where the typical probability 1/49,152 becomes
   5e-3, in e5m2's normal range (from 6e-5), and the matmuls take the 1/N back with the scale.
 
-The weights (1M elements at most) are cast with their own largest magnitude, measured at each forward.
+The weights are cast with their own largest magnitude, measured at each forward: the blocks' (1M elements at most)
+once a micro-batch, the head's (49,152 x 512, 25M elements) once for each chunk of the loss.
 
 Evaluation runs the blocks as training does, in FP8; the loss of an evaluation (no gradient) takes its logits in bf16.
 
