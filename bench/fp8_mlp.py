@@ -34,6 +34,7 @@ trainer on the CPU with it (the op's formula) against three FP8 linears: there i
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 
 import torch
@@ -44,18 +45,52 @@ from trainer import fp8
 AVAILABLE = importlib.util.find_spec("triton") is not None
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # tokens and features per program, warps per program: the fastest shape that passed in call 7 (916 us at b64)
-TILE = {"bm": 64, "bh": 128, "warps": 8}
+TILE = {"bm": 64, "bh": 128, "warps": 8, "clamp": "minmax", "pack": False}
+TILE.update(json.loads(os.environ.get("BLUEBERRY_MLP_TILE", "{}")))  # e.g. a best.json of bench/fp8_mlp_tune.py
+CLAMPS = ("minmax", "where", "none")
+# BLUEBERRY_MLP_CHECK=N: the first N calls of the op outside CUDA graph capture check the kernel against its formula
+CHECKS = [int(os.environ.get("BLUEBERRY_MLP_CHECK", "0"))]
 
 if AVAILABLE:
     import triton
     import triton.language as tl
 
+    _TL = {torch.float32: tl.float32, fp8.E5M2: tl.float8e5, fp8.E4M3: tl.float8e4nv}
+
+    @triton.jit
+    def _clamp(x, top, CLAMP: tl.constexpr):
+        """x within [-top, top]: by tl.minimum/tl.maximum ("minmax", PTX min/max), by comparisons and selects
+        ("where"), or not at all ("none": on the GPU the conversion to FP8 saturates, cvt.rn.satfinite)."""
+        if CLAMP == "minmax":
+            x = tl.minimum(tl.maximum(x, -top), top)
+        elif CLAMP == "where":
+            x = tl.where(x > top, top, tl.where(x < -top, -top, x))
+        return x
+
+    @triton.jit
+    def _store_t(ptr, v, rows, cols, col0, M, H, mask, BM: tl.constexpr, BH: tl.constexpr, PACK: tl.constexpr):
+        """Stores the tile v [BM tokens, BH features] (FP8) into the transposed tensor [., M] at rows ``col0 +
+        cols``: byte by byte at the transposed offsets, or (PACK) four tokens of a feature packed little-endian into
+        one 32-bit word, ``ptr`` then pointing at the tensor's int32 view [., M / 4]."""
+        if PACK:
+            b = tl.reshape(v.to(tl.uint8, bitcast=True).to(tl.uint32), [BM // 4, 4, BH])
+            shift = (tl.arange(0, 4) * 8).to(tl.uint32)
+            words = tl.sum(b << shift[None, :, None], axis=1)
+            r4 = tl.program_id(0) * (BM // 4) + tl.arange(0, BM // 4)
+            at = (col0 + cols[None, :]).to(tl.int64) * (M // 4) + r4[:, None]
+            tl.store(ptr + at, words, mask=(r4[:, None] < M // 4) & (cols[None, :] < H))
+        else:
+            at = (col0 + cols[None, :]).to(tl.int64) * M + rows[:, None]
+            tl.store(ptr + at, v, mask=mask)
+
     @triton.jit
     def _swiglu_bwd(gu_ptr, dh_ptr, times_ptr, dgu_ptr, dgut_ptr, ht_ptr, M, H, GRAD_TOP: tl.constexpr,
-                    H_TOP: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr):
+                    H_TOP: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr, CLAMP: tl.constexpr,
+                    PACK: tl.constexpr, GRAD_T: tl.constexpr, H_T: tl.constexpr):
         """A tile of BM tokens x BH features: from g, u (gu [M, 2H]) and dh [M, H] in bf16, dg = dh * u * silu'(g)
-        and du = dh * silu(g) times ``times``, and h = silu(g) * u, in fp32, clamped to their dtypes' ranges;
-        stored as [dg | du] row-major (dgu [M, 2H]) and transposed (dgut [2H, M]), and h transposed (ht [H, M])."""
+        and du = dh * silu(g) times ``times``, and h = silu(g) * u, in fp32, within their dtypes' ranges (CLAMP);
+        stored as [dg | du] row-major (dgu [M, 2H]) and transposed (dgut [2H, M]), and h transposed (ht [H, M]).
+        GRAD_T and H_T are the transposed outputs' element types (``dgut_ptr``/``ht_ptr`` are int32 with PACK)."""
         rows = tl.program_id(0) * BM + tl.arange(0, BM)
         cols = tl.program_id(1) * BH + tl.arange(0, BH)
         mask = (rows[:, None] < M) & (cols[None, :] < H)
@@ -67,18 +102,14 @@ if AVAILABLE:
         times = tl.load(times_ptr).to(tl.float32)
         sig = tl.sigmoid(g)
         silu = g * sig
-        dg = tl.minimum(tl.maximum(dh * u * sig * (1.0 + g * (1.0 - sig)) * times, -GRAD_TOP), GRAD_TOP)
-        du = tl.minimum(tl.maximum(dh * silu * times, -GRAD_TOP), GRAD_TOP)
-        h = tl.minimum(tl.maximum(silu * u, -H_TOP), H_TOP)
+        dg = _clamp(dh * u * sig * (1.0 + g * (1.0 - sig)) * times, GRAD_TOP, CLAMP)
+        du = _clamp(dh * silu * times, GRAD_TOP, CLAMP)
+        h = _clamp(silu * u, H_TOP, CLAMP)
         tl.store(dgu_ptr + at_gu, dg.to(dgu_ptr.dtype.element_ty), mask=mask)
         tl.store(dgu_ptr + at_gu + H, du.to(dgu_ptr.dtype.element_ty), mask=mask)
-        # the transposed tensors' offsets for the same tile: element (r, c) at c x M + r (no tl.trans)
-        c64 = cols[None, :].to(tl.int64)
-        at_t = c64 * M + rows[:, None]
-        at_tu = (c64 + H) * M + rows[:, None]  # du's rows of dgut, after dg's H
-        tl.store(dgut_ptr + at_t, dg.to(dgut_ptr.dtype.element_ty), mask=mask)
-        tl.store(dgut_ptr + at_tu, du.to(dgut_ptr.dtype.element_ty), mask=mask)
-        tl.store(ht_ptr + at_t, h.to(ht_ptr.dtype.element_ty), mask=mask)
+        _store_t(dgut_ptr, dg.to(GRAD_T), rows, cols, 0, M, H, mask, BM, BH, PACK)
+        _store_t(dgut_ptr, du.to(GRAD_T), rows, cols, H, M, H, mask, BM, BH, PACK)  # du's rows, after dg's H
+        _store_t(ht_ptr, h.to(H_T), rows, cols, 0, M, H, mask, BM, BH, PACK)
 
 
 def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
@@ -108,10 +139,13 @@ def swiglu_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, gra
     dgut = torch.empty(2 * H, M, dtype=grad_dtype, device=gu.device)
     ht = torch.empty(H, M, dtype=h_dtype, device=gu.device)
     t = TILE
+    pack = t["pack"] and grad_dtype.itemsize == h_dtype.itemsize == 1 and M % 4 == 0
     if M and H:
         grid = (triton.cdiv(M, t["bm"]), triton.cdiv(H, t["bh"]))
-        _swiglu_bwd[grid](gu, dh, times, dgu, dgut, ht, M, H, GRAD_TOP=torch.finfo(grad_dtype).max,
-                          H_TOP=torch.finfo(h_dtype).max, BM=t["bm"], BH=t["bh"], num_warps=t["warps"])
+        words = (dgut.view(torch.int32), ht.view(torch.int32)) if pack else (dgut, ht)
+        _swiglu_bwd[grid](gu, dh, times, dgu, *words, M, H, GRAD_TOP=torch.finfo(grad_dtype).max,
+                          H_TOP=torch.finfo(h_dtype).max, BM=t["bm"], BH=t["bh"], CLAMP=t["clamp"], PACK=pack,
+                          GRAD_T=_TL[grad_dtype], H_T=_TL[h_dtype], num_warps=t["warps"])
     return dgu, dgut, ht
 
 
@@ -120,7 +154,15 @@ def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """From gu = [g | u] [M, 2H] and dh [M, H] (bf16, contiguous) and the 0-d fp32 ``times``: [dg | du] x times in
     e5m2 row-major [M, 2H] and transposed [2H, M], and h in e4m3 transposed [H, M]."""
-    return swiglu_backward(gu, dh, times, fp8.E5M2, fp8.E4M3)
+    out = swiglu_backward(gu, dh, times, fp8.E5M2, fp8.E4M3)
+    if CHECKS[0] > 0 and gu.is_cuda and not torch.cuda.is_current_stream_capturing():
+        CHECKS[0] -= 1
+        want = swiglu_backward_formula(gu, dh, times, fp8.E5M2, fp8.E4M3)
+        bad = [int((~torch.isfinite(t.float())).sum()) for t in out]
+        unequal = [round(float((a.float() != b.float()).float().mean()), 6) for a, b in zip(out, want)]
+        print(f"fp8_mlp check: M {gu.shape[0]}, inputs finite {bool(torch.isfinite(gu).all() and torch.isfinite(dh).all())}"
+              f", outputs not finite {bad}, share unequal to the formula {unequal}", flush=True)
+    return out
 
 
 @swiglu_fp8_backward.register_fake

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Device calls of Dec 2, eleventh session (issue 19: bench/fp8_mlp.py's kernel against Triton's FP8 transposed-store
+# miscompile, triton-lang/triton#11111). Set-up steps from bench/gpu_common.sh and bench/gpu_dec01i.sh's fp8_run_as
+# (sourced).
+#   bash bench/gpu_dec02a.sh tune    one H200; carry .devbundle-lite and .carry/data: bench/fp8_mlp_tune.py (tiles x
+#                                    clamps x packed stores, each checked on two inputs); with its best choice, the
+#                                    trainer at b64 with the kernel checked against its formula on every call (no
+#                                    CUDA graphs, 6 steps), the same with the tenth session's choice; then b64 speed,
+#                                    bench/fp8_run.py mlp against runtime.fp8 alone (off --set fp8=true), alternated,
+#                                    twice while time is left
+source "$(dirname "$0")/gpu_common.sh"
+eval "$(sed -n "/^fp8_run_as()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"
+b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
+  local name=$1 arm=$2; shift 2
+  fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=3276800 "$@"
+}
+checked() {  # checked NAME TILE: bench/fp8_run.py mlp at b64 for 6 steps without CUDA graphs, TILE's kernel checked
+  # against its formula on every call (BLUEBERRY_MLP_CHECK), the check's lines counted
+  local name=$1
+  BLUEBERRY_MLP_TILE=$2 BLUEBERRY_MLP_CHECK=1000 LIMIT=120 fp8_run_as $name mlp --set micro_batch_size=64 \
+    --set max_tokens=786432 --set cudagraphs=false
+  grep -h "^fp8_mlp check" $P/$name.log | sed 's/M [0-9]*, //' | sort | uniq -c | head -6
+}
+case "${1:-}" in
+tune)  # carry .devbundle-lite and .carry/data
+  begin tune
+  echo "== bench/fp8_mlp_tune.py from $(elapsed) s"
+  timeout 240 python bench/fp8_mlp_tune.py --out $P/tune > $P/tune.log 2>&1; echo "exit $?"
+  python - $P/tune/tune.json <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+for r in t["kernels"]:
+    bad = r.get("error") or (r["not_finite"] or not r["transposes_equal"] or r["share_unequal"] >= 0.01)
+    print(f"  {'BAD ' if bad else 'ok  '}{ {k: r.get(k) for k in ('bm', 'bh', 'warps', 'clamp', 'pack', 'us', 'not_finite', 'share_unequal')} }")
+print("  mlp", t["mlp_tile"], t["mlp"][1:])
+PY
+  grep -E "^best|^tile in use|Error" $P/tune.log | head -4
+  tar czf $OUT/tune.tar.gz -C /tmp tune
+  [ -f $P/tune/best.json ] || { echo "no tile passed"; exit 0; }
+  checked b64-check-best "$(cat $P/tune/best.json)"
+  checked b64-check-dec01j '{"bm": 64, "bh": 128, "warps": 8, "clamp": "minmax", "pack": false}'
+  export BLUEBERRY_MLP_TILE=$(cat $P/tune/best.json)
+  for i in 1 2; do
+    [ $(elapsed) -lt 420 ] || break
+    b64 b64-mlp-$i mlp
+    b64 b64-fp8-$i off --set fp8=true
+  done
+  ;;
+*) echo "usage: bash bench/gpu_dec02a.sh tune"; exit 2 ;;
+esac
