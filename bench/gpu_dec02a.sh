@@ -7,7 +7,11 @@
 #                                    trainer at b64 with the kernel checked against its formula on every call (no
 #                                    CUDA graphs, 6 steps), the same with the tenth session's choice; then b64 speed,
 #                                    bench/fp8_run.py mlp against runtime.fp8 alone (off --set fp8=true), alternated,
-#                                    twice while time is left
+#                                    twice while time is left (call 1, at 6f5e01a)
+#   bash bench/gpu_dec02a.sh diag    one H200; carry .devbundle-lite and .carry/data: at b64 with CUDA graphs for 6
+#                                    steps, call 1's best kernel checked against its formula inside the graphs
+#                                    (BLUEBERRY_MLP_CHECK), the op as its PyTorch formula (BLUEBERRY_MLP_FORMULA), the
+#                                    packed kernel checked; then b64 without CUDA graphs, the MLP and runtime.fp8
 source "$(dirname "$0")/gpu_common.sh"
 eval "$(sed -n "/^fp8_run_as()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
@@ -20,6 +24,12 @@ checked() {  # checked NAME TILE: bench/fp8_run.py mlp at b64 for 6 steps withou
   BLUEBERRY_MLP_TILE=$2 BLUEBERRY_MLP_CHECK=1000 LIMIT=120 fp8_run_as $name mlp --set micro_batch_size=64 \
     --set max_tokens=786432 --set cudagraphs=false
   grep -h "^fp8_mlp check" $P/$name.log | sed 's/M [0-9]*, //' | sort | uniq -c | head -6
+}
+g6() {  # g6 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 6 steps with CUDA graphs, the lines of fp8_mlp's check
+  # printed
+  local name=$1 arm=$2; shift 2
+  LIMIT=120 fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=786432 "$@"
+  grep -h "^fp8_mlp check\|diverged" $P/$name.log | head -8
 }
 case "${1:-}" in
 tune)  # carry .devbundle-lite and .carry/data
@@ -46,5 +56,15 @@ PY
     b64 b64-fp8-$i off --set fp8=true
   done
   ;;
-*) echo "usage: bash bench/gpu_dec02a.sh tune"; exit 2 ;;
+diag)  # carry .devbundle-lite and .carry/data
+  begin diag
+  export BLUEBERRY_MLP_TILE='{"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": false}'  # call 1's best
+  BLUEBERRY_MLP_CHECK=1 g6 g-check-best mlp
+  BLUEBERRY_MLP_FORMULA=1 g6 g-formula mlp
+  BLUEBERRY_MLP_CHECK=1 BLUEBERRY_MLP_TILE='{"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": true}' \
+    g6 g-check-pack mlp
+  b64 b64-nographs-mlp mlp --set cudagraphs=false
+  b64 b64-nographs-fp8 off --set fp8=true --set cudagraphs=false
+  ;;
+*) echo "usage: bash bench/gpu_dec02a.sh tune | diag"; exit 2 ;;
 esac

@@ -154,3 +154,16 @@ def test_the_trainer_trains_with_it_as_with_three_fp8_linears(tmp_path):
     diffs = [abs(a - b) for a, b in zip(losses["mlp"], losses["linears"])]
     assert losses["mlp"][0] == pytest.approx(losses["linears"][0], abs=1e-3)  # the same weights and data
     assert max(diffs) < 0.05 and losses["mlp"][-1] < losses["mlp"][0] - 1.0  # it trains, as the linears do
+
+
+def test_the_check_counts_what_differs_from_the_formula(fp8_mlp, monkeypatch):
+    monkeypatch.setattr(fp8_mlp, "_COUNTS", [])
+    monkeypatch.setattr(fp8_mlp, "_SEEN", set())
+    monkeypatch.setattr(fp8_mlp.atexit, "register", lambda fn: None)
+    gu, dh, times = torch.randn(64, 64).bfloat16(), torch.randn(64, 32).bfloat16(), torch.tensor(100.0)
+    out = fp8_mlp.swiglu_backward_formula(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
+    fp8_mlp._check(gu, dh, times, out)
+    wrong = out[1].clone()
+    wrong[:3] = float("nan")  # three rows of 64 (the transposed gradient), as the H200's miscompile wrote them
+    fp8_mlp._check(gu, dh, times, (out[0], wrong, out[2]))
+    assert fp8_mlp._COUNTS[0].tolist() == [2, 0, 3 * 64, int((out[1][:3].view(torch.uint8) != 0x7F).sum())]
