@@ -33,10 +33,10 @@ trainer on the CPU with it (the op's formula) against three FP8 linears: there i
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import os
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -53,22 +53,22 @@ CLAMPS = ("minmax", "where", "none")
 # the op is its PyTorch formula, no kernel
 CHECK = os.environ.get("BLUEBERRY_MLP_CHECK") == "1"
 FORMULA = os.environ.get("BLUEBERRY_MLP_FORMULA") == "1"
+SYNC = os.environ.get("BLUEBERRY_MLP_SYNC") == "1"
+TRACED = os.environ.get("BLUEBERRY_MLP_TRACED") == "1"
 _SEEN: set = set()
-_COUNTS: list = []
+_COUNTS = [0]
 
 if AVAILABLE:
     import triton
     import triton.language as tl
 
-    _TL = {torch.float32: tl.float32, fp8.E5M2: tl.float8e5, fp8.E4M3: tl.float8e4nv}
-
     @triton.jit
     def _clamp(x, top, CLAMP: tl.constexpr):
-        """x within [-top, top]: by tl.minimum/tl.maximum ("minmax", PTX min/max), by comparisons and selects
-        ("where"), or not at all ("none": on the GPU the conversion to FP8 saturates, cvt.rn.satfinite)."""
-        if CLAMP == "minmax":
+        """x within [-top, top]: by tl.minimum/tl.maximum (0, "minmax": PTX min/max), by comparisons and selects
+        (1, "where"), or not at all (2, "none": on the GPU the conversion to FP8 saturates, cvt.rn.satfinite)."""
+        if CLAMP == 0:
             x = tl.minimum(tl.maximum(x, -top), top)
-        elif CLAMP == "where":
+        elif CLAMP == 1:
             x = tl.where(x > top, top, tl.where(x < -top, -top, x))
         return x
 
@@ -91,11 +91,11 @@ if AVAILABLE:
     @triton.jit
     def _swiglu_bwd(gu_ptr, dh_ptr, times_ptr, dgu_ptr, dgut_ptr, ht_ptr, M, H, GRAD_TOP: tl.constexpr,
                     H_TOP: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr, CLAMP: tl.constexpr,
-                    PACK: tl.constexpr, GRAD_T: tl.constexpr, H_T: tl.constexpr):
+                    PACK: tl.constexpr):
         """A tile of BM tokens x BH features: from g, u (gu [M, 2H]) and dh [M, H] in bf16, dg = dh * u * silu'(g)
         and du = dh * silu(g) times ``times``, and h = silu(g) * u, in fp32, within their dtypes' ranges (CLAMP);
         stored as [dg | du] row-major (dgu [M, 2H]) and transposed (dgut [2H, M]), and h transposed (ht [H, M]).
-        GRAD_T and H_T are the transposed outputs' element types (``dgut_ptr``/``ht_ptr`` are int32 with PACK)."""
+        With PACK, ``dgut_ptr`` and ``ht_ptr`` point at int32 views, h then in e4m3."""
         rows = tl.program_id(0) * BM + tl.arange(0, BM)
         cols = tl.program_id(1) * BH + tl.arange(0, BH)
         mask = (rows[:, None] < M) & (cols[None, :] < H)
@@ -112,9 +112,11 @@ if AVAILABLE:
         h = _clamp(silu * u, H_TOP, CLAMP)
         tl.store(dgu_ptr + at_gu, dg.to(dgu_ptr.dtype.element_ty), mask=mask)
         tl.store(dgu_ptr + at_gu + H, du.to(dgu_ptr.dtype.element_ty), mask=mask)
-        _store_t(dgut_ptr, dg.to(GRAD_T), rows, cols, 0, M, H, mask, BM, BH, PACK)
-        _store_t(dgut_ptr, du.to(GRAD_T), rows, cols, H, M, H, mask, BM, BH, PACK)  # du's rows, after dg's H
-        _store_t(ht_ptr, h.to(H_T), rows, cols, 0, M, H, mask, BM, BH, PACK)
+        grad_t = dgu_ptr.dtype.element_ty
+        h_t = tl.float8e4nv if PACK else ht_ptr.dtype.element_ty
+        _store_t(dgut_ptr, dg.to(grad_t), rows, cols, 0, M, H, mask, BM, BH, PACK)
+        _store_t(dgut_ptr, du.to(grad_t), rows, cols, H, M, H, mask, BM, BH, PACK)  # du's rows, after dg's H
+        _store_t(ht_ptr, h.to(h_t), rows, cols, 0, M, H, mask, BM, BH, PACK)
 
 
 def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
@@ -131,27 +133,44 @@ def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Ten
     return dgu, dgu.t().contiguous(), h.t().contiguous()
 
 
-def swiglu_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
-                    h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The kernel with outputs in any dtypes (fp32 to check it), or its formula where Triton does not run."""
+def _outputs(gu: torch.Tensor, dh: torch.Tensor, grad_dtype: torch.dtype, h_dtype: torch.dtype):
     M, H = dh.shape
     if gu.shape != (M, 2 * H) or not (gu.is_contiguous() and dh.is_contiguous()):
         raise ValueError(f"swiglu_backward wants contiguous gu [M, 2H] and dh [M, H], got {tuple(gu.shape)} and "
                          f"{tuple(dh.shape)}")
-    if not (AVAILABLE and (gu.is_cuda or INTERPRET)):
-        return swiglu_backward_formula(gu, dh, times, grad_dtype, h_dtype)
-    dgu = torch.empty(M, 2 * H, dtype=grad_dtype, device=gu.device)
-    dgut = torch.empty(2 * H, M, dtype=grad_dtype, device=gu.device)
-    ht = torch.empty(H, M, dtype=h_dtype, device=gu.device)
+    return (torch.empty(M, 2 * H, dtype=grad_dtype, device=gu.device),
+            torch.empty(2 * H, M, dtype=grad_dtype, device=gu.device), torch.empty(H, M, dtype=h_dtype, device=gu.device))
+
+
+def _launch(run, gu, dh, times, dgu, dgut, ht) -> None:
+    """``_swiglu_bwd`` over (dgu, dgut, ht) with ``TILE``, through ``run`` (the kernel itself, or
+    ``torch.library.wrap_triton`` of it)."""
+    M, H = dh.shape
     t = TILE
-    pack = t["pack"] and grad_dtype.itemsize == h_dtype.itemsize == 1 and M % 4 == 0
+    pack = t["pack"] and dgu.dtype.itemsize == ht.dtype.itemsize == 1 and M % 4 == 0
     if M and H:
         grid = (triton.cdiv(M, t["bm"]), triton.cdiv(H, t["bh"]))
         words = (dgut.view(torch.int32), ht.view(torch.int32)) if pack else (dgut, ht)
-        _swiglu_bwd[grid](gu, dh, times, dgu, *words, M, H, GRAD_TOP=torch.finfo(grad_dtype).max,
-                          H_TOP=torch.finfo(h_dtype).max, BM=t["bm"], BH=t["bh"], CLAMP=t["clamp"], PACK=pack,
-                          GRAD_T=_TL[grad_dtype], H_T=_TL[h_dtype], num_warps=t["warps"])
-    return dgu, dgut, ht
+        run(_swiglu_bwd)[grid](gu, dh, times, dgu, *words, M, H, GRAD_TOP=torch.finfo(dgu.dtype).max,
+                               H_TOP=torch.finfo(ht.dtype).max, BM=t["bm"], BH=t["bh"],
+                               CLAMP=CLAMPS.index(t["clamp"]), PACK=pack, num_warps=t["warps"])
+
+
+def swiglu_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
+                    h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The kernel with outputs in any dtypes (fp32 to check it), or its formula where Triton does not run.
+    BLUEBERRY_MLP_SYNC=1 synchronises the device before and after the launch (outside CUDA graph capture)."""
+    if not (AVAILABLE and (gu.is_cuda or INTERPRET)):
+        _outputs(gu, dh, grad_dtype, h_dtype)  # the same contract
+        return swiglu_backward_formula(gu, dh, times, grad_dtype, h_dtype)
+    out = _outputs(gu, dh, grad_dtype, h_dtype)
+    sync = SYNC and gu.is_cuda and not torch.cuda.is_current_stream_capturing()
+    if sync:
+        torch.cuda.synchronize()
+    _launch(lambda k: k, gu, dh, times, *out)
+    if sync:
+        torch.cuda.synchronize()
+    return out
 
 
 @torch.library.custom_op("blueberry_bench::swiglu_fp8_backward", mutates_args=())
@@ -167,35 +186,49 @@ def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
     return out
 
 
-def _check(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
-    """BLUEBERRY_MLP_CHECK: the kernel's outputs against its formula on the GPU, inside CUDA graphs too. Counts (calls,
-    calls with inputs not finite, outputs not finite, outputs unequal to the formula's) add up in a tensor made on
-    the first call outside capture and printed at exit; each new launch context (capturing or not, and the
-    pointers' alignment) is printed once."""
-    capturing = gu.is_cuda and torch.cuda.is_current_stream_capturing()
-    key = (capturing, *(t.data_ptr() % 128 for t in (gu, dh, times, *out)))
-    if key not in _SEEN:
-        _SEEN.add(key)
-        print(f"fp8_mlp check: new launch context (capturing, pointer mod 128 of gu, dh, times, outputs) {key}",
-              flush=True)
-    if not _COUNTS:
-        if capturing:
-            return
-        _COUNTS.append(torch.zeros(4, dtype=torch.int64, device=gu.device))
-        atexit.register(lambda: print(f"fp8_mlp check at exit: calls, calls with inputs not finite, outputs not "
-                                      f"finite, outputs unequal to the formula {_COUNTS[0].tolist()}", flush=True))
-    want = swiglu_backward_formula(gu, dh, times, fp8.E5M2, fp8.E4M3)
-    bad_in = (~torch.isfinite(gu)).any() | (~torch.isfinite(dh)).any()
-    bad_out = sum((~torch.isfinite(t.float())).sum() for t in out)
-    unequal = sum((a.view(torch.uint8) != b.view(torch.uint8)).sum() for a, b in zip(out, want))
-    _COUNTS[0] += torch.stack([torch.ones_like(bad_out), bad_in.long(), bad_out, unequal])
-
-
 @swiglu_fp8_backward.register_fake
 def _(gu, dh, times):
     M, H = dh.shape
     return (gu.new_empty(M, 2 * H, dtype=fp8.E5M2), gu.new_empty(2 * H, M, dtype=fp8.E5M2),
             gu.new_empty(H, M, dtype=fp8.E4M3))
+
+
+@torch.library.triton_op("blueberry_bench::swiglu_fp8_backward_traced", mutates_args=())
+def swiglu_fp8_backward_traced(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``swiglu_fp8_backward`` as a ``torch.library.triton_op``: under torch.compile inductor sees the kernel
+    (``wrap_triton``) and launches it from its own generated code, as it does its kernels, inside its CUDA graphs
+    too; the custom op's kernel is launched by Triton from the op's Python (BLUEBERRY_MLP_TRACED=1 picks this)."""
+    out = _outputs(gu, dh, fp8.E5M2, fp8.E4M3)
+    if AVAILABLE and gu.is_cuda:
+        _launch(torch.library.wrap_triton, gu, dh, times, *out)
+        return out
+    return swiglu_backward_formula(gu, dh, times, fp8.E5M2, fp8.E4M3)
+
+
+def _check(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, out: tuple[torch.Tensor, ...]) -> None:
+    """BLUEBERRY_MLP_CHECK: outside CUDA graph capture, the kernel's outputs against its formula, printed for the
+    first 8 calls (calls, whether the inputs are finite, outputs not finite, outputs unequal to the formula's,
+    bitwise); each new launch context (capturing or not, the pointers' alignment, the thread, PyTorch's and
+    Triton's current streams) printed once."""
+    capturing = gu.is_cuda and torch.cuda.is_current_stream_capturing()
+    streams = (torch.cuda.current_stream().cuda_stream, torch.cuda.default_stream().cuda_stream,
+               triton.runtime.driver.active.get_current_stream(gu.device.index)) if gu.is_cuda and AVAILABLE else ()
+    key = (capturing, *(t.data_ptr() % 128 for t in (gu, dh, times, *out)), threading.current_thread().name,
+           *streams)
+    if key not in _SEEN:
+        _SEEN.add(key)
+        print(f"fp8_mlp check: new launch context (capturing; pointer mod 128 of gu, dh, times, outputs; thread; "
+              f"PyTorch's current and default streams, Triton's) {key}", flush=True)
+    if capturing or _COUNTS[0] >= 8:
+        return
+    _COUNTS[0] += 1
+    want = swiglu_backward_formula(gu, dh, times, fp8.E5M2, fp8.E4M3)
+    bad_in = bool((~torch.isfinite(gu)).any() or (~torch.isfinite(dh)).any())
+    bad_out = [int((~torch.isfinite(t.float())).sum()) for t in out]
+    unequal = [int((a.view(torch.uint8) != b.view(torch.uint8)).sum()) for a, b in zip(out, want)]
+    print(f"fp8_mlp check {_COUNTS[0]}: inputs not finite {bad_in}, outputs not finite {bad_out}, unequal to the "
+          f"formula {unequal}", flush=True)
 
 
 class _MLP(torch.autograd.Function):
@@ -226,7 +259,8 @@ class _MLP(torch.autograd.Function):
         sdy = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
         one = torch.ones((), dtype=torch.float32, device=dy.device)
         dh = fp8.scaled_mm(qdy, qwd.t().contiguous().t(), sdy, swd, torch.bfloat16)  # [M, d] @ [d, H]
-        qdgu, qdgut, qht = swiglu_fp8_backward(gu, dh, torch.full((), times, dtype=torch.float32, device=dy.device))
+        op = swiglu_fp8_backward_traced if TRACED else swiglu_fp8_backward
+        qdgu, qdgut, qht = op(gu, dh, torch.full((), times, dtype=torch.float32, device=dy.device))
         dwd = fp8.scaled_mm(qdy.t().contiguous(), qht.t(), sdy, one, torch.bfloat16)  # [d, M] @ [M, H]
         dx = fp8.scaled_mm(qdgu, qwgu.t().contiguous().t(), sdy, swgu, torch.bfloat16)  # [M, 2H] @ [2H, d]
         dwgu = fp8.scaled_mm(qdgut, qx.t().contiguous().t(), sdy, one, torch.bfloat16)  # [2H, M] @ [M, d]

@@ -12,6 +12,12 @@
 #                                    steps, call 1's best kernel checked against its formula inside the graphs
 #                                    (BLUEBERRY_MLP_CHECK), the op as its PyTorch formula (BLUEBERRY_MLP_FORMULA), the
 #                                    packed kernel checked; then b64 without CUDA graphs, the MLP and runtime.fp8
+#                                    (call 2, at 6687ac9)
+#   bash bench/gpu_dec02a.sh diag2   one H200; carry .devbundle-lite and .carry/data: at b64, call 1's best kernel
+#                                    with CUDA graphs, checked outside capture, each launch context printed (thread,
+#                                    streams); without CUDA graphs, the device synchronised around the kernel
+#                                    (BLUEBERRY_MLP_SYNC); the op as a triton_op (BLUEBERRY_MLP_TRACED) with CUDA
+#                                    graphs, 25 steps, twice, and runtime.fp8 alone, while time is left
 source "$(dirname "$0")/gpu_common.sh"
 eval "$(sed -n "/^fp8_run_as()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
@@ -66,5 +72,17 @@ diag)  # carry .devbundle-lite and .carry/data
   b64 b64-nographs-mlp mlp --set cudagraphs=false
   b64 b64-nographs-fp8 off --set fp8=true --set cudagraphs=false
   ;;
-*) echo "usage: bash bench/gpu_dec02a.sh tune | diag"; exit 2 ;;
+diag2)  # carry .devbundle-lite and .carry/data
+  begin diag2
+  export BLUEBERRY_MLP_TILE='{"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": false}'  # call 1's best
+  BLUEBERRY_MLP_CHECK=1 g6 g-check-streams mlp
+  BLUEBERRY_MLP_SYNC=1 g6 nographs-sync mlp --set cudagraphs=false
+  BLUEBERRY_MLP_TRACED=1 b64 b64-traced mlp
+  grep -h "^fp8_mlp\|diverged\|Error" $P/b64-traced.log | head -4
+  if [ $(elapsed) -lt 330 ]; then
+    BLUEBERRY_MLP_TRACED=1 b64 b64-traced-2 mlp
+    b64 b64-fp8 off --set fp8=true
+  fi
+  ;;
+*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2"; exit 2 ;;
 esac
