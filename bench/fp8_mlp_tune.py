@@ -1,21 +1,23 @@
-"""Times and checks ``bench/fp8_mlp.py``'s MLP backward kernel on a GPU (issue 19): ``swiglu_fp8_backward`` for each
-tile choice at the b64 shape (M = 131,072 tokens, H = 2048 features) against its PyTorch formula, with inductor's
-kernel for the same formula; then the FP8 MLP, with the best tile, against the bf16 MLP.
+"""Times and checks ``runtime.fp8``'s MLP backward kernel (``trainer/triton_mlp.py``) on a GPU (issue 19), launched
+by Triton in a process of its own: for each choice of ``trainer.kernels.MLP_TILE`` at the b64 shape (M = 131,072
+tokens, H = 2048 features) against its PyTorch formula, with inductor's kernel for the same formula; then the FP8 MLP
+(``trainer.fp8.mlp``), with the best choice, against the bf16 MLP.
 
     python bench/fp8_mlp_tune.py --out $OUT/mlp-tune
 
-For every choice of ``fp8_mlp.TILE`` (tile shape, warps, how the kernel clamps, whether it packs its transposed
-stores into 32-bit words) it prints and saves (``tune.json``): microseconds a call (CUDA events, median of 20 after 3
-warm-ups) and the bandwidth that makes (gu and dh read in bf16, 6 bytes an element of h; dgu twice and h once
-written in FP8, 5 bytes); and, on two inputs, how many output elements are NaN or infinite, whether the transposed
-gradient equals the row-major one transposed, and the share of elements that differ from the formula's (one step
-of e5m2 rounding is up to 25%). Then ``fp8_mlp.mlp``, eager and compiled, against the bf16 MLP and
-against three ``trainer.fp8.linear`` calls at M = 8192: relative errors of the output and of every gradient. The
-fastest tile without a NaN, with the transposes equal and under 1% of elements unequal, is written to ``best.json``.
-(Dec 1, tenth session: call 2 ran this script's predecessor, ``bench/fp8_swiglu_tune.py``, on an earlier kernel,
-``bench/fp8_swiglu.py`` of commit 8c108c7. Calls 3, 5 and 7 ran this script when the kernel was in the trainer,
-``trainer.kernels.swiglu_fp8_backward`` with its tile ``MLP_TILE``, at 633545e (tiles transposed by ``tl.trans``,
-in FP8 or fp32), bc99ad9 (in fp32 only) and 8cd1c10 (no ``tl.trans``, as ``bench/fp8_mlp.py`` now).)
+For every choice (tile shape, warps, how the kernel clamps, whether it packs its transposed stores into 32-bit
+words) it prints and saves (``tune.json``): microseconds a call (CUDA events, median of 20 after 3 warm-ups) and the
+bandwidth that makes (gu and dh read in bf16, 6 bytes an element of h; dgu twice and h once written in FP8, 5
+bytes); and, on two inputs, how many output elements are NaN or infinite, whether the transposed gradient equals the
+row-major one transposed, and the share of elements that differ from the formula's (one step of e5m2 rounding is up
+to 25%). Then the MLP, eager and compiled, against the bf16 MLP and against three ``trainer.fp8.linear`` calls at M
+= 8192: relative errors of the output and of every gradient. The fastest choice without a NaN, with the transposes
+equal and under 1% of elements unequal, is written to ``best.json``.
+
+History: Dec 1, tenth session, call 2 ran this script's predecessor (``bench/fp8_swiglu_tune.py``, commit 8c108c7),
+calls 3, 5 and 7 this one on tiles only, at 633545e (tiles transposed by ``tl.trans``, in FP8 or fp32), bc99ad9 (in
+fp32 only) and 8cd1c10 (no ``tl.trans``); Dec 2, call 1 on every choice, the kernel then in ``bench/fp8_mlp.py``
+(6f5e01a).
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ import statistics
 import sys
 from pathlib import Path
 
-import fp8_mlp
 import torch
 import torch.nn.functional as F
 
-from trainer import fp8
+from trainer import fp8, kernels
 
 
 def timed(fn, reps: int = 20) -> float:
@@ -58,7 +59,7 @@ def compare(got, want) -> dict:
 
 
 def kernel_table(M: int, H: int, in_use_only: bool = False) -> list[dict]:
-    """Every tile x clamp x packing of ``fp8_mlp.TILE`` (or only the one in use) timed on one input and checked on
+    """Every tile x clamp x packing of ``kernels.MLP_TILE`` (or only the one in use) timed on one input and checked on
     two (seeds 0 and 1): the second check repeats the first on other numbers."""
     dtypes = (fp8.E5M2, fp8.E4M3)
     times = torch.tensor(M * fp8.GRAD_BIAS, device="cuda")
@@ -67,20 +68,26 @@ def kernel_table(M: int, H: int, in_use_only: bool = False) -> list[dict]:
         torch.manual_seed(seed)
         gu = torch.cat([torch.randn(M, H, device="cuda") * 2, torch.randn(M, H, device="cuda")], dim=1).bfloat16()
         dh = (torch.randn(M, H, device="cuda") * 1e-6).bfloat16()  # of the order of a gradient of a mean over M rows
-        inputs.append((gu, dh, fp8_mlp.swiglu_backward_formula(gu, dh, times, *dtypes)))
+        inputs.append((gu, dh, kernels.swiglu_backward_formula(gu, dh, times, *dtypes)))
     gu, dh, want = inputs[0]
-    compiled = torch.compile(fp8_mlp.swiglu_backward_formula)
+    compiled = torch.compile(kernels.swiglu_backward_formula)
     us = round(timed(lambda: compiled(gu, dh, times, *dtypes)), 1)
     rows = [{"kernel": "inductor (the formula compiled)", "us": us, **compare(compiled(gu, dh, times, *dtypes), want)}]
     print(rows[-1], flush=True)
     keys = ("bm", "bh", "warps", "clamp", "pack")
-    choices = itertools.product((32, 64), (64, 128), (4, 8), fp8_mlp.CLAMPS, (False, True))
-    for choice in [tuple(fp8_mlp.TILE[k] for k in keys)] if in_use_only else choices:
-        fp8_mlp.TILE.update(zip(keys, choice))
-        row = {"kernel": "swiglu_fp8_backward", **dict(zip(keys, choice))}
+    choices = itertools.product((32, 64), (64, 128), (4, 8), kernels.MLP_CLAMPS, (False, True))
+    for choice in [tuple(kernels.MLP_TILE[k] for k in keys)] if in_use_only else choices:
+        tile = dict(zip(keys, choice))
+
+        def run(gu, dh, tile=tile):
+            out = kernels.swiglu_outputs(gu, dh, times, *dtypes)
+            kernels.swiglu_launch(lambda kernel: kernel, gu, dh, times, *out, tile=tile)
+            return out
+
+        row = {"kernel": "swiglu_fp8_backward", **tile}
         try:
-            row["us"] = round(timed(lambda: fp8_mlp.swiglu_fp8_backward(gu, dh, times)), 1)
-            checks = [compare(fp8_mlp.swiglu_fp8_backward(g, d, times), w) for g, d, w in inputs]
+            row["us"] = round(timed(lambda: run(gu, dh)), 1)
+            checks = [compare(run(g, d), w) for g, d, w in inputs]
             row.update({k: max(c[k] for c in checks) if k != "transposes_equal" else all(c[k] for c in checks)
                         for k in checks[0]})
         except Exception as e:  # a tile that does not compile (shared memory, registers) is recorded and skipped
@@ -117,7 +124,7 @@ def mlp_check(M: int = 8192, d: int = 512, H: int = 2048) -> list[dict]:
     out = [{"mlp": "three fp8.linear", "finite": all(bool(torch.isfinite(t.float()).all()) for t in linears),
             "against_bf16": rel(linears, bf16)}]
     print(out[-1], flush=True)
-    for name, fn in (("fp8_mlp.mlp eager", fp8_mlp.mlp), ("fp8_mlp.mlp compiled", torch.compile(fp8_mlp.mlp))):
+    for name, fn in (("fp8.mlp eager", fp8.mlp), ("fp8.mlp compiled", torch.compile(fp8.mlp))):
         got = run(fn)
         out.append({"mlp": name, "finite": all(bool(torch.isfinite(t.float()).all()) for t in got),
                     "against_bf16": rel(got, bf16), "against_three_linears": rel(got, linears)})
@@ -129,24 +136,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tokens", type=int, default=131072)
-    ap.add_argument("--in-use-only", action="store_true", help="time only the tile in use (fp8_mlp.TILE)")
+    ap.add_argument("--in-use-only", action="store_true", help="time only the tile in use (kernels.MLP_TILE)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("error: bench/fp8_mlp_tune.py needs a GPU")
     args.out.mkdir(parents=True, exist_ok=True)
-    tile = dict(fp8_mlp.TILE)
+    tile = dict(kernels.MLP_TILE)
     result = {"tile_in_use": tile, "kernels": kernel_table(args.tokens, 2048, args.in_use_only),
               "gpu": torch.cuda.get_device_name()}
-    fp8_mlp.TILE.update(tile)
     in_use = [r for r in result["kernels"] if all(r.get(k) == v for k, v in tile.items())]
     print(f"tile in use {json.dumps(tile)}: {in_use[0] if in_use else 'not timed'}", flush=True)
     good = [r for r in result["kernels"] if r["kernel"] != "inductor (the formula compiled)" and "us" in r
             and r["not_finite"] == 0 and r["transposes_equal"] and r["share_unequal"] < 0.01]
     if good:
         best = {k: min(good, key=lambda r: r["us"])[k] for k in tile}
-        fp8_mlp.TILE.update(best)
+        kernels.MLP_TILE.update(best)
         print(f"best tile {json.dumps(best)}: {min(r['us'] for r in good)} us", flush=True)
-    result["mlp_tile"] = dict(fp8_mlp.TILE)  # the MLP checked with the best tile, or the one in use
+    result["mlp_tile"] = dict(kernels.MLP_TILE)  # the MLP checked with the best tile, or the one in use
     result["mlp"] = mlp_check()
     (args.out / "tune.json").write_text(json.dumps(result, indent=1))
     if good:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device calls of Dec 2, eleventh session (issue 19: bench/fp8_mlp.py's kernel against Triton's FP8 transposed-store
-# miscompile, triton-lang/triton#11111). Set-up steps from bench/gpu_common.sh and bench/gpu_dec01i.sh's fp8_run_as
-# (sourced).
+# miscompile, triton-lang/triton#11111; then the MLP in the trainer). Set-up steps from bench/gpu_common.sh,
+# bench/gpu_dec01i.sh's fp8_run_as, big_run and big_compare, and bench/gpu_dec01j.sh's b64_pair (sourced).
 #   bash bench/gpu_dec02a.sh tune    one H200; carry .devbundle-lite and .carry/data: bench/fp8_mlp_tune.py (tiles x
 #                                    clamps x packed stores, each checked on two inputs); with its best choice, the
 #                                    trainer at b64 with the kernel checked against its formula on every call (no
@@ -17,9 +17,21 @@
 #                                    with CUDA graphs, checked outside capture, each launch context printed (thread,
 #                                    streams); without CUDA graphs, the device synchronised around the kernel
 #                                    (BLUEBERRY_MLP_SYNC); the op as a triton_op (BLUEBERRY_MLP_TRACED) with CUDA
-#                                    graphs, 25 steps, twice, and runtime.fp8 alone, while time is left
+#                                    graphs, 25 steps, twice, and runtime.fp8 alone, while time is left (call 3, at
+#                                    06967b5)
+#   Calls 1-3 ran the MLP from bench/fp8_mlp.py (its arm "mlp" of bench/fp8_run.py then); it is in the trainer now
+#   (runtime.fp8), and bench/fp8_run.py's mlp-custom-op arm runs the launch that failed.
+#   bash bench/gpu_dec02a.sh part1   one H200; carry .fa4bundle/part-aa: kept in /tmp/fa4parts for the next call
+#   bash bench/gpu_dec02a.sh final   the machine of part1, within 30 s; carry .fa4bundle/part-ab, .devbundle-lite,
+#                                    .carry/data and .carry/old (`git archive 288944e trainer chores`, the session's
+#                                    start, trainer/assets removed): b64 with fp8=true and attention=fa4, the
+#                                    working tree then 288944e (20 steps); b96 with both, the working tree; b64 to
+#                                    12,189,696 tokens with fp8=true against the ninth session's bf16 run; b128 with
+#                                    both, the working tree, and the default path at b4, the working tree then
+#                                    288944e, while time is left
 source "$(dirname "$0")/gpu_common.sh"
-eval "$(sed -n "/^fp8_run_as()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"
+for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
+eval "$(sed -n "/^b64_pair()/,/^}/p" "$(dirname "$0")/gpu_dec01j.sh")"
 b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
   local name=$1 arm=$2; shift 2
   fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=3276800 "$@"
@@ -84,5 +96,21 @@ diag2)  # carry .devbundle-lite and .carry/data
     b64 b64-fp8 off --set fp8=true
   fi
   ;;
-*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2"; exit 2 ;;
+part1)  # carry .fa4bundle/part-aa
+  fa4_part1 ;;
+final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old; the machine of part1
+  begin final old
+  fa4_unpack
+  b64_pair fa4-fp8 --set fp8=true --set attention=fa4
+  LIMIT=100 BATCH=96 batch_arm new-fa4-fp8-b96 --set fp8=true --set attention=fa4
+  big_run fp8 $(( $(elapsed) + 100 )) --set fp8=true
+  big_compare $P/big-fp8/result.json bench/results/dec01i/call2-fp8/big-bf16/result.json
+  if [ $(elapsed) -lt 330 ]; then
+    LIMIT=100 BATCH=128 batch_arm new-fa4-fp8-b128 --set fp8=true --set attention=fa4
+  fi
+  if [ $(elapsed) -lt 360 ]; then
+    b4_pairs 1; save_pruned
+  fi
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2 | part1 | final"; exit 2 ;;
 esac

@@ -317,3 +317,74 @@ def cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 @cross_entropy_sum.register_fake
 def _(logits, targets):
     return logits.new_empty((), dtype=torch.float32)
+
+
+# The FP8 MLP's backward (trainer/fp8.py's mlp; kernel in trainer/triton_mlp.py): tokens and features per program,
+# warps, clamp and packing. The fastest of 48 at b64 on an H200 (889 us; bench/results/dec02a/call1-tune), and the
+# one the trainer ran with in calls 3 and later there.
+MLP_TILE = {"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": False}
+MLP_CLAMPS = ("minmax", "where", "none")
+
+
+def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
+                            h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What ``swiglu_fp8_backward``'s kernel computes, in PyTorch: (dgu, dgu transposed, h transposed)."""
+    H = dh.shape[1]
+    g, u, dh = gu[:, :H].float(), gu[:, H:].float(), dh.float()
+    sig = torch.sigmoid(g)
+    grad_top, h_top = torch.finfo(grad_dtype).max, torch.finfo(h_dtype).max
+    dg = (dh * u * sig * (1 + g * (1 - sig)) * times).clamp(-grad_top, grad_top)
+    du = (dh * g * sig * times).clamp(-grad_top, grad_top)
+    dgu = torch.cat([dg, du], dim=1).to(grad_dtype)
+    h = (g * sig * u).clamp(-h_top, h_top).to(h_dtype)
+    return dgu, dgu.t().contiguous(), h.t().contiguous()
+
+
+def swiglu_outputs(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
+                   h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs checked, and the kernel's three outputs allocated: dgu [M, 2H], dgut [2H, M], ht [H, M]."""
+    M, H = dh.shape
+    if gu.shape != (M, 2 * H) or not (gu.is_contiguous() and dh.is_contiguous()):
+        raise ValueError(f"swiglu_fp8_backward wants contiguous gu [M, 2H] and dh [M, H], got {tuple(gu.shape)} "
+                         f"and {tuple(dh.shape)}")
+    _check_scale(times, gu)
+    return (torch.empty(M, 2 * H, dtype=grad_dtype, device=gu.device),
+            torch.empty(2 * H, M, dtype=grad_dtype, device=gu.device),
+            torch.empty(H, M, dtype=h_dtype, device=gu.device))
+
+
+def swiglu_launch(run, gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, dgu: torch.Tensor,
+                  dgut: torch.Tensor, ht: torch.Tensor, tile: dict | None = None) -> None:
+    """``triton_mlp.swiglu_bwd`` over the outputs with ``tile`` (default ``MLP_TILE``), launched through ``run``:
+    ``torch.library.wrap_triton`` (the op), or the kernel itself (Triton's own launcher: ``bench/fp8_mlp.py``)."""
+    from trainer import triton_mlp
+
+    M, H = dh.shape
+    t = tile or MLP_TILE
+    pack = t["pack"] and dgu.dtype.itemsize == ht.dtype.itemsize == 1 and M % 4 == 0
+    if M and H:
+        grid = (-(-M // t["bm"]), -(-H // t["bh"]))
+        words = (dgut.view(torch.int32), ht.view(torch.int32)) if pack else (dgut, ht)
+        run(triton_mlp.swiglu_bwd)[grid](gu, dh, times, dgu, *words, M, H, GRAD_TOP=torch.finfo(dgu.dtype).max,
+                                         H_TOP=torch.finfo(ht.dtype).max, BM=t["bm"], BH=t["bh"],
+                                         CLAMP=MLP_CLAMPS.index(t["clamp"]), PACK=pack, num_warps=t["warps"])
+
+
+@torch.library.triton_op("blueberry::swiglu_fp8_backward", mutates_args=())
+def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The backward of the SwiGLU product h = silu(g) * u for ``runtime.fp8``'s MLP, in one pass: from gu = [g | u]
+    [M, 2H] and dh [M, H] (bf16, contiguous) and the 0-d fp32 ``times``, the gradient [dg | du] * times in e5m2
+    row-major [M, 2H] and transposed [2H, M], and h again in e4m3, transposed [H, M] (the down projection's weight
+    gradient takes it; recomputed here rather than kept from the forward). Without Triton, the formula.
+
+    A ``triton_op``, not a ``custom_op`` as the other kernels here: under torch.compile inductor sees the kernel
+    (``wrap_triton``) and launches it from its own code, inside its CUDA graphs too. Launched by Triton from inside
+    a custom op instead, in the compiled trainer a quarter of the transposed gradient came out wrong (bitwise
+    against the formula, on the same inputs, with the same tile that was right in a process of its own), and runs
+    diverged at step 2; the cause was not found (``bench/results/dec02a``, calls 2 and 3)."""
+    out = swiglu_outputs(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
+    if _triton_runs_on(gu):
+        swiglu_launch(torch.library.wrap_triton, gu, dh, times, *out)
+        return out
+    return swiglu_backward_formula(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)

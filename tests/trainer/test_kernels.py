@@ -289,3 +289,57 @@ def test_chunked_loss_with_the_kernels_matches_it_without():
         print("ok")
     """)
     assert out.strip().endswith("ok")
+
+
+def test_the_mlp_backward_kernel_gives_its_formula_every_way():
+    out = _run("""
+        import itertools
+        from trainer import fp8
+        torch.manual_seed(0)
+        M, H = 200, 96  # neither a multiple of the tiles: the last tiles are masked
+        gu = torch.cat([3 * torch.randn(M, H), torch.randn(M, H)], dim=1).bfloat16()
+        dh = torch.randn(M, H).bfloat16()
+        times = torch.tensor(1000.0)
+        want32 = kernels.swiglu_backward_formula(gu, dh, times, torch.float32, torch.float32)
+        want = kernels.swiglu_backward_formula(gu, dh, times, fp8.E5M2, fp8.E4M3)
+        tiles = ({"bm": 64, "bh": 128, "warps": 8}, {"bm": 32, "bh": 64, "warps": 4})
+        for tile, clamp, pack in itertools.product(tiles, kernels.MLP_CLAMPS, (False, True)):
+            kernels.MLP_TILE.update(tile, clamp=clamp, pack=pack)
+            # in fp32 the kernel and the formula agree to rounding (no packing: the outputs are 4 bytes)
+            got = kernels.swiglu_outputs(gu, dh, times, torch.float32, torch.float32)
+            kernels.swiglu_launch(lambda k: k, gu, dh, times, *got)
+            assert [t.shape for t in got] == [(M, 2 * H), (2 * H, M), (H, M)]
+            for a, b in zip(got, want32):
+                assert ((a - b).abs().max() / b.abs().max()).item() < 1e-6
+            # the op: e5m2 gradients, e4m3 h, the transposed gradient the row-major one's transpose exactly
+            dgu, dgut, ht = kernels.swiglu_fp8_backward(gu, dh, times)
+            assert (dgu.dtype, dgut.dtype, ht.dtype) == (fp8.E5M2, fp8.E5M2, fp8.E4M3)
+            assert torch.equal(dgut.float(), dgu.float().t()), (tile, clamp, pack)
+            # the interpreter's fp32 -> fp8 conversion does not round as a GPU does (the cross-entropy test), so
+            # the values within a factor of 2 where they are in the formats' normal ranges
+            for q, ref, tiny in ((dgu, want[0], 2.0 ** -14), (ht, want[2], 2.0 ** -6)):
+                normal = ref.float().abs() >= tiny
+                ratio = q.float()[normal] / ref.float()[normal]
+                assert normal.sum() > ref.numel() // 2 and ((ratio >= 0.5) & (ratio <= 2.0)).all()
+            if clamp != "none":  # "none" leaves it to the GPU's saturating conversion, which this is not
+                top = kernels.swiglu_fp8_backward(gu, dh, torch.tensor(1e12))[0].float()
+                assert top.abs().max().item() == 57344.0 and torch.isfinite(top).all()  # e5m2's largest
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+
+
+def test_the_mlp_backward_op_is_its_formula_without_triton_and_refuses_bad_input():
+    import torch
+
+    from trainer import fp8, kernels
+
+    gu, dh, times = torch.randn(32, 32).bfloat16(), torch.randn(32, 16).bfloat16(), torch.tensor(8.0)
+    got = kernels.swiglu_fp8_backward(gu, dh, times)  # no interpreter in this process: the formula
+    want = kernels.swiglu_backward_formula(gu, dh, times, fp8.E5M2, fp8.E4M3)
+    assert all(torch.equal(a.view(torch.uint8), b.view(torch.uint8)) for a, b in zip(got, want))
+    with pytest.raises(ValueError, match="contiguous gu"):
+        kernels.swiglu_fp8_backward(gu[:, :30], dh, times)
+    with pytest.raises(ValueError, match="0-d fp32"):
+        kernels.swiglu_fp8_backward(gu, dh, torch.tensor([8.0]))
+    torch.library.opcheck(kernels.swiglu_fp8_backward, (gu, dh, times), test_utils=("test_schema", "test_faketensor"))
