@@ -28,10 +28,15 @@ gradient in e5m2 itself (call 7). The fixed scales follow from what the tensors 
 The weights are cast with their own largest magnitude, measured at each forward: the blocks' (1M elements at most)
 once a micro-batch, the head's (49,152 x 512, 25M elements) once for each chunk of the loss.
 
+The MLP runs as one function (``mlp``): its gate and up projections are one FP8 matmul each way, and the backward of
+the SiLU product is one Triton kernel (``trainer.kernels.swiglu_fp8_backward``) that writes both gradients in e5m2, in
+both layouts, where inductor had compiled the three-linear form into a slower kernel (``bench/results/dec02a-summary.txt``).
+
 Evaluation runs the blocks as training does, in FP8; the loss of an evaluation (no gradient) takes its logits in bf16.
 
-The answers (``bench/results/dec01i-summary.txt``): the record's 6,086,656 tokens at b4 within the same-answer check's
-tolerance of the reference path; b64 over 12,189,696 tokens within 0.014 of bf16 in step loss and 0.013 in val.
+The answers: the record's 6,086,656 tokens at b4 within the same-answer check's tolerance of the reference path
+(``bench/results/dec01i-summary.txt``, with three FP8 linears in the MLP); b64 over 12,189,696 tokens within 0.005 of
+bf16 in step loss and 0.003 in val with ``mlp`` (``bench/results/dec02a-summary.txt``; 0.014 and 0.013 before it).
 """
 
 from __future__ import annotations

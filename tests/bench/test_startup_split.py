@@ -91,6 +91,11 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "32 x 128, 8 warps: 868.7 us, 1,049,081 not finite", "new-fa4-fp8-b64: steady 398,805",
       "old-fa4-fp8-b64: steady 387,872", "new-fa4-fp8-b96: steady 404,304", "old-b4: steady 263,115",
       "b64 to 12,189,696 tokens with fp8=true (SDPA): diverged after 2 steps"]),
+    ("dec02a_summary.py", "bench/results", "bench/results/dec02a-summary.txt",
+     ["choices passing on both inputs: 48 of 48", "checked calls: 256, of which 256 with every output equal",
+      "b64-traced: 397,336 tokens/s", "b64-fp8: 385,856 tokens/s", "new-fa4-fp8-b64: steady 398,391",
+      "old-fa4-fp8-b64: steady 383,749", "new-fa4-fp8-b96: steady 400,634", "new-fa4-fp8-b128: steady 402,252",
+      "val 5.4339 against 5.4316 (+0.0022)", "b64-mlp-1: diverged after 2 steps"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
