@@ -6,6 +6,7 @@
     python bench/fp8_run.py fixed --quiet --track speedrun-4.5 ...                     # FP8, fixed scales
     python bench/fp8_run.py fixed-head --quiet --track speedrun-4.5 ...                # and the head's matmuls
     python bench/fp8_run.py mlp-custom-op --quiet --track speedrun-4.5 ...             # bench/fp8_mlp.py's launch
+    python bench/fp8_run.py fp8-linears --quiet --track speedrun-4.5 ...               # the MLP as three linears
 
 The first argument turns FP8 on or off; the rest are ``python -m trainer``'s. With FP8 on, every
 ``torch.nn.functional.linear`` (the blocks' q/k, v, o, gate, up and down projections; the tied head is a plain
@@ -25,7 +26,8 @@ matmuls (micro-batches above 32k positions) in FP8: the logits' gradient, which 
 the fixed scale ``HEAD_GRAD_SCALE`` (right for N near 2^17, micro-batch 64), and the chunks rounded up to a multiple
 of 16 rows, as FP8 matmuls need. ``mlp-custom-op`` is the trainer's ``runtime.fp8`` (set here) with its MLP's
 backward kernel launched as ``bench/fp8_mlp.py`` launches it (the way that failed in Dec 2's calls 2 and 3; the
-tenth session's ``mlp`` arm, its MLP then in bench/fp8_mlp.py).
+tenth session's ``mlp`` arm, its MLP then in bench/fp8_mlp.py); ``fp8-linears`` is ``runtime.fp8`` with each MLP as
+three FP8 linears, as before Dec 2.
 """
 
 from __future__ import annotations
@@ -141,6 +143,11 @@ def fp8_chunk_loss_and_grads(h: torch.Tensor, weight: torch.Tensor, targets: tor
     return loss_sum, grad_h, grad_w
 
 
+def three_linears(x: torch.Tensor, wg: torch.Tensor, wu: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
+    """``trainer.fp8.mlp`` as three FP8 linears, as ``runtime.fp8`` ran the MLP before Dec 2."""
+    return trainer_fp8.linear(F.silu(trainer_fp8.linear(x, wg).float()) * trainer_fp8.linear(x, wu).float(), wd)
+
+
 def chunk_of_16(n: int, at_most: int) -> int:
     """``trainer.loss.even_chunk`` rounded up to a multiple of 16 rows."""
     even = -(-n // -(-n // at_most))
@@ -150,7 +157,8 @@ def chunk_of_16(n: int, at_most: int) -> int:
 ARMS = {"on": "on", "off": "off", "fwd-dgrad": "on, the weight gradient in bf16",
         "fixed": "on, the inputs and output gradients with fixed scales",
         "fixed-head": "on, fixed scales, the chunked loss's matmuls too",
-        "mlp-custom-op": "runtime.fp8, its MLP's backward kernel launched by Triton from a custom op (bench/fp8_mlp.py)"}
+        "mlp-custom-op": "runtime.fp8, its MLP's backward kernel launched by Triton from a custom op (bench/fp8_mlp.py)",
+        "fp8-linears": "runtime.fp8 with each MLP as three FP8 linears (before Dec 2)"}
 
 
 def main() -> None:
@@ -173,10 +181,12 @@ def main() -> None:
             import fp8_mlp
 
             fp8_mlp.install()
+        elif arm == "fp8-linears":
+            trainer_fp8.mlp = fp8_run.three_linears
         else:
             torch.nn.functional.linear = fp8_run.fp8_linear(wgrad_fp8=arm != "fwd-dgrad", fixed=fixed)
     print(f"FP8 matmuls in the blocks: {ARMS[arm]}", flush=True)
-    sys.argv = ["trainer", *sys.argv[2:], *(["--set", "fp8=true"] if arm == "mlp-custom-op" else [])]
+    sys.argv = ["trainer", *sys.argv[2:], *(["--set", "fp8=true"] if arm in ("mlp-custom-op", "fp8-linears") else [])]
     runpy.run_module("trainer", run_name="__main__", alter_sys=True)
 
 

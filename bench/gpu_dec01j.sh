@@ -4,8 +4,8 @@
 # - swiglu and tune ran bench/fp8_swiglu.py, bench/fp8_swiglu_tune.py and profile_step.py --swiglu, all gone since;
 #   they run only in the tree of their commits;
 # - calls 3, 5 and 7 ran with the one-function MLP in the trainer (trainer.fp8.mlp, trainer.kernels.MLP_TILE). It
-#   is bench/fp8_mlp.py now, and the trainer's runtime.fp8 is 9aa9e68's: run again, mlp, final and final2 would
-#   measure that path, not the MLP. bench/fp8_run.py mlp runs the trainer with it, bench/fp8_mlp_tune.py its kernel.
+#   went back to the bench after this session, and came back into the trainer's runtime.fp8 on Dec 2 as a
+#   triton_op (bench/gpu_dec02a.sh): run again, mlp, final and final2 measure that, with MLP_TILE's Dec 2 value.
 #   bash bench/gpu_dec01j.sh swiglu  one H200; carry .devbundle-lite and .carry/data: at b64, 3,276,800 tokens each,
 #                                    runtime.fp8 (bench/fp8_run.py off --set fp8=true) and the swiglu arm alternated,
 #                                    then the b64 kernel table of the swiglu arm, then a second pair while time is left

@@ -6,7 +6,7 @@
 #                                    clamps x packed stores, each checked on two inputs); with its best choice, the
 #                                    trainer at b64 with the kernel checked against its formula on every call (no
 #                                    CUDA graphs, 6 steps), the same with the tenth session's choice; then b64 speed,
-#                                    bench/fp8_run.py mlp against runtime.fp8 alone (off --set fp8=true), alternated,
+#                                    bench/fp8_run.py mlp against runtime.fp8 alone (now fp8-linears), alternated,
 #                                    twice while time is left (call 1, at 6f5e01a)
 #   bash bench/gpu_dec02a.sh diag    one H200; carry .devbundle-lite and .carry/data: at b64 with CUDA graphs for 6
 #                                    steps, call 1's best kernel checked against its formula inside the graphs
@@ -28,7 +28,11 @@
 #                                    working tree then 288944e (20 steps); b96 with both, the working tree; b64 to
 #                                    12,189,696 tokens with fp8=true against the ninth session's bf16 run; b128 with
 #                                    both, the working tree, and the default path at b4, the working tree then
-#                                    288944e, while time is left
+#                                    288944e, while time is left (call 6, at cafad89)
+#   bash bench/gpu_dec02a.sh verify  one H200; carry .devbundle-lite, .carry/data and .carry/old (288944e): what call
+#                                    6 had no time for, for the next session: the default path at b4, the working
+#                                    tree then 288944e, twice alternated; its answer; the record's 6,086,656 tokens
+#                                    with fp8=true (the MLP as one function) against the saved reference run
 source "$(dirname "$0")/gpu_common.sh"
 for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
 eval "$(sed -n "/^b64_pair()/,/^}/p" "$(dirname "$0")/gpu_dec01j.sh")"
@@ -36,10 +40,10 @@ b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (2
   local name=$1 arm=$2; shift 2
   fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=3276800 "$@"
 }
-checked() {  # checked NAME TILE: bench/fp8_run.py mlp at b64 for 6 steps without CUDA graphs, TILE's kernel checked
-  # against its formula on every call (BLUEBERRY_MLP_CHECK), the check's lines counted
+checked() {  # checked NAME TILE: bench/fp8_run.py mlp-custom-op at b64 for 6 steps without CUDA graphs, TILE's
+  # kernel checked against its formula on every call (BLUEBERRY_MLP_CHECK), the check's lines counted
   local name=$1
-  BLUEBERRY_MLP_TILE=$2 BLUEBERRY_MLP_CHECK=1000 LIMIT=120 fp8_run_as $name mlp --set micro_batch_size=64 \
+  BLUEBERRY_MLP_TILE=$2 BLUEBERRY_MLP_CHECK=1 LIMIT=120 fp8_run_as $name mlp-custom-op --set micro_batch_size=64 \
     --set max_tokens=786432 --set cudagraphs=false
   grep -h "^fp8_mlp check" $P/$name.log | sed 's/M [0-9]*, //' | sort | uniq -c | head -6
 }
@@ -70,30 +74,30 @@ PY
   export BLUEBERRY_MLP_TILE=$(cat $P/tune/best.json)
   for i in 1 2; do
     [ $(elapsed) -lt 420 ] || break
-    b64 b64-mlp-$i mlp
-    b64 b64-fp8-$i off --set fp8=true
+    b64 b64-mlp-$i mlp-custom-op
+    b64 b64-fp8-$i fp8-linears
   done
   ;;
 diag)  # carry .devbundle-lite and .carry/data
   begin diag
   export BLUEBERRY_MLP_TILE='{"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": false}'  # call 1's best
-  BLUEBERRY_MLP_CHECK=1 g6 g-check-best mlp
-  BLUEBERRY_MLP_FORMULA=1 g6 g-formula mlp
+  BLUEBERRY_MLP_CHECK=1 g6 g-check-best mlp-custom-op
+  BLUEBERRY_MLP_FORMULA=1 g6 g-formula mlp-custom-op
   BLUEBERRY_MLP_CHECK=1 BLUEBERRY_MLP_TILE='{"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": true}' \
-    g6 g-check-pack mlp
-  b64 b64-nographs-mlp mlp --set cudagraphs=false
-  b64 b64-nographs-fp8 off --set fp8=true --set cudagraphs=false
+    g6 g-check-pack mlp-custom-op
+  b64 b64-nographs-mlp mlp-custom-op --set cudagraphs=false
+  b64 b64-nographs-fp8 fp8-linears --set cudagraphs=false
   ;;
 diag2)  # carry .devbundle-lite and .carry/data
   begin diag2
   export BLUEBERRY_MLP_TILE='{"bm": 32, "bh": 128, "warps": 8, "clamp": "none", "pack": false}'  # call 1's best
-  BLUEBERRY_MLP_CHECK=1 g6 g-check-streams mlp
-  BLUEBERRY_MLP_SYNC=1 g6 nographs-sync mlp --set cudagraphs=false
-  BLUEBERRY_MLP_TRACED=1 b64 b64-traced mlp
+  BLUEBERRY_MLP_CHECK=1 g6 g-check-streams mlp-custom-op
+  BLUEBERRY_MLP_SYNC=1 g6 nographs-sync mlp-custom-op --set cudagraphs=false
+  b64 b64-traced off --set fp8=true  # the trainer's own op now (BLUEBERRY_MLP_TRACED in call 3)
   grep -h "^fp8_mlp\|diverged\|Error" $P/b64-traced.log | head -4
   if [ $(elapsed) -lt 330 ]; then
-    BLUEBERRY_MLP_TRACED=1 b64 b64-traced-2 mlp
-    b64 b64-fp8 off --set fp8=true
+    b64 b64-traced-2 off --set fp8=true
+    b64 b64-fp8 fp8-linears
   fi
   ;;
 part1)  # carry .fa4bundle/part-aa
@@ -112,5 +116,10 @@ final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old;
     b4_pairs 1; save_pruned
   fi
   echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2 | part1 | final"; exit 2 ;;
+verify)  # carry .devbundle-lite, .carry/data and .carry/old (288944e); not run yet
+  begin verify old
+  speed_and_answer
+  fp8_answer 150
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2 | part1 | final | verify"; exit 2 ;;
 esac

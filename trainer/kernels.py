@@ -27,6 +27,11 @@ the backward reads the logits and the saved logsumexp and writes (softmax - oneh
 dtype, the incoming gradient read by the kernel from its 0-d tensor. ``cross_entropy_sum_and_grad`` is both at once
 for ``trainer.loss``'s chunks, which take the gradient in the forward pass. ``ce_usable`` says where they run
 (Triton on the logits' device, as for ``usable``); ``bench/loss_variants.py`` times them against the compiled formula.
+
+``swiglu_fp8_backward``: the backward of ``runtime.fp8``'s MLP (``trainer.fp8.mlp``) past its down projection, one
+pass that writes the gate's and up projection's gradients in e5m2 in both layouts and the SiLU product in e4m3,
+transposed (kernel in ``trainer/triton_mlp.py``; ``bench/fp8_mlp_tune.py`` times and checks it). A ``triton_op``,
+which inductor compiles into the graph: see its docstring for why.
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def test_on_needs_an_fp8_gpu_and_off_runs_the_trainer(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: FP8 matmuls need a GPU of compute capability 8.9 or newer"
     proc = subprocess.run([sys.executable, "bench/fp8_run.py"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "usage: python bench/fp8_run.py on|off|fwd-dgrad|fixed|fixed-head|mlp [" in proc.stderr
+    assert proc.returncode == 1 and ("usage: python bench/fp8_run.py on|off|fwd-dgrad|fixed|fixed-head|mlp-custom-op|"
+                                    "fp8-linears [") in proc.stderr
 
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "bench/fp8_run.py", "off", "--quiet", "--out", str(out),
@@ -120,3 +121,14 @@ def test_on_needs_an_fp8_gpu_and_off_runs_the_trainer(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "FP8 matmuls in the blocks: off" in proc.stdout
     assert json.loads((out / "result.json").read_text())["tokens"] == 2048
+
+
+def test_three_linears_is_the_mlp_as_three_fp8_linears(bench_script):
+    from trainer import fp8
+
+    fp8_run = bench_script("fp8_run")
+    torch.manual_seed(0)
+    x, wg, wu, wd = torch.randn(32, 16), torch.randn(48, 16), torch.randn(48, 16), torch.randn(16, 48)
+    want = fp8.linear(F.silu(fp8.linear(x, wg).float()) * fp8.linear(x, wu).float(), wd)
+    assert torch.equal(fp8_run.three_linears(x, wg, wu, wd), want)
+    assert ((fp8.mlp(x, wg, wu, wd).float() - want.float()).norm() / want.float().norm()).item() < 0.05
