@@ -5,7 +5,8 @@
 #   they run only in the tree of their commits;
 # - calls 3, 5 and 7 ran with the one-function MLP in the trainer (trainer.fp8.mlp, trainer.kernels.MLP_TILE). It
 #   went back to the bench after this session, and came back into the trainer's runtime.fp8 on Dec 2 as a
-#   triton_op (bench/gpu_dec02a.sh): run again, mlp, final and final2 measure that, with MLP_TILE's Dec 2 value.
+#   triton_op (bench/gpu_dec02a.sh): run again, mlp and final measure that, with MLP_TILE's Dec 2 value; final2
+#   runs only at its commit (its sed writes the tune's best.json, JSON now with true/false, into trainer/kernels.py).
 #   bash bench/gpu_dec01j.sh swiglu  one H200; carry .devbundle-lite and .carry/data: at b64, 3,276,800 tokens each,
 #                                    runtime.fp8 (bench/fp8_run.py off --set fp8=true) and the swiglu arm alternated,
 #                                    then the b64 kernel table of the swiglu arm, then a second pair while time is left
