@@ -8,7 +8,8 @@ instead of the trainer's ``triton_op``, which inductor launches itself.
 What the H200 showed (torch 2.11 and its Triton; ``bench/results/dec01j`` and ``bench/results/dec02a``):
 
 - in a process of its own (``bench/fp8_mlp_tune.py``), every one of 48 tile x clamp x packing choices gave the
-  formula's bytes on two inputs (Dec 2, call 1), though in the tenth session some tiles had not;
+  formula on two inputs (Dec 2, call 1: no NaN, transposes equal, under one element in a million unequal),
+  though in the tenth session some tiles had not;
 - in the compiled trainer at b64, launched this way, the same kernel (32 x 128, 8 warps, no clamp) wrote about a
   quarter of the transposed gradient wrong (133.8M of 536.9M bytes unequal to the formula on the same inputs, 0.3M
   of them NaN) in the warm-up runs of inductor's CUDA graphs (call 3), and runs diverged at step 2 with CUDA graphs
