@@ -73,11 +73,14 @@ def test_the_check_prints_what_differs_from_the_formula(fp8_mlp, monkeypatch, ca
     gu, dh, times = torch.randn(64, 64).bfloat16(), torch.randn(64, 32).bfloat16(), torch.tensor(100.0)
     out = kernels.swiglu_backward_formula(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
     fp8_mlp._check(gu, dh, times, out)
+    fp8_mlp._check(gu, dh, times, out)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "new launch context" in lines[0]  # the same tensors: one context, printed once
+    assert all(line.endswith("outputs not finite [0, 0, 0], unequal to the formula [0, 0, 0]") for line in lines[1:])
     wrong = out[1].clone()
     wrong[:3] = float("nan")  # three rows of 64 (the transposed gradient), as the H200's runs wrote them
     fp8_mlp._check(gu, dh, times, (out[0], wrong, out[2]))
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and "new launch context" in lines[0]  # one context: printed once
-    assert lines[1].endswith("outputs not finite [0, 0, 0], unequal to the formula [0, 0, 0]")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "new launch context" not in line]
     unequal = int((out[1][:3].view(torch.uint8) != wrong[:3].view(torch.uint8)).sum())
-    assert lines[2].endswith(f"outputs not finite [0, 192, 0], unequal to the formula [0, {unequal}, 0]")
+    assert lines == [f"fp8_mlp check 3: inputs not finite False, outputs not finite [0, 192, 0], unequal to the "
+                     f"formula [0, {unequal}, 0]"]
