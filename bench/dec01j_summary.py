@@ -28,9 +28,10 @@ from dec01i_summary import run_line
 
 
 def status(result: Path) -> str:
-    """A trainer run's ending: its status, steps and last train loss."""
+    """A trainer run's ending: its status, steps and last train loss (null in the JSON where it was not finite)."""
     r = json.loads(result.read_text())
-    return f"{r['status']} after {r['steps']} steps (train loss {r['final_train_loss']})"
+    loss = r["final_train_loss"]
+    return f"{r['status']} after {r['steps']} steps (last train loss {'not finite' if loss is None else loss})"
 
 
 def tune(path: Path, every: bool = True) -> None:

@@ -27,13 +27,7 @@ from pathlib import Path
 
 from dec01h_summary import arms
 from dec01i_summary import big, run_line
-
-
-def status(result: Path) -> str:
-    """A trainer run's ending: its status, steps and last train loss (null in the JSON where it was not finite)."""
-    r = json.loads(result.read_text())
-    loss = r["final_train_loss"]
-    return f"{r['status']} after {r['steps']} steps (last train loss {'not finite' if loss is None else loss})"
+from dec01j_summary import status
 
 
 def run(call: Path, name: str) -> None:
@@ -42,10 +36,10 @@ def run(call: Path, name: str) -> None:
     if not result.exists():
         error = [line for line in (call / f"{name}.log").read_text().splitlines() if "Error" in line]
         print(f"    {name}: no result ({error[-1][:120] if error else 'no error line'})")
-    elif json.loads(result.read_text())["steps"] < 6 or json.loads(result.read_text())["status"] == "diverged":
-        print(f"    {name}: {status(result)}")
     else:
-        print(f"    {name}: {run_line(result)}")
+        r = json.loads(result.read_text())
+        short = r["steps"] < 6 or r["status"] == "diverged"  # run_line measures from the fifth step on
+        print(f"    {name}: {status(result) if short else run_line(result)}")
     checks = [line for line in (call / f"{name}.log").read_text().splitlines() if line.startswith("fp8_mlp check")]
     if checks:
         calls = [line for line in checks if re.match(r"fp8_mlp check \d+:", line) or "M 131072" in line]
