@@ -49,9 +49,10 @@ def swiglu_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, gra
                     h_dtype: torch.dtype, tile: dict | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The kernel launched by Triton itself, outputs in any dtypes (fp32 to check it), or its formula where Triton
     does not run on ``gu``'s device."""
-    out = kernels.swiglu_outputs(gu, dh, times, grad_dtype, h_dtype)
     if not kernels._triton_runs_on(gu):
+        kernels.swiglu_check(gu, dh, times)
         return kernels.swiglu_backward_formula(gu, dh, times, grad_dtype, h_dtype)
+    out = kernels.swiglu_outputs(gu, dh, times, grad_dtype, h_dtype)
     sync = SYNC and gu.is_cuda and not torch.cuda.is_current_stream_capturing()
     if sync:
         torch.cuda.synchronize()

@@ -345,14 +345,20 @@ def swiglu_backward_formula(gu: torch.Tensor, dh: torch.Tensor, times: torch.Ten
     return dgu, dgu.t().contiguous(), h.t().contiguous()
 
 
-def swiglu_outputs(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
-                   h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The inputs checked, and the kernel's three outputs allocated: dgu [M, 2H], dgut [2H, M], ht [H, M]."""
+def swiglu_check(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor) -> None:
+    """Raises ValueError unless gu [M, 2H] and dh [M, H] are contiguous and ``times`` a 0-d fp32 tensor beside them."""
     M, H = dh.shape
     if gu.shape != (M, 2 * H) or not (gu.is_contiguous() and dh.is_contiguous()):
         raise ValueError(f"swiglu_fp8_backward wants contiguous gu [M, 2H] and dh [M, H], got {tuple(gu.shape)} "
                          f"and {tuple(dh.shape)}")
     _check_scale(times, gu)
+
+
+def swiglu_outputs(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, grad_dtype: torch.dtype,
+                   h_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs checked, and the kernel's three outputs allocated: dgu [M, 2H], dgut [2H, M], ht [H, M]."""
+    swiglu_check(gu, dh, times)
+    M, H = dh.shape
     return (torch.empty(M, 2 * H, dtype=grad_dtype, device=gu.device),
             torch.empty(2 * H, M, dtype=grad_dtype, device=gu.device),
             torch.empty(H, M, dtype=h_dtype, device=gu.device))
@@ -388,8 +394,9 @@ def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
     a custom op instead, in the compiled trainer a quarter of the transposed gradient came out wrong (bitwise
     against the formula, on the same inputs, with the same tile that was right in a process of its own), and runs
     diverged at step 2; the cause was not found (``bench/results/dec02a``, calls 2 and 3)."""
+    if not _triton_runs_on(gu):
+        swiglu_check(gu, dh, times)
+        return swiglu_backward_formula(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
     out = swiglu_outputs(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
-    if _triton_runs_on(gu):
-        swiglu_launch(torch.library.wrap_triton, gu, dh, times, *out)
-        return out
-    return swiglu_backward_formula(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
+    swiglu_launch(torch.library.wrap_triton, gu, dh, times, *out)
+    return out
