@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device calls of Dec 2, eleventh session (issue 19: bench/fp8_mlp.py's kernel against Triton's FP8 transposed-store
 # miscompile, triton-lang/triton#11111; then the MLP in the trainer). Set-up steps from bench/gpu_common.sh,
-# bench/gpu_dec01i.sh's fp8_run_as, big_run and big_compare, and bench/gpu_dec01j.sh's b64_pair (sourced).
+# bench/gpu_dec01i.sh's fp8_run_as, big_run and big_compare, and bench/gpu_dec01j.sh's b64 and b64_pair (sourced).
 #   bash bench/gpu_dec02a.sh tune    one H200; carry .devbundle-lite and .carry/data: bench/fp8_mlp_tune.py (tiles x
 #                                    clamps x packed stores, each checked on two inputs); with its best choice, the
 #                                    trainer at b64 with the kernel checked against its formula on every call (no
@@ -35,11 +35,7 @@
 #                                    with fp8=true (the MLP as one function) against the saved reference run
 source "$(dirname "$0")/gpu_common.sh"
 for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
-eval "$(sed -n "/^b64_pair()/,/^}/p" "$(dirname "$0")/gpu_dec01j.sh")"
-b64() {  # b64 NAME ARM [SETTINGS...]: fp8_run_as at b64 for 3,276,800 tokens (25 steps)
-  local name=$1 arm=$2; shift 2
-  fp8_run_as $name $arm --set micro_batch_size=64 --set max_tokens=3276800 "$@"
-}
+for f in b64 b64_pair; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01j.sh")"; done
 checked() {  # checked NAME TILE: bench/fp8_run.py mlp-custom-op at b64 for 6 steps without CUDA graphs, TILE's
   # kernel checked against its formula on every call (BLUEBERRY_MLP_CHECK), the check's lines counted
   local name=$1
