@@ -37,6 +37,10 @@ MFU = FLOPs per token x tokens/s / peak (trainer/flops.py): 6·N plus causal att
     PYTHONPATH=. python bench/upstream_vs_ours.py --out bench/results/upstream_vs_ours    # H100, ~6-8 min
     PYTHONPATH=. python bench/upstream_vs_ours.py --out /tmp/uvo-smoke --smoke             # CPU check
 
+``--only upstream`` keeps upstream's rows alone, for a call that measures our side with the trainer itself
+(``bench/trainer_speed.py``, its settings and kernels included) rather than this script's in-process copy of its
+step; ``bench/upstream_setup.sh`` fills ``bench/upstream``.
+
 Plan (in this order, within ``--budget-s``): ours b4, upstream eager b4 (the record's setting), ours b16,
 upstream compiled b16 (upstream's best measured setting), and upstream compiled b4 when the remaining budget
 allows (``--upstream-compiled-b4 auto``; ``yes`` forces it, ``no`` skips it). ``--smoke`` runs the same plan on
@@ -382,7 +386,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
     if args.upstream_compiled_b4 != "no":
         jobs.append(dict(name="upstream-compiled-b4", side="upstream", batch=4, compile=True,
                          timeout=args.timeout_upstream_compiled, optional=args.upstream_compiled_b4 == "auto"))
-    jobs = [{**common, **j} for j in jobs]
+    jobs = [{**common, **j} for j in jobs if args.only in (None, j["side"])]
     if args.smoke:
         for j in jobs:
             j.update(device="cpu", seq=64, batch=1, compile=False, cudagraphs=False, warmup=1, steps=2, timeout=300,
@@ -415,6 +419,9 @@ def main() -> None:
     ap.add_argument("--timeout-ours", type=float, default=150.0)
     ap.add_argument("--timeout-upstream-eager", type=float, default=150.0)
     ap.add_argument("--timeout-upstream-compiled", type=float, default=240.0)
+    ap.add_argument("--only", choices=("ours", "upstream"),
+                    help="run one side's rows only (e.g. upstream beside the trainer's own bench/trainer_speed.py "
+                         "runs in the same device call)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
