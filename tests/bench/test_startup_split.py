@@ -96,6 +96,12 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "b64-traced: 397,336 tokens/s", "b64-fp8: 385,856 tokens/s", "new-fa4-fp8-b64: steady 398,391",
       "old-fa4-fp8-b64: steady 383,749", "new-fa4-fp8-b96: steady 400,634", "new-fa4-fp8-b128: steady 402,252",
       "val 5.4339 against 5.4316 (+0.0022)", "b64-mlp-1: diverged after 2 steps"]),
+    ("dec02b_summary.py", "bench/results", "bench/results/dec02b-summary.txt",
+     ["new (febee52, the FP8 MLP in the trainer): steady tokens/s 263,744, 263,601, 263,277, 263,183 (median 263,439)",
+      "old (288944e, before it): steady tokens/s 263,498, 263,587, 263,202, 263,404 (median 263,451)",
+      "6,086,656 tokens in 23.22 s on the clock", "val 4.9783 against the saved 4.9785 (-0.0002)",
+      "ours b128, fp8=true, attention=fa4: steady 420,026 tokens/s", "upstream-eager-b4: 26,724 tokens/s",
+      "upstream-compiled-b16: 102,981 tokens/s", "ours 9.9x upstream eager", "ours b128 4.1x upstream compiled b16"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
