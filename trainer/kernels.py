@@ -381,9 +381,8 @@ def swiglu_launch(run, gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor, 
                                          CLAMP=MLP_CLAMPS.index(t["clamp"]), PACK=pack, num_warps=t["warps"])
 
 
-@torch.library.triton_op("blueberry::swiglu_fp8_backward", mutates_args=())
-def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The backward of the SwiGLU product h = silu(g) * u for ``runtime.fp8``'s MLP, in one pass: from gu = [g | u]
     [M, 2H] and dh [M, H] (bf16, contiguous) and the 0-d fp32 ``times``, the gradient [dg | du] * times in e5m2
     row-major [M, 2H] and transposed [2H, M], and h again in e4m3, transposed [H, M] (the down projection's weight
@@ -400,3 +399,23 @@ def swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
     out = swiglu_outputs(gu, dh, times, torch.float8_e5m2, torch.float8_e4m3fn)
     swiglu_launch(torch.library.wrap_triton, gu, dh, times, *out)
     return out
+
+
+def register_swiglu_fp8_backward():
+    """``swiglu_fp8_backward``, the op: registered on the first call (``trainer.train.build_shape`` calls it for
+    ``runtime.fp8`` before anything is compiled; ``kernels.swiglu_fp8_backward`` calls it on first access), not at
+    import. ``triton_op``'s decorator imports dynamo and inductor to look for the kernels in the function (1.1-1.4 s
+    on a 2-core CPU), which every process that imports the trainer paid at import, in series, whether it compiles
+    or not (a CPU search trial, ``python -m trainer --help``); a compiling run imports them in a thread while it
+    loads its data (``trainer.train._import_compile_stack``)."""
+    op = globals().get("swiglu_fp8_backward")
+    if op is None:
+        op = torch.library.triton_op("blueberry::swiglu_fp8_backward", mutates_args=())(_swiglu_fp8_backward)
+        globals()["swiglu_fp8_backward"] = op  # a plain attribute from now on: dynamo reads it as one
+    return op
+
+
+def __getattr__(name: str):
+    if name == "swiglu_fp8_backward":
+        return register_swiglu_fp8_backward()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

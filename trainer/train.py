@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from trainer import graph_index, stable_keys
+from trainer import graph_index, kernels, stable_keys
 from trainer.clock import Clock, process_age_s
 from trainer.config import CROSSING_RULES, ConfigError, Hyper, RunConfig
 from trainer.flops import mfu_fields
@@ -566,6 +566,8 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         if fast and dtype == "bf16":
             model.residual_dtype = torch.bfloat16
         in_fp8 = fast and config.runtime.fp8
+        if in_fp8:
+            kernels.register_swiglu_fp8_backward()  # the MLP's backward op, before anything traces a call to it
         for block in model.blocks:
             block.attn.flash_op = fast and config.runtime.attention == "fa4"
             for module in block.modules():

@@ -343,3 +343,17 @@ def test_the_mlp_backward_op_is_its_formula_without_triton_and_refuses_bad_input
     with pytest.raises(ValueError, match="0-d fp32"):
         kernels.swiglu_fp8_backward(gu, dh, torch.tensor([8.0]))
     torch.library.opcheck(kernels.swiglu_fp8_backward, (gu, dh, times), test_utils=("test_schema", "test_faketensor"))
+
+
+def test_importing_the_trainer_leaves_dynamo_and_inductor_unimported():
+    # a run that compiles imports them in a thread beside its data loading; at import they cost every process
+    # 1.1-1.4 s (triton_op's decorator imported them when the MLP's op was registered at import)
+    code = ("import sys, trainer.train, trainer.__main__, trainer.fp8, trainer.kernels as k;"
+            "print(sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules),"
+            " 'swiglu_fp8_backward' in vars(k));"
+            "op = k.swiglu_fp8_backward;"
+            "print(op is k.register_swiglu_fp8_backward() is vars(k)['swiglu_fp8_backward'],"
+            " hasattr(__import__('torch').ops.blueberry, 'swiglu_fp8_backward'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[] False", "True True"]
