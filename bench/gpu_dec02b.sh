@@ -12,6 +12,13 @@
 #                                    fp8=true and attention=fa4 (20 steps), ours at b4 on the default path (60 steps),
 #                                    then upstream eager at b4 and compiled at b16 (bench/upstream_vs_ours.py --only
 #                                    upstream) in the time left
+#   bash bench/gpu_dec02b.sh startup one H200; carry .devbundle-lite, .carry/data, .carry/old (febee52: the MLP's op
+#                                    registered at import) and .carry/mid (288944e: before the FP8 MLP), each `git
+#                                    archive COMMIT trainer chores` with trainer/assets removed: fresh processes at b4
+#                                    (20 steps), the working tree (the op registered on first use), febee52 and
+#                                    288944e, first each on its cold cache, then ROUNDS (2) rounds alternated, each a
+#                                    process on the warm cache and a second one; then the answer with fp8=true and the
+#                                    default path's answer while time is left
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -34,5 +41,25 @@ side)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and bench/upstre
   grep -E "^\[|^upstream-" $P/upstream.log | cut -c1-150
   tar czf $OUT/side.tar.gz -C /tmp side
   echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_dec02b.sh verify | part1 | side"; exit 2 ;;
+startup)  # carry .devbundle-lite, .carry/data, .carry/old (febee52) and .carry/mid (288944e)
+  begin startup old mid
+  declare -A dir=([new]=$REPO [old]=$OLD [mid]=$MID)
+  for i in $(seq 0 ${ROUNDS:-2}); do
+    for t in new old mid; do
+      [ $(elapsed) -lt 380 ] || break 2
+      speed_tree ${dir[$t]} $t-$i --batches 4 --steps 20 $([ $i = 0 ] && echo --no-warm-run)
+      python - $P/speed-$t-$i.log $t-$i <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith('{"name"'):
+        r = json.loads(line)
+        print(f"{sys.argv[2]} {r['name']}: start {r['startup_s']:.2f} s {r['startup_phases']}, steady {r['steady_tokens_per_s']:,.0f}")
+PY
+    done
+  done
+  save_pruned
+  fp8_answer 120
+  [ $(elapsed) -lt 500 ] && answer_saved
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: bash bench/gpu_dec02b.sh verify | part1 | side | startup"; exit 2 ;;
 esac
