@@ -19,6 +19,9 @@
 #                                    288944e, first each on its cold cache, then ROUNDS (2) rounds alternated, each a
 #                                    process on the warm cache and a second one; then the answer with fp8=true and the
 #                                    default path's answer while time is left
+#   bash bench/gpu_dec02b.sh best    the machine of a part1 call, within 30 s; carry .fa4bundle/part-ab,
+#                                    .devbundle-lite and .carry/data: the working tree at b128, then b96, with
+#                                    fp8=true and attention=fa4 (20 steps each), the second while time is left
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -61,5 +64,11 @@ PY
   fp8_answer 120
   [ $(elapsed) -lt 500 ] && answer_saved
   echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_dec02b.sh verify | part1 | side | startup"; exit 2 ;;
+best)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine of part1
+  begin best
+  fa4_unpack
+  LIMIT=110 BATCH=128 batch_arm b128-fp8-fa4 --set fp8=true --set attention=fa4
+  [ $(elapsed) -lt 130 ] && LIMIT=100 BATCH=96 batch_arm b96-fp8-fa4 --set fp8=true --set attention=fa4
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: bash bench/gpu_dec02b.sh verify | part1 | side | startup | best"; exit 2 ;;
 esac
