@@ -12,11 +12,17 @@ beside upstream in one call.
   on the default path; upstream 496192d (``bench/upstream_vs_ours.py --only upstream``) eager at b4 and compiled at
   b16. Both sides have the same model (151,032,320 parameters, seq 2048); ours trains on the corpus, upstream on
   random tokens (tokens/s does not depend on which). Ours found call 1's compile caches on the machine.
+- ``call4-startup`` (a new machine; the trainer at a90de87, the MLP's op registered on first use): fresh processes at
+  b4 (20 steps) of the working tree, febee52 (the op registered at import, which imported dynamo and inductor) and
+  288944e (before the FP8 MLP): each first on a cold cache, then two rounds alternated, each a process on the warm
+  cache and a second; then the answer with fp8=true and the default path's.
+- ``call6-best`` (a new machine, at 5bed752, the same trainer): b128 then b96 with fp8=true and attention=fa4.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -57,6 +63,31 @@ def main() -> None:
           f"upstream eager (the record's setting)")
     print(f"  each side's best measured here: ours b128 {b128['steady_tokens_per_s'] / by['upstream-compiled-b16']['tokens_per_s']:.1f}x "
           f"upstream compiled b16")
+
+    call = root / "call4-startup"
+    print("== call 4 (a90de87, a new machine): fresh processes at b4 on warm caches, three trees alternated")
+    trees = {"new": "a90de87, the op registered on first use", "old": "febee52, registered at import",
+             "mid": "288944e, before the FP8 MLP"}
+    for tree, label in trees.items():
+        (cold,) = speed_rows(call / f"speed-{tree}-0.log")
+        rows = [r for i in (1, 2) for r in speed_rows(call / f"speed-{tree}-{i}.log")]
+        starts = [r["startup_s"] for r in rows]
+        ph = [r["startup_phases"] for r in rows]
+        print(f"    {tree} ({label}): start-up " + ", ".join(f"{x:.2f}" for x in starts)
+              + f" s (median {statistics.median(starts):.2f}); before_train "
+              + ", ".join(f"{p['before_train']:.2f}" for p in ph) + "; data " + ", ".join(f"{p['data']:.2f}" for p in ph)
+              + "; warm-up " + ", ".join(f"{p['warmup']:.2f}" for p in ph))
+        rates = ", ".join(f"{r['steady_tokens_per_s']:,.0f}" for r in rows)
+        print(f"      steady tokens/s {rates}; its first process (cold cache) {cold['startup_s']:.1f} s")
+    print("  with fp8=true:")
+    answer(call / "same-fp8" / "summary.json", rate=True)
+    print("  the default path:")
+    answer(call / "same" / "summary.json", rate=True)
+
+    call = root / "call6-best"
+    print("== call 6 (5bed752, a new machine): fp8=true and attention=fa4, 20 steps")
+    ours(call / "speed-b128-fp8-fa4.log", "b128")
+    ours(call / "speed-b96-fp8-fa4.log", "b96")
 
 
 if __name__ == "__main__":
