@@ -22,6 +22,9 @@
 #   bash bench/gpu_dec02b.sh best    the machine of a part1 call, within 30 s; carry .fa4bundle/part-ab,
 #                                    .devbundle-lite and .carry/data: the working tree at b128, then b96, with
 #                                    fp8=true and attention=fa4 (20 steps each), the second while time is left
+#   bash bench/gpu_dec02b.sh fp8check one H200; carry .devbundle-lite and .carry/data: after trainer/fp8.py's two
+#                                    backwards took their output gradient's cast from one helper, the answer with
+#                                    fp8=true, then b64 with fp8=true (SDPA, 20 steps)
 source "$(dirname "$0")/gpu_common.sh"
 case "${1:-}" in
 verify)  # carry .devbundle-lite, .carry/data and .carry/old
@@ -70,5 +73,10 @@ best)  # carry .fa4bundle/part-ab, .devbundle-lite and .carry/data; the machine 
   LIMIT=110 BATCH=128 batch_arm b128-fp8-fa4 --set fp8=true --set attention=fa4
   [ $(elapsed) -lt 130 ] && LIMIT=100 BATCH=96 batch_arm b96-fp8-fa4 --set fp8=true --set attention=fa4
   echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_dec02b.sh verify | part1 | side | startup | best"; exit 2 ;;
+fp8check)  # carry .devbundle-lite and .carry/data
+  begin fp8check
+  fp8_answer 110
+  [ $(elapsed) -lt 150 ] && LIMIT=90 BATCH=64 batch_arm b64-fp8 --set fp8=true
+  echo "done at $(elapsed) s" ;;
+*) echo "usage: bash bench/gpu_dec02b.sh verify | part1 | side | startup | best | fp8check"; exit 2 ;;
 esac

@@ -72,6 +72,14 @@ def _one(device: torch.device) -> torch.Tensor:
     return torch.ones((), dtype=torch.float32, device=device)
 
 
+def _output_grad(dy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """A block's output gradient [..., n] as [M, n] in e5m2 times M x ``GRAD_BIAS`` (the loss's 1/M undone, so it
+    sits in e5m2's range), the 0-d fp32 scale that takes it back, and the factor."""
+    dy2 = dy.reshape(-1, dy.shape[-1])
+    times = dy2.shape[0] * GRAD_BIAS
+    return cast(dy2, E5M2, times), torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device), times
+
+
 class _Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -87,10 +95,7 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         qx, qw, sw = ctx.saved_tensors
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        times = dy2.shape[0] * GRAD_BIAS
-        qdy = cast(dy2, E5M2, times)
-        sdy = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
+        qdy, sdy, _ = _output_grad(dy)
         dx = scaled_mm(qdy, qw.t().contiguous().t(), sdy, sw, torch.bfloat16)  # [M, out] @ [out, in]
         # [out, M] @ [M, in]
         dw = scaled_mm(qdy.t().contiguous(), qx.t().contiguous().t(), sdy, _one(dy.device), ctx.w_dtype)
@@ -151,10 +156,7 @@ class _MLP(torch.autograd.Function):
 
         qx, gu, qwgu, swgu, qwd, swd = ctx.saved_tensors
         H = gu.shape[1] // 2
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        times = dy2.shape[0] * GRAD_BIAS
-        qdy = cast(dy2, E5M2, times)
-        sdy = torch.full((), 1.0 / times, dtype=torch.float32, device=dy.device)
+        qdy, sdy, times = _output_grad(dy)
         one = _one(dy.device)
         dh = scaled_mm(qdy, qwd.t().contiguous().t(), sdy, swd, torch.bfloat16)  # [M, d] @ [d, H]
         qdgu, qdgut, qht = kernels.swiglu_fp8_backward(gu, dh, torch.full((), times, dtype=torch.float32,
