@@ -17,6 +17,8 @@ beside upstream in one call.
   288944e (before the FP8 MLP): each first on a cold cache, then two rounds alternated, each a process on the warm
   cache and a second; then the answer with fp8=true and the default path's.
 - ``call6-best`` (a new machine, at 5bed752, the same trainer): b128 then b96 with fp8=true and attention=fa4.
+- ``call7-fp8check`` (a new machine, at 51b82df: trainer/fp8.py's backwards share one helper for the output
+  gradient's cast): the answer with fp8=true, then b64 with fp8=true (SDPA).
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ def main() -> None:
     print("== call 6 (5bed752, a new machine): fp8=true and attention=fa4, 20 steps")
     ours(call / "speed-b128-fp8-fa4.log", "b128")
     ours(call / "speed-b96-fp8-fa4.log", "b96")
+
+    call = root / "call7-fp8check"
+    print("== call 7 (51b82df, a new machine): fp8=true")
+    answer(call / "same-fp8" / "summary.json", rate=True)
+    ours(call / "speed-b64-fp8.log", "b64 (SDPA)")
 
 
 if __name__ == "__main__":
