@@ -2,9 +2,9 @@
 
 Upstream is the public Blueberry-Nano trainer, ``vukrosic/deep-delta-learning-research`` at commit 496192d.
 None of its code is in this repository: this script imports it **at run time only**, from the git-ignored
-folder ``bench/upstream`` (put it there with
-``git -C <mirror> archive 496192d models optimizers configs training | tar -x -C bench/upstream``, plus a
-local ``torchtune`` stand-in for ``RotaryPositionalEmbeddings``), by putting that folder first on sys.path in
+folder ``bench/upstream`` (``bash bench/upstream_setup.sh <clone of the upstream repository>`` puts it there:
+``git archive 496192d models optimizers configs training``, plus ``bench/torchtune_rope.py`` as the
+``torchtune.modules`` stand-in for ``RotaryPositionalEmbeddings``), by putting that folder first on sys.path in
 the upstream child process. Only ``models``, ``configs`` and ``optimizers.muon`` are imported (``training``
 pulls in matplotlib and the data stack); the few lines of its training step that matter are written out here
 from a reading of ``training/trainer.py`` (``train_model`` and ``setup_muon_optimizer``):
@@ -39,7 +39,7 @@ MFU = FLOPs per token x tokens/s / peak (trainer/flops.py): 6·N plus causal att
 
 ``--only upstream`` keeps upstream's rows alone, for a call that measures our side with the trainer itself
 (``bench/trainer_speed.py``, its settings and kernels included) rather than this script's in-process copy of its
-step; ``bench/upstream_setup.sh`` fills ``bench/upstream``.
+step (``bench/gpu_dec02b.sh side``).
 
 Plan (in this order, within ``--budget-s``): ours b4, upstream eager b4 (the record's setting), ours b16,
 upstream compiled b16 (upstream's best measured setting), and upstream compiled b4 when the remaining budget
