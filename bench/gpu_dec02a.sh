@@ -29,10 +29,8 @@
 #                                    12,189,696 tokens with fp8=true against the ninth session's bf16 run; b128 with
 #                                    both, the working tree, and the default path at b4, the working tree then
 #                                    288944e, while time is left (call 6, at cafad89)
-#   bash bench/gpu_dec02a.sh verify  one H200; carry .devbundle-lite, .carry/data and .carry/old (288944e): what call
-#                                    6 had no time for, for the next session: the default path at b4, the working
-#                                    tree then 288944e, twice alternated; its answer; the record's 6,086,656 tokens
-#                                    with fp8=true (the MLP as one function) against the saved reference run
+#   What call 6 had no time for (the default path at b4 against 288944e, its answer, the answer with fp8=true) ran in
+#   the next session as `bash bench/gpu_dec02b.sh verify`.
 source "$(dirname "$0")/gpu_common.sh"
 for f in fp8_run_as big_run big_compare; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01i.sh")"; done
 for f in b64 b64_pair; do eval "$(sed -n "/^$f()/,/^}/p" "$(dirname "$0")/gpu_dec01j.sh")"; done
@@ -112,10 +110,5 @@ final)  # carry .fa4bundle/part-ab, .devbundle-lite, .carry/data and .carry/old;
     b4_pairs 1; save_pruned
   fi
   echo "done at $(elapsed) s" ;;
-verify)  # carry .devbundle-lite, .carry/data and .carry/old (288944e); not run yet
-  begin verify old
-  speed_and_answer
-  fp8_answer 150
-  echo "done at $(elapsed) s" ;;
-*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2 | part1 | final | verify"; exit 2 ;;
+*) echo "usage: bash bench/gpu_dec02a.sh tune | diag | diag2 | part1 | final"; exit 2 ;;
 esac
