@@ -404,10 +404,11 @@ def _swiglu_fp8_backward(gu: torch.Tensor, dh: torch.Tensor, times: torch.Tensor
 def register_swiglu_fp8_backward():
     """``swiglu_fp8_backward``, the op: registered on the first call (``trainer.train.build_shape`` calls it for
     ``runtime.fp8`` before anything is compiled; ``kernels.swiglu_fp8_backward`` calls it on first access), not at
-    import. ``triton_op``'s decorator imports dynamo and inductor to look for the kernels in the function (1.1-1.4 s
-    on a 2-core CPU), which every process that imports the trainer paid at import, in series, whether it compiles
-    or not (a CPU search trial, ``python -m trainer --help``); a compiling run imports them in a thread while it
-    loads its data (``trainer.train._import_compile_stack``)."""
+    import. ``triton_op``'s decorator imports dynamo and inductor to look for the kernels in the function, which
+    every process that imports the trainer paid at import, in series, whether it compiles or not (a CPU search
+    trial, ``python -m trainer --help``): 2.3-3.0 s of ``import trainer.train`` on a 2-core CPU
+    (``bench/results/dec02b/cpu-import-time.txt``). A compiling run imports them in a thread while it loads its
+    data (``trainer.train._import_compile_stack``)."""
     op = globals().get("swiglu_fp8_backward")
     if op is None:
         op = torch.library.triton_op("blueberry::swiglu_fp8_backward", mutates_args=())(_swiglu_fp8_backward)

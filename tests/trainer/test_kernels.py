@@ -347,7 +347,8 @@ def test_the_mlp_backward_op_is_its_formula_without_triton_and_refuses_bad_input
 
 def test_importing_the_trainer_leaves_dynamo_and_inductor_unimported():
     # a run that compiles imports them in a thread beside its data loading; at import they cost every process
-    # 1.1-1.4 s (triton_op's decorator imported them when the MLP's op was registered at import)
+    # 2.3-3.0 s on a 2-core CPU (bench/results/dec02b/cpu-import-time.txt), when triton_op's decorator imported
+    # them as the MLP's op was registered at import
     code = ("import sys, trainer.train, trainer.__main__, trainer.fp8, trainer.kernels as k;"
             "print(sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules),"
             " 'swiglu_fp8_backward' in vars(k));"
