@@ -519,28 +519,6 @@ def pin_cpu_threads_for_compile() -> None:
     inductor_config.cpp.threads = 1
 
 
-_POOL_SETTING: list = []  # inductor's compile_threads as this process found it, once compile_in_process changed it
-
-
-def compile_in_process(all_cached: bool) -> None:
-    """Whether inductor may start its pool of compile workers for this shape: not when the shape's portable compile
-    artifacts were loaded (``all_cached``), so every graph is expected from the cache, else as inductor decides.
-
-    Loading a cached graph still hands each Triton kernel to the pool, and the first such call starts it: on a
-    16-core H200 machine a sidecar and 16 workers (``bench/results/dec02c/call3-threads/workers.txt``), each
-    importing torch while the run's own thread traces and records its graphs, for kernels that are only read
-    from the disk cache. Without the pool, warm processes started in 9.0-11.5 s (median 9.8) against 9.9-11.5 s
-    (median 10.5) with it, alternated on one warm cache (call 3). A graph that misses the cache after all compiles
-    in this process, one kernel at a time. ``TORCHINDUCTOR_COMPILE_THREADS``, where set, is left to decide."""
-    if "TORCHINDUCTOR_COMPILE_THREADS" in os.environ:
-        return
-    import torch._inductor.config as inductor_config
-
-    if not _POOL_SETTING:
-        _POOL_SETTING.append(inductor_config.compile_threads)
-    inductor_config.compile_threads = 1 if all_cached else _POOL_SETTING[0]
-
-
 def load_compile_cache(path: Path) -> bool:
     """Load PyTorch's portable compile artifacts (``torch.compiler.load_cache_artifacts``) if the file exists."""
     try:
@@ -578,7 +556,7 @@ def build_shape(config: RunConfig, device: torch.device, val_stream: np.ndarray,
         stable_keys.install()  # one cache key per graph in every process (a Ray worker's imports differ)
     if do_compile and device.type == "cuda":
         pin_cpu_threads_for_compile()
-        compile_in_process(load_compile_cache(compile_cache_file(config, device, key)))
+        load_compile_cache(compile_cache_file(config, device, key))
     if cudagraphs:
         graph_index.install()  # recording the 64 training graphs: linear walks -> indexed lookups
     with torch.device(device):

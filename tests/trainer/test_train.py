@@ -220,26 +220,6 @@ def test_compile_cache_counters_report_only_what_moved():
     assert counters_since(before) == {"fxgraph_hit": 3, "aot_miss": 1}
 
 
-def test_compile_in_process_keeps_inductor_from_its_worker_pool_only_when_all_is_cached(monkeypatch):
-    import importlib
-
-    import torch._inductor.config as inductor_config
-
-    train_module = importlib.import_module("trainer.train")  # the module (the package exports its train())
-    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
-    monkeypatch.setattr(train_module, "_POOL_SETTING", [])
-    monkeypatch.setattr(inductor_config, "compile_threads", 7)
-    train_module.compile_in_process(True)
-    assert inductor_config.compile_threads == 1
-    train_module.compile_in_process(True)
-    train_module.compile_in_process(False)  # a shape with nothing cached: inductor's own setting again
-    assert inductor_config.compile_threads == 7
-    monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "3")  # the user's choice stands
-    inductor_config.compile_threads = 3
-    train_module.compile_in_process(True)
-    assert inductor_config.compile_threads == 3
-
-
 def test_train_step_gives_muon_fp32_sums_of_the_micro_batches(monkeypatch):
     """With working copies and two micro-batches a step, the step function moves each micro-batch's bf16
     gradients into Muon's fp32 sums, and Muon's step reads the sums of both."""
