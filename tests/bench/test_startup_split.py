@@ -105,6 +105,12 @@ def test_startup_split_times_the_trainers_own_path_on_the_cpu(tmp_path):
       "start-up 11.71, 12.21, 11.99, 11.89 s (median 11.94)", "before_train 3.31, 3.58, 3.29, 2.61",
       "val 4.9746 against the saved 4.9785", "ours b128: steady 409,514", "ours b96: steady 408,324",
       "val 4.9736 against the saved 4.9785", "ours b64 (SDPA): steady 398,395"]),
+    ("dec02c_summary.py", "bench/results", "bench/results/dec02c-summary.txt",
+     ["every run failed: torch._dynamo.exc.UncapturedHigherOrderOpError", "medians: new 9.83 s, mid 10.10 s (-0.27 s)",
+      "medians: without 9.83 s, with 10.46 s (-0.63 s)", "medians: new 10.66 s, old 9.93 s (+0.73 s)",
+      "new: samples with the 16 workers and their sidecar alive: 0 of 222",
+      "the new machine's first process: start-up 13.17 s", "median 10.23 s, 8.77-11.74 s; at most 10 s: 10",
+      "nested: cold warm-up 40.5 s"]),
     ("goal_arithmetic.py", "bench/results/dec01d/call6-tables/profile-new-b32/phases-b32.json",
      "bench/results/goal-arithmetic.txt", ["= 632 TFLOP/s, 80% of the H200's 790", "leaving 19.4 ms for the rest"]),
 ])
