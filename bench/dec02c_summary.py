@@ -71,6 +71,16 @@ def cold(call: Path, arm: str, label: str) -> None:
           f"{r['compile_cache']}, steady {r['steady_tokens_per_s']:,.0f} tokens/s")
 
 
+def against(call: Path, other: str, rounds: int) -> None:
+    """A call of ``gpu_dec02c.sh``'s ``cold_then_rounds`` with the working tree (new) and ``other``: each tree's cold
+    process, then each tree's warm ones and their medians."""
+    cold(call, f"{other}-0", f"{other}, cold caches")
+    cold(call, "new-0", "new, cold caches")
+    new = warm(rows_of(call, "new", range(1, rounds + 1)), "new, warm caches")
+    theirs = warm(rows_of(call, other, range(1, rounds + 1)), f"{other}, warm caches")
+    print(f"    medians: new {new:.2f} s, {other} {theirs:.2f} s ({new - theirs:+.2f} s)")
+
+
 def workers(call: Path) -> list[tuple[float, int]]:
     return [(float(t), int(n)) for t, n in (line.split() for line in (call / "workers.txt").read_text().splitlines())]
 
@@ -90,11 +100,7 @@ def main() -> None:
 
     call = root / "call2-regress"
     print("== call 2: the working tree (111afa1, new) against 7ea2144 (mid), alternated, caches of their own")
-    cold(call, "mid-0", "mid, cold caches")
-    cold(call, "new-0", "new, cold caches")
-    new = warm(rows_of(call, "new", range(1, 4)), "new, warm caches")
-    mid = warm(rows_of(call, "mid", range(1, 4)), "mid, warm caches")
-    print(f"    medians: new {new:.2f} s, mid {mid:.2f} s ({new - mid:+.2f} s)")
+    against(call, "mid", rounds=3)
 
     call = root / "call3-threads"
     print("== call 3: 111afa1 on one warm cache, with inductor's compile-worker pool and without it, alternated")
@@ -107,11 +113,7 @@ def main() -> None:
 
     call = root / "call4-pool"
     print("== call 4: 0645d10 (new: no pool where the portable artifacts were loaded) against 111afa1 (old), alternated")
-    cold(call, "old-0", "old, cold caches")
-    cold(call, "new-0", "new, cold caches")
-    new = warm(rows_of(call, "new", range(1, 5)), "new, warm caches")
-    old = warm(rows_of(call, "old", range(1, 5)), "old, warm caches")
-    print(f"    medians: new {new:.2f} s, old {old:.2f} s ({new - old:+.2f} s)")
+    against(call, "old", rounds=4)
     arms = [(line.split()[0], float(line.split()[2])) for line in (call / "arms.txt").read_text().splitlines()]
     samples = workers(call)
     end = samples[-1][0]

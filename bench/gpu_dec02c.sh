@@ -55,18 +55,24 @@ for line in open(sys.argv[1]):
               f"steady {r['steady_tokens_per_s']:,.0f}")
 PY
 }
+cold_then_rounds() {  # cold_then_rounds A B ROUNDS STEPS LIMIT: a process of tree A then of tree B on their cold
+  # caches (b4, 20 steps), then ROUNDS rounds, each two processes of B then two of A at b4 (STEPS steps; with SWAP=1
+  # the order swaps every other round), while fewer than LIMIT s have passed; when each arm began in $P/arms.txt
+  local a=$1 b=$2 rounds=$3 steps=$4 limit=$5 i t order
+  for t in $a $b; do tree_run $t $t-0 --batches 4 --steps 20 --no-warm-run; rows $t-0; done
+  for i in $(seq 1 $rounds); do
+    order="$b $a"; [ "${SWAP:-0}" = 1 ] && [ $((i % 2)) = 0 ] && order="$a $b"
+    for t in $order; do
+      [ $(elapsed) -lt $limit ] || return 0
+      echo "$t-$i from $(date +%s.%N)" >> $P/arms.txt
+      tree_run $t $t-$i --batches 4 --steps $steps; rows $t-$i
+    done
+  done
+}
 case "${1:-}" in
 nested)  # carry .devbundle-lite, .carry/data and .carry/old (111afa1)
   begin nested old
-  for t in old new; do
-    tree_run $t $t-0 --batches 4 --steps 20 --no-warm-run; rows $t-0
-  done
-  for i in $(seq 1 ${ROUNDS:-2}); do
-    for t in new old; do
-      [ $(elapsed) -lt 330 ] || break 2
-      tree_run $t $t-$i --batches 4 --steps 60; rows $t-$i
-    done
-  done
+  cold_then_rounds old new ${ROUNDS:-2} 60 330
   save_pruned
   export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-new TRITON_CACHE_DIR=/tmp/tri-new
   answer_saved
@@ -74,15 +80,7 @@ nested)  # carry .devbundle-lite, .carry/data and .carry/old (111afa1)
   echo "done at $(elapsed) s" ;;
 regress)  # carry .devbundle-lite, .carry/data and .carry/mid (7ea2144)
   begin regress mid
-  for t in mid new; do
-    tree_run $t $t-0 --batches 4 --steps 20 --no-warm-run; rows $t-0
-  done
-  for i in $(seq 1 ${ROUNDS:-3}); do
-    for t in new mid; do
-      [ $(elapsed) -lt 480 ] || break 2
-      tree_run $t $t-$i --batches 4 --steps 20; rows $t-$i
-    done
-  done
+  cold_then_rounds mid new ${ROUNDS:-3} 20 480
   save_pruned
   echo "done at $(elapsed) s" ;;
 threads)  # carry .devbundle-lite and .carry/data
@@ -106,17 +104,7 @@ pool)  # carry .devbundle-lite, .carry/data and .carry/old (111afa1)
   begin pool old
   (while sleep 0.5; do echo "$(date +%s.%N) $(pgrep -fc compile_worker)"; done > $P/workers.txt) &
   sampler=$!
-  for t in old new; do
-    tree_run $t $t-0 --batches 4 --steps 20 --no-warm-run; rows $t-0
-  done
-  for i in $(seq 1 ${ROUNDS:-4}); do
-    [ $(elapsed) -lt 450 ] || break
-    trees="new old"; [ $((i % 2)) = 0 ] && trees="old new"
-    for t in $trees; do
-      echo "$t-$i from $(date +%s.%N)" >> $P/arms.txt
-      tree_run $t $t-$i --batches 4 --steps 20; rows $t-$i
-    done
-  done
+  SWAP=1 cold_then_rounds old new ${ROUNDS:-4} 20 450
   kill $sampler
   save_pruned
   echo "done at $(elapsed) s" ;;
