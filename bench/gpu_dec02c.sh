@@ -3,11 +3,12 @@
 # bench/gpu_common.sh (sourced).
 #   bash bench/gpu_dec02c.sh nested  one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive 111afa1
 #                                    trainer chores`, trainer/assets removed): each block of a compiled Region as a
-#                                    nested compile region (the working tree, `new`) against 111afa1 (`old`). Each tree
-#                                    on inductor and Triton caches of its own: a process on its cold caches (old first),
-#                                    then ROUNDS (2) rounds alternated of two fresh processes on the warm caches at b4
-#                                    (60 steps); then the working tree's answer and, while time is left, the answer
-#                                    with fp8=true
+#                                    nested compile region (the working tree, `new`: trainer/model.py's Region.forward
+#                                    changed as bench/nested_regions.py patches it, never committed) against 111afa1
+#                                    (`old`). Each tree on inductor and Triton caches of its own: a process on its cold
+#                                    caches (old first), then ROUNDS (2) rounds alternated of two fresh processes on
+#                                    the warm caches at b4 (60 steps); then the working tree's answer and, while time
+#                                    is left, the answer with fp8=true
 #   bash bench/gpu_dec02c.sh regress one H200; carry .devbundle-lite, .carry/data and .carry/mid (`git archive 7ea2144
 #                                    trainer chores`, trainer/assets removed: the trainer whose warm processes started in
 #                                    a median of 8.65 s on Dec 1, bench/results/dec01e-summary.txt): fresh processes at
@@ -18,11 +19,11 @@
 #                                    the working tree on one warm cache, with inductor's compile worker pool (`pool`, the
 #                                    default: a process pool as wide as the machine's cores) and without it
 #                                    (`one`, TORCHINDUCTOR_COMPILE_THREADS=1), after one cold process; ROUNDS (4) rounds
-#                                    alternated (the order swapped each round) of two processes each; the compile workers alive sampled every 0.5 s
-#                                    (workers.txt)
+#                                    alternated (the order swapped each round) of two processes each; the compile
+#                                    workers alive sampled every 0.5 s (workers.txt)
 #   bash bench/gpu_dec02c.sh pool    one H200; carry .devbundle-lite, .carry/data and .carry/old (`git archive 111afa1
-#                                    trainer chores`, trainer/assets removed): the working tree (new: no compile worker
-#                                    pool when a shape's portable compile artifacts were loaded, trainer.train.
+#                                    trainer chores`, trainer/assets removed): the working tree at 0645d10 (new: no compile
+#                                    worker pool when a shape's portable compile artifacts were loaded, trainer.train.
 #                                    compile_in_process) against 111afa1 (old), each on inductor and Triton caches of its
 #                                    own: a process on its cold caches (old first), then ROUNDS (4) rounds alternated (the
 #                                    order swapped each round) of two processes at b4 (20 steps); the compile workers
@@ -32,13 +33,13 @@
 #                                    (gpu_common.sh new_machine: the inductor and Triton caches emptied, only <cache>
 #                                    carried) and a second process on the caches it left, then, while time is left, two
 #                                    more fresh processes
-#   bash bench/gpu_dec02c.sh oldpath one H200, or two (nvidia-h200-x2); carry .devbundle-search, .carry/data-small (`python
-#                                    bench/trim_shard.py .carry/data .carry/data-small`) and .carry/p669 (`git archive
-#                                    669ccbb trainer search spaces`, trainer/assets left out: the code when issue 14 was
-#                                    filed, a process per trial): bench/gpu_dec01e.sh oldpath on every GPU the machine
-#                                    has: one `python -m trainer` of each tree to warm its compile cache, then the
-#                                    default search for BUDGET s (180) of 669ccbb and then of the working tree's warm
-#                                    workers
+#   bash bench/gpu_dec02c.sh oldpath one H200, or two (nvidia-h200-x2; not run this session); carry .devbundle-search,
+#                                    .carry/data-small (`python bench/trim_shard.py .carry/data .carry/data-small`)
+#                                    and .carry/p669 (`git archive 669ccbb trainer search spaces`, trainer/assets left
+#                                    out: the code when issue 14 was filed, a process per trial): bench/gpu_dec01e.sh
+#                                    oldpath on every GPU the machine has: one `python -m trainer` of each tree to warm
+#                                    its compile cache, then the default search for BUDGET s (180) of 669ccbb and then
+#                                    of the working tree's warm workers
 source "$(dirname "$0")/gpu_common.sh"
 tree_run() {  # tree_run TREE NAME ARGS...: speed_tree of TREE (new, old or mid) with its own inductor and Triton caches
   local t=$1; shift
