@@ -1,9 +1,9 @@
 # Shared by the device scripts (bench/gpu_nov30g.sh, bench/gpu_nov30h.sh, bench/gpu_dec01.sh, bench/gpu_dec01b.sh,
 # bench/gpu_dec01c.sh, bench/gpu_dec01d.sh, bench/gpu_dec01e.sh, bench/gpu_dec01f.sh, bench/gpu_dec01g.sh,
-# bench/gpu_dec01h.sh, bench/gpu_dec01i.sh, bench/gpu_dec01j.sh), sourced at their top: the call's clock, $OUT, and
-# the set-up, old- and mid-tree, GPU info, speed A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with
-# attention backends chosen), kernel-table, same-answer (the FP8 one too), default-search, FA4 part-1 and unpack, and
-# FP8-arm steps.
+# bench/gpu_dec01h.sh, bench/gpu_dec01i.sh, bench/gpu_dec01j.sh, bench/gpu_dec02a.sh, bench/gpu_dec02b.sh,
+# bench/gpu_dec02c.sh), sourced at their top: the call's clock, $OUT, and the set-up, old- and mid-tree, GPU info, speed
+# A/B (one pair, b4 pairs, a b32 pair), one batch size's speed (with attention backends chosen), start-up rows,
+# kernel-table, same-answer (the FP8 one too), default-search, FA4 part-1 and unpack, and FP8-arm steps.
 set -uo pipefail
 t_call=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_call )); }
@@ -40,6 +40,17 @@ speed_tree() {  # speed_tree DIR NAME ARGS...: bench/trainer_speed.py with the t
   local dir=$1 name=$2; shift 2
   (cd $dir && PYTHONPATH=/tmp/s/site:$dir${FA4PATH:+:$FA4PATH} python $REPO/bench/trainer_speed.py \
     --out $P/speed-$name "$@" > $P/speed-$name.log 2>&1)
+}
+start_rows() {  # start_rows NAME: from $P/speed-NAME.log, each process's start-up, its phases, its compile-cache
+  # counters and steady tokens/s
+  python - $P/speed-$1.log $1 <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith('{"name"'):
+        r = json.loads(line)
+        print(f"{sys.argv[2]} {r['name']}: start {r['startup_s']:.2f} s {r['startup_phases']} {r['compile_cache']}, "
+              f"steady {r['steady_tokens_per_s']:,.0f}")
+PY
 }
 save_pruned() {  # the speed runs' trainer run folders removed from $P (their results are in summary.json), then
   # $OUT/<name of $P>.tar.gz rewritten

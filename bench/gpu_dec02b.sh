@@ -54,13 +54,7 @@ startup)  # carry .devbundle-lite, .carry/data, .carry/old (febee52) and .carry/
     for t in new old mid; do
       [ $(elapsed) -lt 380 ] || break 2
       speed_tree ${dir[$t]} $t-$i --batches 4 --steps 20 $([ $i = 0 ] && echo --no-warm-run)
-      python - $P/speed-$t-$i.log $t-$i <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith('{"name"'):
-        r = json.loads(line)
-        print(f"{sys.argv[2]} {r['name']}: start {r['startup_s']:.2f} s {r['startup_phases']}, steady {r['steady_tokens_per_s']:,.0f}")
-PY
+      start_rows $t-$i  # (gpu_common.sh; call 4 printed these rows without the compile-cache counters)
     done
   done
   save_pruned

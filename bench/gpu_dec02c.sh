@@ -46,27 +46,17 @@ tree_run() {  # tree_run TREE NAME ARGS...: speed_tree of TREE (new, old or mid)
   declare -A dir=([new]=$REPO [old]=${OLD:-} [mid]=${MID:-})
   (export TORCHINDUCTOR_CACHE_DIR=/tmp/ind-$t TRITON_CACHE_DIR=/tmp/tri-$t; speed_tree ${dir[$t]} "$@")
 }
-rows() {  # rows NAME: each process's start-up, its phases and steady tokens/s
-  python - $P/speed-$1.log $1 <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith('{"name"'):
-        r = json.loads(line)
-        print(f"{sys.argv[2]} {r['name']}: start {r['startup_s']:.2f} s {r['startup_phases']} {r['compile_cache']}, "
-              f"steady {r['steady_tokens_per_s']:,.0f}")
-PY
-}
 cold_then_rounds() {  # cold_then_rounds A B ROUNDS STEPS LIMIT: a process of tree A then of tree B on their cold
   # caches (b4, 20 steps), then ROUNDS rounds, each two processes of B then two of A at b4 (STEPS steps; with SWAP=1
   # the order swaps every other round), while fewer than LIMIT s have passed; when each arm began in $P/arms.txt
   local a=$1 b=$2 rounds=$3 steps=$4 limit=$5 i t order
-  for t in $a $b; do tree_run $t $t-0 --batches 4 --steps 20 --no-warm-run; rows $t-0; done
+  for t in $a $b; do tree_run $t $t-0 --batches 4 --steps 20 --no-warm-run; start_rows $t-0; done
   for i in $(seq 1 $rounds); do
     order="$b $a"; [ "${SWAP:-0}" = 1 ] && [ $((i % 2)) = 0 ] && order="$a $b"
     for t in $order; do
       [ $(elapsed) -lt $limit ] || return 0
       echo "$t-$i from $(date +%s.%N)" >> $P/arms.txt
-      tree_run $t $t-$i --batches 4 --steps $steps; rows $t-$i
+      tree_run $t $t-$i --batches 4 --steps $steps; start_rows $t-$i
     done
   done
 }
@@ -88,14 +78,14 @@ threads)  # carry .devbundle-lite and .carry/data
   begin threads
   (while sleep 0.5; do echo "$(date +%s.%N) $(pgrep -fc compile_worker)"; done > $P/workers.txt) &
   sampler=$!
-  speed_tree $REPO cold --batches 4 --steps 20 --no-warm-run; rows cold
+  speed_tree $REPO cold --batches 4 --steps 20 --no-warm-run; start_rows cold
   for i in $(seq 1 ${ROUNDS:-4}); do
     [ $(elapsed) -lt 470 ] || break
     arms="one pool"; [ $((i % 2)) = 0 ] && arms="pool one"  # the order alternates from round to round
     for arm in $arms; do
       if [ $arm = one ]; then (export TORCHINDUCTOR_COMPILE_THREADS=1; speed_tree $REPO one-$i --batches 4 --steps 20)
       else speed_tree $REPO pool-$i --batches 4 --steps 20; fi
-      rows $arm-$i
+      start_rows $arm-$i
     done
   done
   kill $sampler
@@ -111,9 +101,9 @@ pool)  # carry .devbundle-lite, .carry/data and .carry/old (111afa1)
   echo "done at $(elapsed) s" ;;
 newmachine)  # carry .devbundle-lite and .carry/data
   begin newmachine
-  speed_tree $REPO cold --batches 4 --steps 20 --no-warm-run; rows cold
-  new_machine; rows newmachine
-  [ $(elapsed) -lt 150 ] && { BLUEBERRY_CACHE=/tmp/bbcache-new speed_tree $REPO warm --batches 4 --steps 20; rows warm; }
+  speed_tree $REPO cold --batches 4 --steps 20 --no-warm-run; start_rows cold
+  new_machine; start_rows newmachine
+  [ $(elapsed) -lt 150 ] && { BLUEBERRY_CACHE=/tmp/bbcache-new speed_tree $REPO warm --batches 4 --steps 20; start_rows warm; }
   save_pruned
   echo "done at $(elapsed) s" ;;
 oldpath)  # one or two H200s; carry .devbundle-search, .carry/data-small and .carry/p669
